@@ -1,0 +1,3 @@
+"""phigate: an outbound mail relay that keeps Protected Health Information safe."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The Textual admin interface. Nothing outside this package imports textual."""

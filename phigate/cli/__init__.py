@@ -1,0 +1,1 @@
+"""The ``phigate`` command line: one module per command group."""

