@@ -1,0 +1,109 @@
+"""Engines and schema migrations for SQLite (embedded default) and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from phigate.errors import ConfigError, PhigateError
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class SchemaError(PhigateError):
+    """The database schema is not the one this version of phigate expects."""
+
+    exit_status = 2
+
+
+def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+    """An engine with the durability settings phigate relies on."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError("[storage] url: not a valid database URL") from None
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(url)
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
+    raise ConfigError("[storage] url: only sqlite and postgresql are supported")
+
+
+def _sqlite_engine(url: str) -> Engine:
+    database = make_url(url).database
+    if database and database != ":memory:":
+        parent = Path(database).parent
+        if not parent.is_dir():
+            raise ConfigError(f"[storage] url: directory does not exist: {parent}")
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+                                              "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own transaction
+        # handling defers BEGIN and breaks SAVEPOINT and IMMEDIATE semantics).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        # WAL lets readers (the TUI, the CLI) run while the relay writes; FULL fsyncs the WAL
+        # at every commit, so a 250 reply is only sent for a message that survives power loss.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # Take the write lock up front: a deferred transaction that later tries to write can
+        # fail with "database is locked" without waiting for the busy timeout.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def alembic_config(engine: Engine) -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["engine"] = engine
+    return config
+
+
+def head_revision() -> str | None:
+    script = ScriptDirectory(str(MIGRATIONS_DIR))
+    return script.get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest revision (idempotent)."""
+    try:
+        command.upgrade(alembic_config(engine), "head")
+    except SQLAlchemyError as error:
+        raise SchemaError(f"database migration failed: {type(error).__name__}") from None
+
+
+def ensure_current(engine: Engine) -> None:
+    """Refuse to run against a schema that is behind (or ahead of) this code."""
+    try:
+        current = current_revision(engine)
+    except SQLAlchemyError as error:
+        raise SchemaError(f"cannot reach the database: {type(error).__name__}") from None
+    head = head_revision()
+    if current != head:
+        raise SchemaError(
+            f"database schema is at {current or 'nothing'} but this phigate needs {head}: "
+            "run `phigate db upgrade`"
+        )

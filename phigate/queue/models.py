@@ -1,0 +1,226 @@
+"""The database schema (SQLAlchemy 2.0 declarative). Alembic migrations mirror it.
+
+Bodies never appear in clear: ``message_bodies.ciphertext`` is AES-GCM under a per-message
+data key, and ``messages.wrapped_key`` is that key wrapped by the master key. Envelope
+addresses are kept in clear because routing, suppression and the admin need them; subjects
+and other headers are not stored outside the sealed body.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy import Enum as SqlEnum
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Stable constraint names, so migrations can refer to them on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class MessageState(enum.StrEnum):
+    ACTIVE = "active"  # recipients are being delivered
+    HELD = "held"  # an admin put it on hold
+    QUARANTINED = "quarantined"  # policy held it for review (e.g. PHI in marketing)
+    AWAITING_APPROVAL = "awaiting-approval"  # marketing campaign not yet approved
+    CORRUPT = "corrupt"  # our code failed on it repeatedly; parked for an admin
+    DONE = "done"  # every recipient reached a final state
+
+
+class RecipientState(enum.StrEnum):
+    QUEUED = "queued"  # never tried
+    DEFERRED = "deferred"  # tried, failed temporarily, waits for next_attempt_at
+    DELIVERED = "delivered"
+    BOUNCED = "bounced"  # permanent failure, DSN sent to the sender
+    EXPIRED = "expired"  # temporary failures until the lifetime ran out, DSN sent
+    CANCELLED = "cancelled"  # removed by an admin or by an unsubscribe
+
+    @property
+    def is_final(self) -> bool:
+        return self not in (RecipientState.QUEUED, RecipientState.DEFERRED)
+
+
+PENDING_RECIPIENT_STATES = (RecipientState.QUEUED, RecipientState.DEFERRED)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps stored as naive UTC on every backend, returned timezone-aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _enum(cls: type[enum.Enum]) -> SqlEnum:
+    return SqlEnum(
+        cls,
+        native_enum=False,
+        length=32,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+
+
+class Message(Base):
+    __tablename__ = "messages"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime]
+    state: Mapped[MessageState] = mapped_column(_enum(MessageState), index=True)
+    sender: Mapped[str] = mapped_column(String(998))
+    username: Mapped[str | None] = mapped_column(String(255))
+    client_ip: Mapped[str | None] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    message_class: Mapped[str] = mapped_column(String(32), default="treatment")
+    campaign_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    #: The scanner's verdict: none | identifiers | phi; the categories, never the text.
+    phi_verdict: Mapped[str] = mapped_column(String(16), default="none")
+    phi_score: Mapped[float] = mapped_column(Float, default=0.0)
+    phi_categories: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    #: Policy rule hits: [{"rule", "action", "reason"}]; reasons never quote content.
+    rule_hits: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    hold_reason: Mapped[str | None] = mapped_column(Text)
+    #: Times our own code raised on this message; at 3 it is parked as corrupt.
+    processing_errors: Mapped[int] = mapped_column(Integer, default=0)
+    final_at: Mapped[datetime | None]
+    purged_at: Mapped[datetime | None]
+    key_id: Mapped[str] = mapped_column(String(16))
+    #: The data key wrapped by the master key; NULL once purged (the body is then unreadable).
+    wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    nonce: Mapped[bytes] = mapped_column(LargeBinary)
+
+    recipients: Mapped[list[Recipient]] = relationship(
+        back_populates="message", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @property
+    def phi(self) -> bool:
+        return self.phi_verdict == "phi"
+
+
+class MessageBody(Base):
+    __tablename__ = "message_bodies"
+
+    message_id: Mapped[str] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Recipient(Base):
+    __tablename__ = "recipients"
+    __table_args__ = (
+        Index("ix_recipients_due", "state", "next_attempt_at"),
+        Index("ix_recipients_lease", "lease_owner"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    address: Mapped[str] = mapped_column(String(320))
+    domain: Mapped[str] = mapped_column(String(255), index=True)
+    state: Mapped[RecipientState] = mapped_column(_enum(RecipientState))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[datetime | None]
+    last_code: Mapped[int | None] = mapped_column(Integer)
+    last_text: Mapped[str | None] = mapped_column(Text)
+    final_at: Mapped[datetime | None]
+
+    message: Mapped[Message] = relationship(back_populates="recipients")
+
+
+class Attempt(Base):
+    """One delivery attempt of one recipient, with what TLS the next hop gave us."""
+
+    __tablename__ = "attempts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    recipient_id: Mapped[int] = mapped_column(
+        ForeignKey("recipients.id", ondelete="CASCADE"), index=True
+    )
+    message_id: Mapped[str] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    started_at: Mapped[datetime]
+    duration_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    host: Mapped[str | None] = mapped_column(String(255))
+    code: Mapped[int | None] = mapped_column(Integer)
+    text: Mapped[str | None] = mapped_column(Text)
+    permanent: Mapped[bool] = mapped_column(Boolean, default=False)
+    tls_version: Mapped[str | None] = mapped_column(String(32))
+    tls_cipher: Mapped[str | None] = mapped_column(String(128))
+    cert_verified: Mapped[bool | None] = mapped_column(Boolean)
+
+
+class AuditEvent(Base):
+    """Append-only; each row carries the hash of the previous one (a hash chain)."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(255))
+    actor_ip: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    message_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class User(Base):
+    """A submission account (an application or a person), not an OS user."""
+
+    __tablename__ = "users"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    #: Addresses (``a@b``) or domains (``b``) usable in MAIL FROM and From:.
+    senders: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    #: Message classes the account may use; the first is its default.
+    classes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime]
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)

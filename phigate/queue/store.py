@@ -1,0 +1,555 @@
+"""The queue store: the only durable state of a message's journey.
+
+A synchronous API over SQLAlchemy; asyncio code calls it with ``asyncio.to_thread`` so that
+fsyncs never stall the event loop. Every write is one short transaction.
+
+Claims are leases, not flags: a claimed recipient carries ``lease_owner`` and ``lease_until``.
+A node that dies simply lets its leases run out and another node claims the recipients again
+(at-least-once delivery). Every update made by a delivery worker names its owner and only
+applies while that owner still holds the lease, so a slow node cannot overwrite the work of the
+node that took over.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import Engine, func, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from phigate.crypto import DecryptionError, MasterKey, SealedBody
+from phigate.errors import PhigateError
+from phigate.queue.models import (
+    PENDING_RECIPIENT_STATES,
+    Attempt,
+    Message,
+    MessageBody,
+    MessageState,
+    Recipient,
+    RecipientState,
+)
+
+#: After this many crashes of our own code on one message it is parked as corrupt
+#: (Mailman's MAX_BAK_COUNT): never retried forever, never dropped.
+MAX_PROCESSING_ERRORS = 3
+
+
+class UnknownMessage(PhigateError):
+    """No message with that id."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_message_id() -> str:
+    """Sortable by arrival (millisecond clock first), unguessable (random tail)."""
+    return f"{int(time.time() * 1000):011X}{secrets.token_hex(5).upper()}"
+
+
+def domain_of(address: str) -> str:
+    return address.rpartition("@")[2].lower()
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    sender: str
+    recipients: Sequence[str]
+    body: bytes
+    username: str | None = None
+    client_ip: str | None = None
+    message_class: str = "treatment"
+    campaign_id: str | None = None
+    phi_verdict: str = "none"
+    phi_score: float = 0.0
+    phi_categories: Sequence[str] = ()
+    rule_hits: Sequence[dict[str, str]] = ()
+    state: MessageState = MessageState.ACTIVE
+    hold_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ClaimedRecipient:
+    recipient_id: int
+    message_id: str
+    address: str
+    domain: str
+    attempts: int
+    phi: bool
+    sender: str
+    created_at: datetime
+    message_class: str
+    campaign_id: str | None
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    started_at: datetime
+    host: str | None
+    code: int | None
+    text: str | None
+    permanent: bool = False
+    tls_version: str | None = None
+    tls_cipher: str | None = None
+    cert_verified: bool | None = None
+    duration_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class RecipientView:
+    id: int
+    address: str
+    state: RecipientState
+    attempts: int
+    next_attempt_at: datetime
+    last_code: int | None
+    last_text: str | None
+
+
+@dataclass(frozen=True)
+class MessageView:
+    """What an admin may see of a message: the envelope and decisions, never the body."""
+
+    id: str
+    created_at: datetime
+    state: MessageState
+    sender: str
+    username: str | None
+    client_ip: str | None
+    size: int
+    message_class: str
+    campaign_id: str | None
+    phi_verdict: str
+    phi_categories: list[str]
+    rule_hits: list[dict[str, str]]
+    hold_reason: str | None
+    purged: bool
+    recipients: list[RecipientView] = field(default_factory=list)
+
+
+class QueueStore(Protocol):
+    """The contract delivery, the relay and the admin tools rely on.
+
+    * ``enqueue`` returns only after the message and its sealed body are committed.
+    * ``claim_due`` hands out each pending, due recipient of an active message to at most one
+      owner at a time, for ``lease_seconds``.
+    * Updates by an owner (``record_attempt``, ``mark_delivered``, ``defer``, ``mark_failed``)
+      return False and change nothing once the owner has lost the lease.
+    """
+
+    def enqueue(self, message: NewMessage) -> str: ...
+    def claim_due(
+        self, owner: str, *, now: datetime, limit: int, lease_seconds: int
+    ) -> list[ClaimedRecipient]: ...
+    def read_body(self, message_id: str) -> bytes: ...
+    def record_attempt(self, recipient_id: int, owner: str, attempt: AttemptRecord) -> bool: ...
+    def mark_delivered(self, recipient_id: int, owner: str, *, now: datetime) -> bool: ...
+    def defer(
+        self, recipient_id: int, owner: str, *, next_attempt_at: datetime, code: int | None,
+        text: str | None,
+    ) -> bool: ...
+    def mark_failed(
+        self, recipient_id: int, owner: str, *, state: RecipientState, code: int | None,
+        text: str | None, now: datetime,
+    ) -> bool: ...
+    def release_leases(self, owner: str) -> int: ...
+    def reclaim_expired_leases(self, now: datetime) -> int: ...
+    def note_processing_error(self, message_id: str) -> bool: ...
+
+
+class SqlQueueStore:
+    """:class:`QueueStore` on SQLAlchemy (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: Engine, master_key: MasterKey) -> None:
+        self.engine = engine
+        self._master_key = master_key
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    # -- acceptance ---------------------------------------------------------------------
+
+    def enqueue(self, message: NewMessage, *, now: datetime | None = None) -> str:
+        if not message.recipients:
+            raise ValueError("a message needs at least one recipient")
+        now = now or utcnow()
+        message_id = new_message_id()
+        sealed = self._master_key.seal(message.body, associated_data=message_id.encode())
+        row = Message(
+            id=message_id,
+            created_at=now,
+            state=message.state,
+            sender=message.sender,
+            username=message.username,
+            client_ip=message.client_ip,
+            size=len(message.body),
+            message_class=message.message_class,
+            campaign_id=message.campaign_id,
+            phi_verdict=message.phi_verdict,
+            phi_score=message.phi_score,
+            phi_categories=list(message.phi_categories),
+            rule_hits=[dict(hit) for hit in message.rule_hits],
+            hold_reason=message.hold_reason,
+            processing_errors=0,
+            key_id=sealed.key_id,
+            wrapped_key=sealed.wrapped_key,
+            nonce=sealed.nonce,
+        )
+        row.recipients = [
+            Recipient(
+                address=address,
+                domain=domain_of(address),
+                state=RecipientState.QUEUED,
+                attempts=0,
+                next_attempt_at=now,
+            )
+            for address in message.recipients
+        ]
+        with self.session() as session:
+            session.add(row)
+            session.add(MessageBody(message_id=message_id, ciphertext=sealed.ciphertext))
+        return message_id
+
+    def read_body(self, message_id: str) -> bytes:
+        with self.session() as session:
+            row = session.execute(
+                select(Message.key_id, Message.wrapped_key, Message.nonce, MessageBody.ciphertext)
+                .join(MessageBody, MessageBody.message_id == Message.id)
+                .where(Message.id == message_id)
+            ).one_or_none()
+        if row is None:
+            raise UnknownMessage(f"no message {message_id}")
+        key_id, wrapped_key, nonce, ciphertext = row
+        if wrapped_key is None:
+            raise DecryptionError(f"message {message_id} was purged")
+        return self._master_key.open(
+            SealedBody(wrapped_key, nonce, ciphertext, key_id), associated_data=message_id.encode()
+        )
+
+    # -- delivery -----------------------------------------------------------------------
+
+    def claim_due(
+        self, owner: str, *, now: datetime, limit: int, lease_seconds: int
+    ) -> list[ClaimedRecipient]:
+        lease_until = now + timedelta(seconds=lease_seconds)
+        query = (
+            select(Recipient, Message)
+            .join(Message, Message.id == Recipient.message_id)
+            .where(
+                Recipient.state.in_(PENDING_RECIPIENT_STATES),
+                Recipient.next_attempt_at <= now,
+                or_(Recipient.lease_until.is_(None), Recipient.lease_until < now),
+                Message.state == MessageState.ACTIVE,
+            )
+            .order_by(Recipient.next_attempt_at, Recipient.id)
+            .limit(limit)
+            # PostgreSQL: concurrent claimers skip each other's rows instead of waiting.
+            # SQLite ignores this; its BEGIN IMMEDIATE already serialises claimers.
+            .with_for_update(of=Recipient, skip_locked=True)
+        )
+        with self.session() as session:
+            claimed = []
+            for recipient, message in session.execute(query):
+                recipient.lease_owner = owner
+                recipient.lease_until = lease_until
+                claimed.append(
+                    ClaimedRecipient(
+                        recipient_id=recipient.id,
+                        message_id=message.id,
+                        address=recipient.address,
+                        domain=recipient.domain,
+                        attempts=recipient.attempts,
+                        phi=message.phi,
+                        sender=message.sender,
+                        created_at=message.created_at,
+                        message_class=message.message_class,
+                        campaign_id=message.campaign_id,
+                    )
+                )
+        claimed.sort(key=lambda c: (c.domain, c.message_id))
+        return claimed
+
+    def record_attempt(self, recipient_id: int, owner: str, attempt: AttemptRecord) -> bool:
+        with self.session() as session:
+            recipient = self._leased(session, recipient_id, owner)
+            if recipient is None:
+                return False
+            recipient.attempts += 1
+            recipient.last_code = attempt.code
+            recipient.last_text = attempt.text
+            session.add(
+                Attempt(
+                    recipient_id=recipient_id,
+                    message_id=recipient.message_id,
+                    started_at=attempt.started_at,
+                    duration_seconds=attempt.duration_seconds,
+                    host=attempt.host,
+                    code=attempt.code,
+                    text=attempt.text,
+                    permanent=attempt.permanent,
+                    tls_version=attempt.tls_version,
+                    tls_cipher=attempt.tls_cipher,
+                    cert_verified=attempt.cert_verified,
+                )
+            )
+        return True
+
+    def mark_delivered(self, recipient_id: int, owner: str, *, now: datetime) -> bool:
+        return self._finish(recipient_id, owner, RecipientState.DELIVERED, now, None, None)
+
+    def mark_failed(
+        self,
+        recipient_id: int,
+        owner: str,
+        *,
+        state: RecipientState,
+        code: int | None,
+        text: str | None,
+        now: datetime,
+    ) -> bool:
+        if not state.is_final:
+            raise ValueError(f"{state} is not a final state")
+        return self._finish(recipient_id, owner, state, now, code, text)
+
+    def defer(
+        self,
+        recipient_id: int,
+        owner: str,
+        *,
+        next_attempt_at: datetime,
+        code: int | None,
+        text: str | None,
+    ) -> bool:
+        with self.session() as session:
+            recipient = self._leased(session, recipient_id, owner)
+            if recipient is None:
+                return False
+            recipient.state = RecipientState.DEFERRED
+            recipient.next_attempt_at = next_attempt_at
+            recipient.last_code = code
+            recipient.last_text = text
+            recipient.lease_owner = None
+            recipient.lease_until = None
+        return True
+
+    def release_leases(self, owner: str) -> int:
+        """Give back every lease of ``owner`` (graceful shutdown)."""
+        with self.session() as session:
+            result = session.execute(
+                update(Recipient)
+                .where(Recipient.lease_owner == owner)
+                .values(lease_owner=None, lease_until=None)
+            )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def reclaim_expired_leases(self, now: datetime) -> int:
+        """Clear leases that ran out (their owner died); claims ignore them anyway."""
+        with self.session() as session:
+            result = session.execute(
+                update(Recipient)
+                .where(Recipient.lease_until.is_not(None), Recipient.lease_until < now)
+                .values(lease_owner=None, lease_until=None)
+            )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def note_processing_error(self, message_id: str) -> bool:
+        """Count a crash of our code on this message; park it as corrupt at the limit."""
+        with self.session() as session:
+            message = session.get(Message, message_id)
+            if message is None:
+                return False
+            message.processing_errors += 1
+            if message.processing_errors >= MAX_PROCESSING_ERRORS:
+                message.state = MessageState.CORRUPT
+                message.hold_reason = "processing failed repeatedly"
+            session.execute(
+                update(Recipient)
+                .where(Recipient.message_id == message_id)
+                .values(lease_owner=None, lease_until=None)
+            )
+            return message.state == MessageState.CORRUPT
+
+    # -- admin --------------------------------------------------------------------------
+
+    def get_message(self, message_id: str) -> MessageView:
+        with self.session() as session:
+            message = session.get(Message, message_id)
+            if message is None:
+                raise UnknownMessage(f"no message {message_id}")
+            recipients = session.scalars(
+                select(Recipient).where(Recipient.message_id == message_id).order_by(Recipient.id)
+            ).all()
+            return _message_view(message, recipients)
+
+    def set_state(self, message_id: str, state: MessageState, *, reason: str | None = None) -> None:
+        with self.session() as session:
+            message = session.get(Message, message_id)
+            if message is None:
+                raise UnknownMessage(f"no message {message_id}")
+            message.state = state
+            message.hold_reason = reason
+
+    def retry_now(self, message_id: str, *, now: datetime | None = None) -> int:
+        """Make every pending recipient of the message due at once."""
+        with self.session() as session:
+            result = session.execute(
+                update(Recipient)
+                .where(
+                    Recipient.message_id == message_id,
+                    Recipient.state.in_(PENDING_RECIPIENT_STATES),
+                )
+                .values(next_attempt_at=now or utcnow())
+            )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def delete(self, message_id: str) -> None:
+        """Remove a message entirely; its body and key go with it."""
+        with self.session() as session:
+            message = session.get(Message, message_id)
+            if message is None:
+                raise UnknownMessage(f"no message {message_id}")
+            session.delete(message)
+
+    def destroy_body(self, message_id: str, *, now: datetime | None = None) -> None:
+        """Crypto-shred: drop the wrapped key and the ciphertext, keep the metadata."""
+        with self.session() as session:
+            message = session.get(Message, message_id)
+            if message is None:
+                raise UnknownMessage(f"no message {message_id}")
+            message.wrapped_key = None
+            message.purged_at = now or utcnow()
+            body = session.get(MessageBody, message_id)
+            if body is not None:
+                session.delete(body)
+
+    def count_messages(self) -> dict[str, int]:
+        with self.session() as session:
+            rows = session.execute(select(Message.state, func.count()).group_by(Message.state))
+            return {str(state): int(count) for state, count in rows}
+
+    def count_recipients(self) -> dict[str, int]:
+        with self.session() as session:
+            rows = session.execute(
+                select(Recipient.state, func.count()).group_by(Recipient.state)
+            )
+            return {str(state): int(count) for state, count in rows}
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _leased(self, session: Session, recipient_id: int, owner: str) -> Recipient | None:
+        recipient = session.get(Recipient, recipient_id)
+        if recipient is None or recipient.lease_owner != owner:
+            return None
+        return recipient
+
+    def _finish(
+        self,
+        recipient_id: int,
+        owner: str,
+        state: RecipientState,
+        now: datetime,
+        code: int | None,
+        text: str | None,
+    ) -> bool:
+        with self.session() as session:
+            recipient = self._leased(session, recipient_id, owner)
+            if recipient is None:
+                return False
+            recipient.state = state
+            recipient.final_at = now
+            recipient.lease_owner = None
+            recipient.lease_until = None
+            if code is not None or text is not None:
+                recipient.last_code = code
+                recipient.last_text = text
+            session.flush()
+            _close_message_if_done(session, recipient.message_id, now)
+        return True
+
+
+def _close_message_if_done(session: Session, message_id: str, now: datetime) -> None:
+    pending = session.scalar(
+        select(func.count())
+        .select_from(Recipient)
+        .where(
+            Recipient.message_id == message_id,
+            Recipient.state.in_(PENDING_RECIPIENT_STATES),
+        )
+    )
+    if not pending:
+        session.execute(
+            update(Message)
+            .where(Message.id == message_id, Message.state == MessageState.ACTIVE)
+            .values(state=MessageState.DONE, final_at=now)
+        )
+
+
+def _message_view(message: Message, recipients: Sequence[Recipient]) -> MessageView:
+    return MessageView(
+        id=message.id,
+        created_at=message.created_at,
+        state=message.state,
+        sender=message.sender,
+        username=message.username,
+        client_ip=message.client_ip,
+        size=message.size,
+        message_class=message.message_class,
+        campaign_id=message.campaign_id,
+        phi_verdict=message.phi_verdict,
+        phi_categories=list(message.phi_categories),
+        rule_hits=[dict(hit) for hit in message.rule_hits],
+        hold_reason=message.hold_reason,
+        purged=message.wrapped_key is None,
+        recipients=[
+            RecipientView(
+                id=r.id,
+                address=r.address,
+                state=r.state,
+                attempts=r.attempts,
+                next_attempt_at=r.next_attempt_at,
+                last_code=r.last_code,
+                last_text=r.last_text,
+            )
+            for r in recipients
+        ],
+    )
+
+
+def as_dict(view: MessageView) -> dict[str, Any]:
+    """JSON-ready form of a :class:`MessageView` (for ``--json`` output)."""
+    return {
+        "id": view.id,
+        "created_at": view.created_at.isoformat(),
+        "state": str(view.state),
+        "sender": view.sender,
+        "username": view.username,
+        "client_ip": view.client_ip,
+        "size": view.size,
+        "class": view.message_class,
+        "campaign": view.campaign_id,
+        "phi_verdict": view.phi_verdict,
+        "phi_categories": view.phi_categories,
+        "rule_hits": view.rule_hits,
+        "hold_reason": view.hold_reason,
+        "purged": view.purged,
+        "recipients": [
+            {
+                "address": r.address,
+                "state": str(r.state),
+                "attempts": r.attempts,
+                "next_attempt_at": r.next_attempt_at.isoformat(),
+                "last_code": r.last_code,
+                "last_text": r.last_text,
+            }
+            for r in view.recipients
+        ],
+    }
