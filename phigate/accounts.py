@@ -1,0 +1,115 @@
+"""Submission accounts: who may relay, as which senders, with which message classes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import sessionmaker
+
+from phigate.errors import UserError
+from phigate.passwords import hash_password, verify_password
+from phigate.queue.models import User
+from phigate.queue.store import utcnow
+
+MESSAGE_CLASSES = ("treatment", "operations", "marketing")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,254}$")
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    senders: tuple[str, ...]
+    classes: tuple[str, ...]
+    disabled: bool = False
+
+    @property
+    def default_class(self) -> str:
+        return self.classes[0] if self.classes else "treatment"
+
+    def may_send_as(self, address: str) -> bool:
+        """True if ``address`` is one of the account's addresses or in one of its domains."""
+        address = address.strip().lower()
+        if "@" not in address:
+            return False
+        domain = address.rpartition("@")[2]
+        return any(
+            address == allowed if "@" in allowed else domain == allowed
+            for allowed in (s.lower() for s in self.senders)
+        )
+
+
+def parse_list(text: str | None) -> list[str]:
+    return [item.strip() for item in (text or "").split(",") if item.strip()]
+
+
+class AccountStore:
+    def __init__(self, engine: Engine) -> None:
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def add(
+        self, name: str, password: str, *, senders: Sequence[str], classes: Sequence[str]
+    ) -> Account:
+        if not _NAME.match(name):
+            raise UserError(f"invalid user name {name!r}: use letters, digits and ._@+-")
+        if not password:
+            raise UserError("the password is empty")
+        if not senders:
+            raise UserError("a user needs at least one sender address or domain")
+        unknown = [c for c in classes if c not in MESSAGE_CLASSES]
+        if unknown:
+            raise UserError(f"unknown message class {unknown[0]!r}: use "
+                            f"{', '.join(MESSAGE_CLASSES)}")
+        with self._sessions.begin() as session:
+            if session.get(User, name) is not None:
+                raise UserError(f"user {name!r} exists already")
+            session.add(
+                User(
+                    name=name,
+                    password_hash=hash_password(password),
+                    senders=[s.lower() for s in senders],
+                    classes=list(classes) or ["treatment"],
+                    created_at=utcnow(),
+                    disabled=False,
+                )
+            )
+        return self.get(name) or Account(name, tuple(senders), tuple(classes))
+
+    def remove(self, name: str) -> None:
+        with self._sessions.begin() as session:
+            user = session.get(User, name)
+            if user is None:
+                raise UserError(f"no user {name!r}")
+            session.delete(user)
+
+    def get(self, name: str) -> Account | None:
+        with self._sessions.begin() as session:
+            user = session.get(User, name)
+            return None if user is None else _account(user)
+
+    def list(self) -> list[Account]:
+        with self._sessions.begin() as session:
+            return [_account(u) for u in session.scalars(select(User).order_by(User.name))]
+
+    def authenticate(self, name: str, password: str) -> Account | None:
+        """The account if the password is right and the account enabled; slow on purpose."""
+        with self._sessions.begin() as session:
+            user = session.get(User, name)
+            encoded = None if user is None else user.password_hash
+            account = None if user is None else _account(user)
+        if encoded is None:
+            # Spend the same time as a real check so timing does not reveal user names.
+            verify_password(password, _DUMMY_HASH)
+            return None
+        if not verify_password(password, encoded) or account is None or account.disabled:
+            return None
+        return account
+
+
+def _account(user: User) -> Account:
+    return Account(user.name, tuple(user.senders), tuple(user.classes), user.disabled)
+
+
+_DUMMY_HASH = hash_password("phigate-timing-equaliser")

@@ -1,0 +1,79 @@
+"""One event per line on stdout (journald picks it up), as logfmt or JSON.
+
+Call sites pass structured fields, never free text built from message data:
+``log_event(log, "accepted", id=message_id, ip=ip, user=user, rcpts=3)``. Fields are
+message ids, client IPs, account names, verdicts, categories and counts; never addresses of
+patients, subjects, bodies or finding text.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+FIELDS_ATTR = "phigate_fields"
+
+
+def log_event(logger: logging.Logger, event: str, *, level: int = logging.INFO,
+              **fields: Any) -> None:
+    logger.log(level, event, extra={FIELDS_ATTR: fields})
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    fields: dict[str, Any] = getattr(record, FIELDS_ATTR, {})
+    return fields
+
+
+class LogfmtFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        parts = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.getMessage(),
+            **_fields(record),
+        }
+        if record.exc_info and record.exc_info[0] is not None:
+            # The exception type only: exception messages can quote data.
+            parts["exc"] = record.exc_info[0].__name__
+        return " ".join(f"{key}={_logfmt_value(value)}" for key, value in parts.items())
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        payload = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.getMessage(),
+            **_fields(record),
+        }
+        if record.exc_info and record.exc_info[0] is not None:
+            payload["exc"] = record.exc_info[0].__name__
+        return json.dumps(payload, default=str)
+
+
+def _logfmt_value(value: Any) -> str:
+    if value is None:
+        return '""'
+    if isinstance(value, list | tuple | set):
+        value = ",".join(str(v) for v in value)
+    text = str(value)
+    if text and not any(c in text for c in ' "=\\\n\r\t'):
+        return text
+    return json.dumps(text)  # a quoted string with \" \\ \n escapes, as logfmt readers expect
+
+
+def configure_logging(level: str = "info", fmt: str = "logfmt") -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else LogfmtFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # aiosmtpd logs command lines and addresses (at debug and warning level), which would put
+    # recipients in the log; we log our own structured events instead.
+    logging.getLogger("mail.log").setLevel(logging.CRITICAL)
+    logging.getLogger("mail.log").propagate = False

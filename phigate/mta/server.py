@@ -1,0 +1,442 @@
+"""The submission server: aiosmtpd with STARTTLS, AUTH, limits, and a thin handler.
+
+The handler asks policy, writes to the queue and replies; nothing is delivered here. A
+``250`` is sent only after the message and its sealed body are committed.
+
+:class:`PhigateSMTP` adapts aiosmtpd where a mail system needs more than it offers: enhanced
+status codes (RFC 3463) on its built-in replies, password checks off the event loop with
+lockouts, trusted networks, and a cap on concurrent sessions per client address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import re
+import ssl
+import time
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.parser import BytesHeaderParser
+from email.policy import default as default_policy
+from email.utils import formatdate, getaddresses
+from typing import TYPE_CHECKING, Any, AnyStr
+
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from phigate.accounts import MESSAGE_CLASSES, Account, AccountStore
+from phigate.logs import log_event
+from phigate.mta.auth import LockoutTracker
+from phigate.policy.engine import Action, Decision, PolicyContext, PolicyEngine
+from phigate.queue.models import MessageState
+from phigate.queue.store import NewMessage, SqlQueueStore
+
+if TYPE_CHECKING:
+    from phigate.config import Settings
+    from phigate.phi_scanner import ScannerPool, ScanResult
+
+log = logging.getLogger("phigate.smtp")
+
+CLASS_HEADER = "X-Phigate-Class"
+CAMPAIGN_HEADER = "X-Phigate-Campaign"
+
+# aiosmtpd's own replies lack enhanced status codes; these are the ones a client can meet.
+_ENHANCED_REPLIES = {
+    "530 Must issue a STARTTLS command first": "530 5.7.0 Must issue a STARTTLS command first",
+    "552 Error: Too much mail data": "552 5.3.4 Message size exceeds fixed maximum message size",
+    "552 Error: message size exceeds fixed maximum message size":
+        "552 5.3.4 Message size exceeds fixed maximum message size",
+    "500 Line too long (see RFC5321 4.5.3.1.6)": "500 5.5.2 Line too long (RFC 5321 4.5.3.1.6)",
+    "500 Command line too long": "500 5.5.2 Command line too long",
+    "503 Error: need MAIL command": "503 5.5.1 Error: need MAIL command",
+    "503 Error: need RCPT command": "503 5.5.1 Error: need RCPT command",
+    "503 Error: nested MAIL command": "503 5.5.1 Error: nested MAIL command",
+    "503 Already authenticated": "503 5.5.1 Already authenticated",
+    "554 Command refused due to lack of security": "554 5.7.0 Command refused: TLS failed",
+}
+
+REPLY_TEMPFAIL_STORAGE_FULL = "452 4.3.1 Insufficient system storage, try again later"
+REPLY_TEMPFAIL_STORAGE = "451 4.3.0 Temporary local problem storing the message, try again later"
+REPLY_TEMPFAIL_SCANNER = "451 4.3.0 Temporary local problem scanning the message, try again later"
+
+# A local part or domain we will relay to. Rejects the %-hack, bang paths and source routes,
+# which old relays honoured and which open-relay probes still try.
+_LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$&'*+/=?^_`{|}~.-]{1,64}$")
+_DOMAIN = re.compile(
+    r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
+)
+
+
+def valid_forward_path(address: str) -> bool:
+    local, at, domain = address.rpartition("@")
+    if not at or "%" in local or "!" in local or address.startswith("@"):
+        return False
+    if local.startswith(".") or local.endswith(".") or ".." in local:
+        return False
+    return bool(_LOCAL_PART.match(local) and _DOMAIN.match(domain))
+
+
+def has_bare_line_ending(content: bytes) -> bool:
+    """True if a CR or LF appears other than as CRLF, or a NUL anywhere.
+
+    aiosmtpd only ends DATA at CRLF.CRLF, but such bytes would still travel on to the next
+    hop, where a lenient server could read ``LF.LF`` as the end of data: the SMTP smuggling
+    attack. Refusing them here keeps smuggled messages from ever leaving.
+    """
+    return b"\0" in content or content.count(b"\r") != content.count(b"\r\n") or (
+        content.count(b"\n") != content.count(b"\r\n")
+    )
+
+
+@dataclass
+class SubmissionServices:
+    """Everything the submission server needs, built once by ``serve``."""
+
+    settings: Settings
+    accounts: AccountStore
+    store: SqlQueueStore
+    policy: PolicyEngine
+    lockouts: LockoutTracker
+    scanner: ScannerPool | None = None
+    trusted_networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = ()
+    sessions_per_ip: Counter[str] = field(default_factory=Counter)
+
+    def is_trusted(self, ip: str | None) -> bool:
+        if ip is None:
+            return False
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(address in network for network in self.trusted_networks)
+
+    def trusted_account(self) -> Account:
+        """Mail relayed for a trusted network may use the practice's domain, not marketing."""
+        return Account("trusted-network", (self.settings.server.domain,),
+                       ("treatment", "operations"))
+
+
+def make_server_tls_context(cert: str, key: str) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    return context
+
+
+def _peer_ip(peer: Any) -> str | None:
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])
+    return None
+
+
+class SubmissionHandler:
+    """aiosmtpd hooks: validate, ask policy, enqueue, reply."""
+
+    def __init__(self, services: SubmissionServices) -> None:
+        self.services = services
+        self.settings = services.settings
+
+    def _account(self, session: Session) -> Account | None:
+        if isinstance(session.auth_data, Account):
+            return session.auth_data
+        if self.services.is_trusted(_peer_ip(session.peer)):
+            return self.services.trusted_account()
+        return None
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str,
+        mail_options: list[str],
+    ) -> str:
+        account = self._account(session)
+        if account is None:
+            return "530 5.7.0 Authentication required"
+        if not address or not account.may_send_as(address):
+            log_event(log, "sender_refused", ip=_peer_ip(session.peer), user=account.name)
+            return "553 5.7.1 Sender address not allowed for this account"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 Sender OK"
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        account = self._account(session)
+        if account is None:
+            return "530 5.7.0 Authentication required"
+        if len(envelope.rcpt_tos) >= self.settings.submission.max_recipients:
+            return "452 4.5.3 Too many recipients"
+        if not valid_forward_path(address):
+            return "550 5.1.3 Bad recipient address syntax"
+        decision = self.services.policy.evaluate(
+            PolicyContext(
+                stage="rcpt", account=account, sender=envelope.mail_from or "",
+                recipients=envelope.rcpt_tos, message_class=account.default_class,
+                client_ip=_peer_ip(session.peer), recipient=address,
+            )
+        )
+        if decision.action == Action.REJECT:
+            log_event(log, "recipient_refused", ip=_peer_ip(session.peer), user=account.name,
+                      rules=[h.rule for h in decision.hits])
+            return decision.reply
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 Recipient OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        started = time.monotonic()
+        account = self._account(session)
+        ip = _peer_ip(session.peer)
+        if account is None:
+            return "530 5.7.0 Authentication required"
+        content = envelope.original_content or b""
+        if has_bare_line_ending(content):
+            log_event(log, "refused_bare_line_ending", ip=ip, user=account.name)
+            return "550 5.6.0 Message refused: bare CR, bare LF or NUL in message data"
+        headers = BytesHeaderParser(policy=default_policy).parsebytes(content)
+        refusal = self._check_headers(headers, account)
+        if refusal:
+            log_event(log, "refused_headers", ip=ip, user=account.name, reply=refusal[:9])
+            return refusal
+        message_class = str(headers.get(CLASS_HEADER, "") or account.default_class).strip()
+        campaign = str(headers.get(CAMPAIGN_HEADER, "") or "").strip() or None
+
+        try:
+            scan = await self._scan(content)
+        except _ScanFailed:
+            return REPLY_TEMPFAIL_SCANNER
+        decision = self.services.policy.evaluate(
+            PolicyContext(
+                stage="data", account=account, sender=envelope.mail_from or "",
+                recipients=envelope.rcpt_tos, message_class=message_class, client_ip=ip,
+                headers=headers, scan=scan, campaign_id=campaign,
+            )
+        )
+        if decision.action == Action.REJECT:
+            log_event(log, "refused_by_policy", ip=ip, user=account.name,
+                      rules=[h.rule for h in decision.hits], verdict=_verdict(scan))
+            return decision.reply
+        message = NewMessage(
+            sender=envelope.mail_from or "",
+            recipients=list(envelope.rcpt_tos),
+            body=self._with_trace_headers(content, headers, session),
+            username=account.name,
+            client_ip=ip,
+            message_class=message_class,
+            campaign_id=campaign,
+            phi_verdict=_verdict(scan),
+            phi_score=scan.score if scan else 0.0,
+            phi_categories=scan.categories if scan else [],
+            rule_hits=[hit.as_dict() for hit in decision.hits],
+            state=_state_for(decision),
+            hold_reason=decision.reason or None,
+        )
+        try:
+            message_id = await asyncio.to_thread(self.services.store.enqueue, message)
+        except OperationalError as error:
+            full = "full" in str(error.orig).lower()
+            log_event(log, "store_failed", level=logging.ERROR, ip=ip, user=account.name,
+                      error=type(error.orig).__name__, disk_full=full)
+            return REPLY_TEMPFAIL_STORAGE_FULL if full else REPLY_TEMPFAIL_STORAGE
+        except SQLAlchemyError as error:
+            log_event(log, "store_failed", level=logging.ERROR, ip=ip, user=account.name,
+                      error=type(error).__name__)
+            return REPLY_TEMPFAIL_STORAGE
+        log_event(
+            log, "accepted", id=message_id, ip=ip, user=account.name,
+            rcpts=len(envelope.rcpt_tos), size=len(content), cls=message_class,
+            verdict=_verdict(scan), categories=scan.categories if scan else [],
+            action=decision.action.label, ms=round((time.monotonic() - started) * 1000, 1),
+        )
+        return f"250 2.0.0 Queued as {message_id}"
+
+    def _check_headers(self, headers: EmailMessage, account: Account) -> str | None:
+        try:
+            from_values = headers.get_all("From") or []
+            addresses = [addr for _, addr in getaddresses([str(v) for v in from_values])]
+        except (ValueError, TypeError, IndexError):
+            return "550 5.6.0 Message refused: unparseable From: header"
+        if len(from_values) != 1 or not addresses or not all(addresses):
+            return "550 5.6.0 Message refused: exactly one From: header with an address required"
+        if not all(account.may_send_as(address) for address in addresses):
+            return "553 5.7.1 From: header address not allowed for this account"
+        message_class = str(headers.get(CLASS_HEADER, "") or "").strip()
+        if message_class and message_class not in MESSAGE_CLASSES:
+            return f"550 5.7.1 Unknown message class in {CLASS_HEADER}"
+        if message_class and message_class not in account.classes:
+            return f"550 5.7.1 Message class {message_class} not permitted for this account"
+        return None
+
+    async def _scan(self, content: bytes) -> ScanResult | None:
+        """The scan result; None when scanning is switched off. Raises _ScanFailed."""
+        scanner = self.services.scanner
+        if scanner is None:
+            return None
+        try:
+            return await scanner.scan(content)
+        except Exception as error:  # the pool itself broke: tempfail, never accept unscanned
+            log_event(log, "scan_failed", level=logging.ERROR, error=type(error).__name__)
+            raise _ScanFailed from None
+
+    def _with_trace_headers(
+        self, content: bytes, headers: EmailMessage, session: Session
+    ) -> bytes:
+        """Prepend Received:, and Message-ID:/Date: when the client left them out (RFC 6409)."""
+        hostname = self.settings.server.hostname
+        protocol = "ESMTPSA" if isinstance(session.auth_data, Account) else "ESMTPS"
+        # The client's address is deliberately left out: it reveals the practice's internal
+        # network to every recipient.
+        lines = [f"Received: by {hostname} (phigate) with {protocol}; {formatdate()}"]
+        if headers.get("Message-ID") is None:
+            lines.append(f"Message-ID: <{uuid.uuid4().hex}@{hostname}>")
+        if headers.get("Date") is None:
+            lines.append(f"Date: {formatdate()}")
+        return ("\r\n".join(lines) + "\r\n").encode("ascii") + content
+
+
+def _verdict(scan: ScanResult | None) -> str:
+    return scan.verdict if scan is not None else "none"
+
+
+def _state_for(decision: Decision) -> MessageState:
+    if decision.action == Action.QUARANTINE:
+        return MessageState.QUARANTINED
+    if decision.action == Action.HOLD:
+        return MessageState.AWAITING_APPROVAL
+    return MessageState.ACTIVE
+
+
+class _ScanFailed(Exception):
+    """The scanner pool could not give a result (not: the message was unscannable)."""
+
+
+class PhigateSMTP(SMTP):
+    """aiosmtpd's SMTP with phigate's limits, lockouts and enhanced status codes."""
+
+    def __init__(self, handler: SubmissionHandler, *, tls_context: ssl.SSLContext,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        settings = handler.settings.submission
+        self.services = handler.services
+        self._counted_ip: str | None = None
+        self._refused = False
+        super().__init__(
+            handler,
+            data_size_limit=settings.max_message_size,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            hostname=handler.settings.server.hostname,
+            ident="phigate",
+            tls_context=tls_context,
+            require_starttls=True,
+            timeout=settings.timeout_seconds,
+            auth_required=True,
+            auth_require_tls=True,
+            command_call_limit=settings.max_commands,
+            loop=loop,
+        )
+
+    # -- connection limits --------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._original_transport is None:  # a new connection, not the STARTTLS upgrade
+            ip = _peer_ip(transport.get_extra_info("peername")) or "unknown"
+            limit = self.services.settings.submission.max_sessions_per_ip
+            if self.services.sessions_per_ip[ip] >= limit:
+                self._refused = True
+                log_event(log, "too_many_sessions", level=logging.WARNING, ip=ip)
+                if isinstance(transport, asyncio.WriteTransport):
+                    transport.write(b"421 4.7.0 Too many connections from your address, "
+                                    b"try again later\r\n")
+                transport.close()
+                return
+            self.services.sessions_per_ip[ip] += 1
+            self._counted_ip = ip
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._refused:
+            return
+        if self._counted_ip is not None:
+            self.services.sessions_per_ip[self._counted_ip] -= 1
+            if self.services.sessions_per_ip[self._counted_ip] <= 0:
+                del self.services.sessions_per_ip[self._counted_ip]
+            self._counted_ip = None
+        super().connection_lost(error)
+
+    def eof_received(self) -> bool | None:
+        if self._refused:
+            return False
+        return super().eof_received()
+
+    # -- replies ------------------------------------------------------------------------
+
+    async def push(self, status: AnyStr) -> None:
+        if isinstance(status, str):
+            await super().push(_ENHANCED_REPLIES.get(status, status))
+        else:
+            await super().push(status)
+
+    async def check_auth_needed(self, caller_method: str) -> bool:
+        if self.session is not None and self.services.is_trusted(_peer_ip(self.session.peer)):
+            return False
+        return await super().check_auth_needed(caller_method)
+
+    # -- authentication -----------------------------------------------------------------
+
+    def _authenticate(self, mechanism: str, auth_data: Any) -> AuthResult:
+        # aiosmtpd calls this synchronously, but a scrypt check takes tens of milliseconds:
+        # hand the credentials back to our async auth_* wrappers instead of blocking the loop.
+        return AuthResult(success=False, handled=False, auth_data=_Pending(auth_data))
+
+    async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
+        return await self._verify(await super().auth_PLAIN(_, args))
+
+    async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
+        return await self._verify(await super().auth_LOGIN(_, args))
+
+    async def _verify(self, result: AuthResult) -> AuthResult:
+        if not isinstance(result.auth_data, _Pending):
+            return result
+        credentials = result.auth_data.credentials
+        if not isinstance(credentials, LoginPassword) or self.session is None:
+            return AuthResult(success=False, handled=False)
+        ip = _peer_ip(self.session.peer) or "unknown"
+        user = credentials.login.decode("utf-8", "replace")
+        password = credentials.password.decode("utf-8", "replace")
+        lockouts = self.services.lockouts
+        if lockouts.locked_for(ip, user) > 0:
+            log_event(log, "auth_locked_out", level=logging.WARNING, ip=ip)
+            return AuthResult(success=False, handled=False,
+                              message="454 4.7.0 Too many failed logins, try again later")
+        account = await asyncio.to_thread(self.services.accounts.authenticate, user, password)
+        if account is None:
+            lockouts.failure(ip, user)
+            log_event(log, "auth_failed", level=logging.WARNING, ip=ip,
+                      failures_total=lockouts.failures_total)
+            return AuthResult(success=False, handled=False)
+        lockouts.success(ip, user)
+        log_event(log, "auth_ok", ip=ip, user=account.name)
+        return AuthResult(success=True, handled=False, auth_data=account)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    credentials: Any
+
+
+async def start_submission_server(
+    services: SubmissionServices, *, host: str, port: int
+) -> asyncio.Server:
+    """Listen for submission (STARTTLS required) on ``host:port``."""
+    settings = services.settings.submission
+    tls_context = make_server_tls_context(str(settings.tls_cert), str(settings.tls_key))
+    handler = SubmissionHandler(services)
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(
+        lambda: PhigateSMTP(handler, tls_context=tls_context, loop=loop), host=host, port=port
+    )
