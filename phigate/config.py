@@ -173,6 +173,14 @@ class ScannerSettings:
     action_treatment: str = "tag"
     action_operations: str = "tag"
     action_marketing: str = "quarantine"
+    # Verdict thresholds (phigate.phi_scanner.verdict): recall-biased defaults, so mail that
+    # might carry PHI is treated as PHI.
+    #: PHI score (identifier strength x health strength) from which a message is PHI.
+    phi_threshold: float = 0.3
+    #: Identifier score from which a message is reported as carrying personal identifiers.
+    identifier_threshold: float = 0.25
+    #: When NER runs: auto (only where it can change the verdict) | always | never.
+    ner: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -344,6 +352,7 @@ _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("scanner", "action_treatment"): ("tag", "quarantine", "reject"),
     ("scanner", "action_operations"): ("tag", "quarantine", "reject"),
     ("scanner", "action_marketing"): ("tag", "quarantine", "reject"),
+    ("scanner", "ner"): ("auto", "always", "never"),
     ("logging", "level"): ("debug", "info", "warning", "error"),
     ("logging", "format"): ("logfmt", "json"),
 }
