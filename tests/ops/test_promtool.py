@@ -1,0 +1,89 @@
+"""The shipped Prometheus rules: valid, tested by promtool, each alert fires and stays quiet."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry
+
+from phigate.metrics import CampaignSnapshot, Metrics, StoreSnapshot
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
+RULES = DEPLOY / "phigate-alerts.yml"
+RULE_TESTS = DEPLOY / "phigate-alerts.test.yml"
+PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
+
+needs_promtool = pytest.mark.skipif(
+    not Path(PROMTOOL).exists(), reason="promtool not installed (Debian package prometheus)"
+)
+
+
+def promtool(*args: str | Path, cwd: Path = DEPLOY) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PROMTOOL, *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+@needs_promtool
+def test_rules_are_valid() -> None:
+    result = promtool("check", "rules", RULES)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@needs_promtool
+def test_rule_unit_tests_pass() -> None:
+    result = promtool("test", "rules", RULE_TESTS)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@needs_promtool
+def test_example_prometheus_config_is_valid() -> None:
+    result = promtool("check", "config", DEPLOY / "prometheus.example.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@needs_promtool
+def test_rule_tests_catch_a_wrong_threshold(tmp_path: Path) -> None:
+    # The unit tests are only worth something if a broken rule makes them fail.
+    threshold = "phigate:recipients_delivered:increase1d > "
+    broken = RULES.read_text().replace(threshold + "0.003", threshold + "0.03")
+    assert broken != RULES.read_text()
+    (tmp_path / RULES.name).write_text(broken)
+    shutil.copy(RULE_TESTS, tmp_path / RULE_TESTS.name)
+    result = promtool("test", "rules", RULE_TESTS.name, cwd=tmp_path)
+    assert result.returncode != 0
+    assert "PhigateComplaintRateHigh" in result.stdout + result.stderr
+
+
+def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
+    rules = yaml.safe_load(RULES.read_text())
+    alerts = {rule["alert"] for group in rules["groups"] for rule in group["rules"]
+              if "alert" in rule}
+    firing: set[str] = set()
+    quiet: set[str] = set()
+    for case in yaml.safe_load(RULE_TESTS.read_text())["tests"]:
+        for check in case.get("alert_rule_test", []):
+            (firing if check["exp_alerts"] else quiet).add(check["alertname"])
+    assert len(alerts) >= 10
+    assert alerts - firing == set(), "alerts without a firing case"
+    assert alerts - quiet == set(), "alerts without a quiet case"
+
+
+def test_rules_use_only_metrics_phigate_exports(tmp_path: Path) -> None:
+    """A renamed metric must not silently turn an alert into one that can never fire."""
+    metrics = Metrics(CollectorRegistry())
+    # Scrape-time gauges appear once their sources are registered.
+    metrics.register_store_gauges(
+        lambda: StoreSnapshot(campaigns=[CampaignSnapshot("c1", delivered=1, complaints=0)])
+    )
+    metrics.register_certificate("submission", tmp_path / "missing.pem")
+    exported = set()
+    for family in metrics.registry.collect():
+        suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"]}
+        exported |= {family.name + suffix for suffix in suffixes.get(family.type, [""])}
+    used = set(re.findall(r"\bphigate_[a-z_]+", RULES.read_text()))
+    assert used and used - exported == set()
