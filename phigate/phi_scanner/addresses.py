@@ -1,0 +1,93 @@
+"""Geographic units smaller than a state: street addresses, P.O. boxes, cities with a state.
+
+Street addresses come in many shapes ("12 Main St", "Hammarvägen 15", "Rue de Piétrain 371",
+"Apt. 864", "PSC 7951, Box 9972"). The patterns anchor on a house number next to a street
+word (a suffix such as Street/Ave or a compound ending such as -vägen/-straße), so a number
+in prose ("15 minutes") is not an address.
+"""
+
+from __future__ import annotations
+
+import re
+
+from phigate.phi_scanner import findings as cat
+from phigate.phi_scanner.findings import Finding
+
+STREET_TYPES = (
+    "street|st|avenue|ave|road|rd|lane|ln|boulevard|blvd|drive|dr|court|ct|way|place|pl|"
+    "square|sq|terrace|ter|parkway|pkwy|highway|hwy|circle|cir|trail|trl|alley|plaza|"
+    "crescent|close|gardens|grove|hill|hills|mews|row|walk|park|pike|point|ridge|run|"
+    "turnpike|crossing|expressway|freeway|loop|path|view|vista|forges?|squares?|mall|"
+    "green|heights|manor|meadows?|villas?|estates?|junction|landing|oval|pass|port|"
+    "springs?|station|summit|track|wells?|ville")
+# Street words of other languages that stand before the name ("Rue de ...", "Via ...").
+STREET_PREFIXES = (
+    r"Rue|Avenue|Av\.|Via|Viale|Piazza|Calle|Avenida|Rua|Travessa|Praça|Plaza|Paseo|"
+    r"Camino|ul\.|Ulica|al\.|Aleja|Str\.|Chemin|Route|Place|Boulevard|Bd|Corso|Largo|"
+    r"Carrer|Passeig|Rambla|Strada|Stradă")
+# Compound street names ("Hammarvägen", "Koskikatu", "Brixtonlaan", "Hauptstraße").
+STREET_ENDINGS = (
+    r"(?:vägen|gatan|gata|vej|vegen|veien|veen|gade|stræde|straße|strasse|str\.|weg|"
+    r"laan|straat|plein|gracht|dijk|kade|katu|kuja|tie|polku|väylä|rinne|gasse|platz|allee|"
+    r"ring|damm|ufer|steig|stien|bakken|tanya|utca|ulica|vei|vägen|torget|torg|leden|"
+    r"stigen|backe|sgatan|kaari|ranta|mäki|raitti|kaistale|tori|aukio)")
+
+WORD = r"[A-ZÀ-ÖØ-Þ][\wÀ-ÿ'.-]*"
+HOUSE = r"\d{1,6}[A-Za-z]?(?:-\d{1,4})?"
+UNIT = r"(?:,?\s*(?:apt\.?|apartment|suite|ste\.?|unit|#|fl\.?|floor|room|rm\.?)\s*#?\s*\w{1,6})"
+
+# Street-name words must be capitalised (case-sensitive) so "at 3 with Dr. Lee" or "via
+# email 2 times" are not addresses; the street types and unit words are case-insensitive.
+STREET_FIRST = re.compile(
+    rf"\b{HOUSE}\s+(?:{WORD}\s+){{1,4}}(?i:{STREET_TYPES})\b\.?(?i:{UNIT})?")
+NAME_THEN_NUMBER = re.compile(
+    rf"\b(?:{HOUSE}\s+)?(?:{WORD}\s+){{0,3}}[A-ZÀ-Þ][\wÀ-ÿ-]*(?i:{STREET_ENDINGS})\s+{HOUSE}\b(?i:{UNIT})?")
+PREFIX_STREET = re.compile(
+    rf"\b(?:{STREET_PREFIXES})\s+(?:(?:de|del|della|di|da|do|dos|des|du|la|le|les|los|las|"
+    rf"{WORD})\s+){{0,4}}{HOUSE}\b(?i:{UNIT})?")
+UNIT_ONLY = re.compile(r"\b(?:apt\.?|apartment|suite|ste\.?|unit)\s*#?\s*\d{1,5}[A-Za-z]?\b",
+                       re.IGNORECASE)
+PO_BOX = re.compile(
+    r"\b(?:P\.?\s?O\.?\s*Box|Post Office Box|PSC|CMR|Unit)\s+\d{1,6}"
+    r"(?:,?\s*Box\s+\d{1,6})?(?:\s*\n?\s*(?:APO|FPO|DPO)\s+(?:AA|AE|AP)\s+\d{5})?",
+    re.IGNORECASE)
+MILITARY = re.compile(r"\b(?:APO|FPO|DPO)\s+(?:AA|AE|AP)\s+\d{5}\b")
+
+US_STATES = (
+    "AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|"
+    "NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|PR")
+STATE_NAMES = (
+    "Alabama|Alaska|Arizona|Arkansas|California|Colorado|Connecticut|Delaware|Florida|"
+    "Georgia|Hawaii|Idaho|Illinois|Indiana|Iowa|Kansas|Kentucky|Louisiana|Maine|Maryland|"
+    "Massachusetts|Michigan|Minnesota|Mississippi|Missouri|Montana|Nebraska|Nevada|"
+    "New Hampshire|New Jersey|New Mexico|New York|North Carolina|North Dakota|Ohio|Oklahoma|"
+    "Oregon|Pennsylvania|Rhode Island|South Carolina|South Dakota|Tennessee|Texas|Utah|"
+    "Vermont|Virginia|Washington|West Virginia|Wisconsin|Wyoming")
+CITY_STATE = re.compile(
+    rf"\b((?:[A-Z][a-z]+\.?\s){{0,2}}[A-Z][a-z]+),\s*(?:{US_STATES}|{STATE_NAMES})\b")
+
+_NOT_A_STREET_START = re.compile(r"^\d+\s+(?:minutes?|hours?|days?|weeks?|years?|mg|ml)\b",
+                                 re.IGNORECASE)
+
+
+def find_addresses(text: str, part: str) -> list[Finding]:
+    results: list[Finding] = []
+    for pattern, confidence, reason in (
+        (STREET_FIRST, 0.85, "house number and street"),
+        (NAME_THEN_NUMBER, 0.8, "street name and house number"),
+        (PREFIX_STREET, 0.75, "street name and house number"),
+        (PO_BOX, 0.85, "post office or military box"),
+        (MILITARY, 0.85, "military post office"),
+        (UNIT_ONLY, 0.6, "apartment or suite number"),
+    ):
+        for m in pattern.finditer(text):
+            value = m.group().strip()
+            if _NOT_A_STREET_START.match(value) or "\n\n" in value:
+                continue
+            start = m.start() + m.group().index(value)
+            results.append(Finding(cat.STREET_ADDRESS, value, start, start + len(value), part,
+                                   confidence, reason))
+    for m in CITY_STATE.finditer(text):
+        results.append(Finding(cat.LOCATION, m.group(), m.start(), m.end(), part, 0.8,
+                               "city with a state"))
+    return results

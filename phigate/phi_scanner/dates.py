@@ -1,0 +1,74 @@
+"""Dates, with how strongly each is tied to a person.
+
+Safe Harbor removes every date element (except the year) tied to an individual: birth,
+admission, discharge, death, service and appointment dates. A date on its own ("the office
+is closed on July 4") is not. The finding's ``reason`` says which: the verdict weighs
+``date of birth`` and ``person-related date`` far above ``date``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from phigate.phi_scanner import findings as cat
+from phigate.phi_scanner.context import before, has_cue, line_label
+from phigate.phi_scanner.findings import Finding
+
+MONTHS = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
+          r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
+WEEKDAYS = r"(?:Mon|Tues?|Wed(?:nes)?|Thu(?:rs)?|Fri|Sat(?:ur)?|Sun)(?:day)?"
+TIME = r"(?:\s*(?:at\s+)?\d{1,2}:\d{2}(?::\d{2})?(?:\s?[ap]\.?m\.?)?)?"
+
+NUMERIC_DATE = re.compile(
+    r"(?<![\w/.-])(?:\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})|\d{4}-\d{1,2}-\d{1,2})"
+    r"(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?(?![\w/-])")
+# "March 3, 2025", "Mar 3rd", "3 March 2025", "Tuesday, March 3"; "May" alone is not a date.
+WORD_DATE = re.compile(
+    rf"\b(?:{WEEKDAYS},?\s+)?(?:{MONTHS}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?|"
+    rf"\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{MONTHS}\.?(?:,?\s+\d{{4}})?|"
+    rf"{MONTHS}\.?,?\s+\d{{4}}){TIME}\b")
+WEEKDAY_ONLY = re.compile(rf"\b{WEEKDAYS}\b{TIME}")
+YEAR = re.compile(r"(?<![\w$#.,/-])(?:19|20)\d{2}(?![\w%/-]|\.\d|,\d)")
+
+BIRTH_CUES = ("dob", "d.o.b", "d.o.b.", "born", "birth", "birthday", "date of birth",
+              "birthdate", "b.")
+PERSON_DATE_CUES = (
+    "admitted", "admission", "admit", "discharged", "discharge", "died", "death", "deceased",
+    "expired", "appointment", "appt", "visit", "seen", "date of service", "dos",
+    "procedure", "surgery", "scheduled", "collected", "test date", "vaccinated", "injury",
+    "onset", "diagnosed", "last seen", "encounter", "service", "follow-up", "follow up",
+    "your", "since", "treated", "hospitalized", "delivered", "referred", "exam", "refill",
+)
+
+
+def find_dates(text: str, part: str) -> list[Finding]:
+    results: list[Finding] = []
+    spans: list[tuple[int, int]] = []
+    for pattern in (NUMERIC_DATE, WORD_DATE):
+        for m in pattern.finditer(text):
+            if any(s < m.end() and m.start() < e for s, e in spans):
+                continue
+            spans.append((m.start(), m.end()))
+            results.append(date_finding(text, part, m.start(), m.end(), 0.9))
+    for m in WEEKDAY_ONLY.finditer(text):
+        if not any(s < m.end() and m.start() < e for s, e in spans):
+            spans.append((m.start(), m.end()))
+            results.append(date_finding(text, part, m.start(), m.end(), 0.5))
+    for m in YEAR.finditer(text):
+        if any(s <= m.start() and m.end() <= e for s, e in spans):
+            continue
+        # A year alone is not a Safe Harbor identifier; reported for completeness only.
+        results.append(Finding(cat.DATE, m.group(), m.start(), m.end(), part, 0.4,
+                               "year only"))
+    return results
+
+
+def date_finding(text: str, part: str, start: int, end: int, confidence: float) -> Finding:
+    context = line_label(text, start)[-40:] + " " + before(text, start, 50)
+    if has_cue(context, BIRTH_CUES):
+        reason = "date of birth"
+    elif has_cue(context, PERSON_DATE_CUES):
+        reason = "person-related date"
+    else:
+        reason = "date"
+    return Finding(cat.DATE, text[start:end], start, end, part, confidence, reason)

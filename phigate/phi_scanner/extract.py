@@ -1,0 +1,189 @@
+"""MIME message to text segments: subject, body parts and readable attachments.
+
+Each segment is named by its ``part`` (``subject``, ``body``, ``body[2]``, ``attachment:1``...)
+and the findings' offsets point into the segment's text. What cannot be read becomes a note,
+never an exception: the caller decides (fail closed) what an unscannable part means.
+Notes never contain content or file names, which may themselves be PHI.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+
+from bs4 import BeautifulSoup
+
+IMAGE_NOTE = "image attachment (possible full-face photo or scanned document)"
+
+TEXT_SUBTYPES = {"plain", "csv", "calendar", "vcard", "x-vcard", "tab-separated-values",
+                 "markdown", "rtf", "xml"}
+TEXT_EXTENSIONS = (".txt", ".csv", ".ics", ".vcf", ".tsv", ".md", ".xml", ".log")
+HTML_EXTENSIONS = (".html", ".htm")
+DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Segment:
+    part: str
+    text: str
+
+
+@dataclass
+class Extraction:
+    segments: list[Segment] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    total_chars: int = 0
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_text_chars: int = 2 * 1024 * 1024
+    #: Wall-clock budget for extraction (PDF parsing can be slow on hostile files).
+    max_seconds: float = 20.0
+    max_pdf_pages: int = 200
+    max_parts: int = 200
+
+
+def html_to_text(html: str) -> str:
+    soup = BeautifulSoup(html, "html.parser")
+    for element in soup(["script", "style", "head", "noscript", "template"]):
+        element.decompose()
+    text = soup.get_text("\n")
+    lines = (line.strip() for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def extract_message(raw: bytes, limits: Limits) -> Extraction:
+    message = BytesParser(policy=policy.default).parsebytes(raw)
+    assert isinstance(message, EmailMessage)  # noqa: S101 - policy.default guarantees it
+    extraction = Extraction()
+    deadline = time.monotonic() + limits.max_seconds
+    subject = message.get("Subject")
+    if subject:
+        _add(extraction, "subject", str(subject), limits)
+    body_count = attachment_count = 0
+    for index, part in enumerate(message.walk()):
+        if index >= limits.max_parts:
+            extraction.notes.append("unscannable: too many MIME parts")
+            break
+        if part.is_multipart():
+            continue
+        if time.monotonic() > deadline:
+            extraction.notes.append("unscannable: extraction time limit reached")
+            break
+        if extraction.total_chars >= limits.max_text_chars:
+            extraction.notes.append("unscannable: text size limit reached")
+            break
+        is_attachment = part.get_content_disposition() == "attachment" or bool(
+            part.get_filename())
+        if is_attachment:
+            attachment_count += 1
+            name = f"attachment:{attachment_count}"
+        else:
+            body_count += 1
+            name = "body" if body_count == 1 else f"body[{body_count}]"
+        _extract_part(extraction, part, name, is_attachment, limits)
+    return extraction
+
+
+def _add(extraction: Extraction, name: str, text: str, limits: Limits) -> None:
+    room = limits.max_text_chars - extraction.total_chars
+    if len(text) > room:
+        text = text[:room]
+        extraction.notes.append("unscannable: text size limit reached")
+    if text.strip():
+        extraction.segments.append(Segment(name, text))
+        extraction.total_chars += len(text)
+
+
+def _extract_part(extraction: Extraction, part: EmailMessage, name: str, is_attachment: bool,
+                  limits: Limits) -> None:
+    content_type = part.get_content_type()
+    maintype, subtype = content_type.split("/", 1)
+    filename = (part.get_filename() or "").lower()
+    try:
+        if maintype == "image":
+            extraction.notes.append(IMAGE_NOTE)
+        elif content_type == "text/html" or filename.endswith(HTML_EXTENSIONS):
+            _add(extraction, name, html_to_text(_decoded_text(part)), limits)
+        elif (maintype == "text" and (not is_attachment or subtype in TEXT_SUBTYPES)) or (
+                filename.endswith(TEXT_EXTENSIONS)):
+            _add(extraction, name, _decoded_text(part), limits)
+        elif content_type == "application/pdf" or filename.endswith(".pdf"):
+            _add(extraction, name, _pdf_text(_payload(part), limits), limits)
+        elif content_type == DOCX_TYPE or filename.endswith(".docx"):
+            _add(extraction, name, _docx_text(_payload(part)), limits)
+        elif content_type in ("application/pkcs7-mime", "application/pgp-encrypted",
+                              "application/x-pkcs7-mime") or subtype == "encrypted":
+            extraction.notes.append(f"unscannable: encrypted part ({name})")
+        elif maintype in ("audio", "video"):
+            extraction.notes.append(f"unscannable: {maintype} attachment ({name})")
+        elif content_type == "application/pgp-signature" or subtype == "pkcs7-signature":
+            pass  # a signature carries no content of its own
+        else:
+            extraction.notes.append(f"unscannable: unsupported attachment type "
+                                    f"{content_type} ({name})")
+    except _Unreadable as error:
+        extraction.notes.append(f"unscannable: {error} ({name})")
+    except Exception as error:  # noqa: BLE001 - any parser failure means "cannot read"
+        # Library parsers raise many exception types on hostile input; all mean unreadable.
+        logger.info("part unreadable part=%s error=%s", name, type(error).__name__)
+        extraction.notes.append(f"unscannable: unreadable {content_type} ({name})")
+
+
+class _Unreadable(Exception):
+    pass
+
+
+def _payload(part: EmailMessage) -> bytes:
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        raise _Unreadable("undecodable payload")
+    return payload
+
+
+def _decoded_text(part: EmailMessage) -> str:
+    try:
+        content = part.get_content()
+    except (LookupError, UnicodeError, KeyError):
+        # Unknown or wrong charset: fall back to a lenient decode rather than skip the part.
+        return _payload(part).decode("utf-8", errors="replace")
+    if isinstance(content, bytes):
+        return content.decode("utf-8", errors="replace")
+    return str(content)
+
+
+def _pdf_text(data: bytes, limits: Limits) -> str:
+    from pypdf import PdfReader
+
+    reader = PdfReader(io.BytesIO(data))
+    if reader.is_encrypted:
+        raise _Unreadable("encrypted PDF")
+    pages = []
+    for page_number, page in enumerate(reader.pages):
+        if page_number >= limits.max_pdf_pages:
+            raise _Unreadable("PDF page limit reached")
+        pages.append(page.extract_text() or "")
+    text = "\n".join(pages)
+    if not text.strip():
+        # No text layer: a scan. Treated like an image we cannot read.
+        raise _Unreadable("PDF without a text layer (scanned document?)")
+    return text
+
+
+def _docx_text(data: bytes) -> str:
+    import docx
+
+    document = docx.Document(io.BytesIO(data))
+    lines = [paragraph.text for paragraph in document.paragraphs]
+    for table in document.tables:
+        for row in table.rows:
+            lines.append("\t".join(cell.text for cell in row.cells))
+    return "\n".join(lines)

@@ -1,0 +1,146 @@
+"""The synchronous scanner: message bytes or text in, a :class:`ScanResult` out.
+
+A scan runs the cheap recognizers (patterns, cue names, vocabularies) over every segment,
+then NER only where its answer can still change the verdict (``ner = "auto"``): once the
+cheap pass says ``phi``, or says ``identifiers`` with no health information in sight, more
+names change nothing, and the model is not run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from phigate.phi_scanner import findings as cat
+from phigate.phi_scanner.addresses import find_addresses
+from phigate.phi_scanner.dates import find_dates
+from phigate.phi_scanner.extract import Limits, Segment, extract_message
+from phigate.phi_scanner.findings import Finding, ScanResult
+from phigate.phi_scanner.health import find_health_patterns, find_vocabulary_terms
+from phigate.phi_scanner.identifiers import PATTERN_RECOGNIZERS
+from phigate.phi_scanner.names import find_cued_names
+from phigate.phi_scanner.verdict import Thresholds, judge, verdict_outcome_is_settled
+from phigate.phi_scanner.vocabulary import load_vocabulary
+
+if TYPE_CHECKING:
+    from phigate.config import ScannerSettings
+    from phigate.phi_scanner.nlp import NerModel
+
+# Which finding wins when two identifier findings overlap: explicit patterns over NER.
+_NER_REASONS = frozenset({"NER person", "NER place"})
+
+
+class Scanner:
+    """Loads the vocabularies and the NER model once; safe to use in a worker process."""
+
+    def __init__(self, settings: ScannerSettings) -> None:
+        self.settings = settings
+        self.thresholds = Thresholds(phi=settings.phi_threshold,
+                                     identifiers=settings.identifier_threshold)
+        self.limits = Limits(max_text_chars=settings.max_text_bytes,
+                             max_seconds=settings.timeout_seconds * 0.6)
+        self.vocabulary = load_vocabulary()
+        self._ner: NerModel | None = None
+        if settings.ner != "never":
+            from phigate.phi_scanner.nlp import NerModel  # the only import of spaCy
+
+            self._ner = NerModel(settings.model)
+
+    # -- public API ------------------------------------------------------------------------
+
+    def scan_message(self, raw: bytes) -> ScanResult:
+        extraction = extract_message(raw, self.limits)
+        return self.scan_segments(extraction.segments, extraction.notes)
+
+    def scan_text(self, text: str, part: str = "text") -> ScanResult:
+        return self.scan_segments([Segment(part, text[: self.settings.max_text_bytes])], [])
+
+    def scan_segments(self, segments: Sequence[Segment], notes: Iterable[str]) -> ScanResult:
+        notes = list(dict.fromkeys(notes))  # unique, in order
+        deadline = time.monotonic() + self.settings.timeout_seconds * 0.9
+        findings: list[Finding] = []
+        for segment in segments:
+            findings.extend(self.cheap_findings(segment.text, segment.part))
+        findings = resolve_overlaps(findings)
+        if self._ner is not None and (self.settings.ner == "always" or not
+                                      verdict_outcome_is_settled(findings, self.thresholds)):
+            for segment in segments:
+                if time.monotonic() > deadline:
+                    notes.append("unscannable: scan time limit reached")
+                    break
+                findings.extend(self._ner_findings(segment))
+            findings = resolve_overlaps(findings)
+        verdict, score = judge(findings, self.thresholds)
+        if any(note.startswith("unscannable") for note in notes):
+            verdict, score = cat.VERDICT_PHI, max(score, 1.0)  # fail closed
+        findings.sort(key=lambda f: (f.part, f.start, f.end))
+        categories = sorted({f.category for f in findings})
+        return ScanResult(verdict, score, categories, findings, notes)
+
+    # -- recognizers -----------------------------------------------------------------------
+
+    def cheap_findings(self, text: str, part: str) -> list[Finding]:
+        findings: list[Finding] = []
+        for recognizer in PATTERN_RECOGNIZERS:
+            findings.extend(recognizer(text, part))
+        findings.extend(find_addresses(text, part))
+        findings.extend(find_dates(text, part))
+        findings.extend(find_cued_names(text, part))
+        findings.extend(find_vocabulary_terms(text, part, self.vocabulary))
+        findings.extend(find_health_patterns(text, part, self.vocabulary))
+        return findings
+
+    def _ner_findings(self, segment: Segment) -> list[Finding]:
+        from phigate.phi_scanner.nlp import name_candidate_chunks
+
+        assert self._ner is not None  # noqa: S101 - checked by the caller
+        chunks = name_candidate_chunks(segment.text)
+        return self._ner.find_entities(segment.text, segment.part, chunks) if chunks else []
+
+
+def _rank(finding: Finding) -> tuple[float, int]:
+    # NER is the least precise source; a street address outranks the ZIP code or city it
+    # contains, so the whole address is reported as one finding.
+    adjustment = -0.2 if finding.reason in _NER_REASONS else 0.0
+    if finding.category == cat.STREET_ADDRESS:
+        adjustment += 0.1
+    return (finding.confidence + adjustment, finding.end - finding.start)
+
+
+def resolve_overlaps(findings: Iterable[Finding]) -> list[Finding]:
+    """Keep one finding per overlapping region within each group.
+
+    Identifiers compete with identifiers and health terms with health terms (the best-ranked
+    survives). Across groups, a name from a cue (``Dear Allegra``) beats a drug of the same
+    spelling, while a health term beats a NER-only person (``Lisinopril`` tagged PERSON).
+    """
+    kept: list[Finding] = []
+    by_part: dict[str, list[Finding]] = {}
+    for finding in findings:
+        by_part.setdefault(finding.part, []).append(finding)
+    for part_findings in by_part.values():
+        identifiers = _greedy([f for f in part_findings
+                               if f.category in cat.IDENTIFIER_CATEGORIES])
+        health = _greedy([f for f in part_findings if f.category in cat.HEALTH_CATEGORIES])
+        cue_people = [f for f in identifiers
+                      if f.category == cat.PERSON and f.reason not in _NER_REASONS]
+        health = [h for h in health if not any(_overlap(h, p) for p in cue_people)]
+        identifiers = [f for f in identifiers
+                       if not (f.reason in _NER_REASONS
+                               and any(_overlap(f, h) and h.confidence >= 0.75 for h in health))]
+        kept.extend(identifiers)
+        kept.extend(health)
+    return kept
+
+
+def _greedy(findings: list[Finding]) -> list[Finding]:
+    chosen: list[Finding] = []
+    for finding in sorted(findings, key=_rank, reverse=True):
+        if not any(_overlap(finding, other) for other in chosen):
+            chosen.append(finding)
+    return chosen
+
+
+def _overlap(a: Finding, b: Finding) -> bool:
+    return a.part == b.part and a.start < b.end and b.start < a.end

@@ -1,0 +1,150 @@
+"""Health vocabularies from real sources, matched with one Aho-Corasick automaton.
+
+- Conditions: the ICD-10-CM tabular list shipped with ``simple-icd-10-cm`` (descriptions and
+  inclusion terms of chapters A-U, cut into the short phrases people write: "type 2 diabetes
+  mellitus", "hypertension", "asthma").
+- Medications: the MedlinePlus-linked drug names and brand names shipped with
+  ``drug-named-entity-recognition``.
+- ICD-10-CM codes, to validate code-shaped strings.
+
+The data files are read directly rather than through the libraries' APIs: the libraries build
+large lookup structures we do not need (and ``simple_icd_10_cm`` uses a deprecated
+importlib API that warns on import).
+"""
+
+from __future__ import annotations
+
+import bz2
+import importlib.util
+import pickle  # noqa: S403 - reads the data file of an installed package, not user input
+import re
+import xml.etree.ElementTree as ElementTree  # noqa: N813
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import ahocorasick
+
+from phigate.phi_scanner import findings as cat
+
+# Words that make an ICD phrase administrative or generic rather than a condition a person
+# would write about ("other specified", "initial encounter", "left").
+GENERIC_WORDS = frozenset("""
+other unspecified specified type and or of the in with without due to not elsewhere classified
+nos nec initial encounter subsequent sequela left right bilateral unilateral part site sites
+multiple single region regions status history personal family condition conditions disease
+diseases disorder disorders problem problems finding findings abnormal abnormality use
+effect effects certain general unknown complication complications acute chronic stage
+degree first second third fourth fifth level severity mild moderate severe late early
+upper lower anterior posterior lateral medial body system organ organs tissue skin
+contact exposure exposed care screening examination exam observation follow-up counseling
+fall falls burn burns injury injuries wound wounds open closed complete incomplete
+primary secondary malignant benign neoplasm neoplasms lesion lesions mass pressure
+related associated involving affecting following after during pregnancy birth newborn
+child childhood adult age aged old infant male female man woman men women person persons
+history life long term current drug drugs alcohol use misuse abuse dependence reaction
+allergy allergic poisoning accidental intentional self-harm assault undetermined
+death confusion atlas corrosion ecstasy blackout growth callus abrasion cloaca amelia
+""".split())
+
+ICD_SKIP_CHAPTERS = ("V", "W", "X", "Y", "Z")  # external causes and administrative codes
+MIN_SINGLE_WORD = 5
+
+
+@dataclass(frozen=True)
+class VocabularyEntry:
+    category: str
+    confidence: float
+    source: str
+
+
+@dataclass
+class Vocabulary:
+    automaton: ahocorasick.Automaton
+    icd_codes: frozenset[str]
+    term_count: int
+
+
+def _package_dir(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        raise RuntimeError(f"vocabulary package {name} is not installed")
+    return Path(spec.origin).parent
+
+
+def _clean(phrase: str) -> str:
+    phrase = re.sub(r"\([^)]*\)|\[[^\]]*\]", " ", phrase.lower())
+    phrase = re.sub(r"\b(?:nos|nec)\b", " ", phrase)
+    return re.sub(r"\s+", " ", phrase).strip(" ,;:-")
+
+
+def _condition_phrases(description: str) -> set[str]:
+    whole = re.sub(r",\s*(?:unspecified|not elsewhere classified|other)$", "",
+                   _clean(description))
+    phrases: set[str] = set()
+    if whole and " " not in whole and len(whole) >= MIN_SINGLE_WORD and (
+            whole not in GENERIC_WORDS):
+        phrases.add(whole)  # the whole description is one word: "asthma", "obesity"
+    for piece in re.split(r"[,;:]| with(?:out)? | due to | and | or | in | of | as ", whole):
+        words = piece.strip().split()
+        while words and words[0] in GENERIC_WORDS:
+            words.pop(0)
+        if not 2 <= len(words) <= 4:
+            continue
+        if all(word in GENERIC_WORDS for word in words) or any(
+                ch.isdigit() for ch in piece):
+            continue
+        phrases.add(" ".join(words))
+    return phrases
+
+
+def _icd_terms() -> tuple[set[str], set[str]]:
+    data_dir = _package_dir("simple_icd_10_cm") / "data"
+    xml_file = next(data_dir.glob("icd10c-tabular-*.xml"))
+    # Trusted data shipped with an installed package, not user input.
+    root = ElementTree.parse(xml_file).getroot()  # noqa: S314
+    terms: set[str] = set()
+    codes: set[str] = set()
+    for diag in root.iter("diag"):
+        code = (diag.findtext("name") or "").strip()
+        codes.add(code.replace(".", ""))
+        if code.startswith(ICD_SKIP_CHAPTERS) or len(code.replace(".", "")) > 4:
+            continue
+        texts = [diag.findtext("desc") or ""]
+        for tag in ("inclusionTerm", "includes"):
+            for holder in diag.findall(tag):
+                texts.extend(note.text or "" for note in holder.findall("note"))
+        for text in texts:
+            terms.update(_condition_phrases(text))
+    return terms, codes
+
+
+def _drug_terms() -> set[str]:
+    data_file = _package_dir("drug_named_entity_recognition") / "drug_ner_dictionary.pkl.bz2"
+    with bz2.open(data_file, "rb") as stream:
+        data = pickle.load(stream)  # noqa: S301 - the installed package's own data file
+    canonical_data = data["drug_canonical_to_data"]
+    terms = set()
+    for variant, canonicals in data["drug_variant_to_canonical"].items():
+        # Only drugs with a MedlinePlus page: the consumer-facing names people write.
+        if not any("medline_plus_id" in canonical_data.get(name, {}) for name in canonicals):
+            continue
+        if re.fullmatch(r"[a-z][a-z-]{4,30}(?: [a-z][a-z-]{2,30})?", variant) and (
+                variant not in GENERIC_WORDS):
+            terms.add(variant)
+    return terms
+
+
+@lru_cache(maxsize=1)
+def load_vocabulary() -> Vocabulary:
+    """Build once per process (about a second); the automaton is shared by all scans."""
+    conditions, icd_codes = _icd_terms()
+    medications = _drug_terms()
+    automaton = ahocorasick.Automaton()
+    for term in conditions:
+        confidence = 0.8 if " " in term else 0.75
+        automaton.add_word(term, (term, VocabularyEntry(cat.CONDITION, confidence, "ICD-10-CM")))
+    for term in medications:
+        automaton.add_word(term, (term, VocabularyEntry(cat.MEDICATION, 0.85, "drug name")))
+    automaton.make_automaton()
+    return Vocabulary(automaton, frozenset(icd_codes), len(conditions) + len(medications))
