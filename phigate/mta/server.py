@@ -57,6 +57,8 @@ _ENHANCED_REPLIES = {
     "503 Error: need RCPT command": "503 5.5.1 Error: need RCPT command",
     "503 Error: nested MAIL command": "503 5.5.1 Error: nested MAIL command",
     "503 Already authenticated": "503 5.5.1 Already authenticated",
+    "503 Error: send EHLO first": "503 5.5.1 Error: send EHLO first",
+    "503 Error: send HELO first": "503 5.5.1 Error: send HELO first",
     "554 Command refused due to lack of security": "554 5.7.0 Command refused: TLS failed",
 }
 

@@ -71,9 +71,14 @@ class PolicyContext:
 
 
 class Rule(Protocol):
-    name: str
-    description: str
-    stages: frozenset[str]
+    """One policy rule. ``stages`` says when it runs ("rcpt", "data")."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def stages(self) -> frozenset[str]: ...
 
     def check(self, ctx: PolicyContext) -> Verdict | None: ...
 

@@ -18,6 +18,7 @@ believed when its MAC verifies; without a signer, tokens are ignored.
 from __future__ import annotations
 
 import email
+import logging
 import re
 from email import policy
 from email.message import Message
@@ -42,6 +43,8 @@ _ADDRESSED_HEADERS = ("Delivered-To", "X-Original-To", "To")
 _RETURNED_TOKEN = re.compile(r"(?:/u/|unsubscribe\+|bounces\+)([a-z2-7]{16,})", re.IGNORECASE)
 _SYSTEM_SENDERS = frozenset({"mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon"})
 
+log = logging.getLogger(__name__)
+
 
 def classify(
     raw: bytes,
@@ -53,7 +56,28 @@ def classify(
     authserv_id: str = "phigate",
 ) -> FeedbackReport:
     """Read one feedback message. Never raises for odd input: unknown is kind ``other``."""
-    message = email.message_from_bytes(raw, policy=policy.default)
+    # compat32 keeps header values as raw strings; policy.default's address parser raises
+    # on some malformed headers (found by fuzzing), and feedback mail is often malformed.
+    # It is also what flufl.bounce's detectors expect, so the message is parsed once.
+    message = email.message_from_bytes(raw, policy=policy.compat32)
+    try:
+        return _classify(message, raw, signer=signer, envelope_recipient=envelope_recipient,
+                         dns=dns, verify_dkim=verify_dkim, authserv_id=authserv_id)
+    except Exception as error:  # the listener must go on; the type says enough
+        log.warning("feedback message not understood: %s", type(error).__name__)
+        return FeedbackReport("other")
+
+
+def _classify(
+    message: Message,
+    raw: bytes,
+    *,
+    signer: TokenSigner | None,
+    envelope_recipient: str | None,
+    dns: DnsTxtLookup | None,
+    verify_dkim: bool,
+    authserv_id: str,
+) -> FeedbackReport:
     addressed = _addressed_token(message, envelope_recipient)
     claims = None
     if addressed is not None and signer is not None:
@@ -73,7 +97,7 @@ def classify(
         recipients = [FeedbackRecipient(claims.recipient, False)] if claims else []
         return FeedbackReport("unsubscribe", recipients, token=claims)
 
-    found = bounced_recipients(message, raw)
+    found = bounced_recipients(message)
     if claims is not None and claims.kind == "verp":
         found = _attribute_to_verp_recipient(found, claims, message)
     return FeedbackReport("bounce" if found else "other", found, token=claims)

@@ -157,5 +157,5 @@ def _header_block(part: Message) -> Message | None:
         return payload[0]
     text = part.get_payload(decode=True)
     if isinstance(text, bytes):
-        return email.message_from_bytes(text, policy=policy.default)
+        return email.message_from_bytes(text, policy=policy.compat32)
     return None

@@ -18,6 +18,7 @@ line above it only where an alias pointed.
 from __future__ import annotations
 
 import email
+import logging
 import re
 from collections.abc import Iterator
 from email.iterators import body_line_iterator
@@ -35,15 +36,20 @@ _EXPANDED_FROM = re.compile(r"^\s*\(expanded from:\s*<?([^\s<>()]+@[^\s<>()]+?)>
 _LONE_ADDRESS = re.compile(r"^\s*<?([^\s<>()]+@[^\s<>()]+?)>?\s*$")
 _MAX_REASON = 300
 
+log = logging.getLogger(__name__)
 
-def bounced_recipients(message: Message, raw: bytes) -> list[FeedbackRecipient]:
-    """Failed or delayed recipients reported by ``message`` (parsed with policy.default)."""
-    from_dsn = _from_delivery_status(message)
+
+def bounced_recipients(legacy: Message) -> list[FeedbackRecipient]:
+    """Failed or delayed recipients reported by a message parsed with policy.compat32
+    (what flufl.bounce's detectors are written against)."""
+    from_dsn = _from_delivery_status(legacy)
     if from_dsn:
         return from_dsn
-    # flufl.bounce is written against compat32 messages.
-    legacy = email.message_from_bytes(raw)
-    temporary, permanent = all_failures(legacy)
+    try:
+        temporary, permanent = all_failures(legacy)
+    except Exception:  # a detector tripping over odd input finds nothing
+        log.warning("flufl.bounce detector failed; treating the message as unrecognised")
+        temporary = permanent = frozenset()
     permanent_addresses = {_text(address) for address in permanent}
     temporary_addresses = {_text(address) for address in temporary}
     if not permanent_addresses and not temporary_addresses:

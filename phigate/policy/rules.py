@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from phigate.config import ScannerSettings
-from phigate.policy.engine import Action, PolicyContext, Verdict
+from phigate.policy.engine import Action, PolicyContext, Rule, Verdict
 
 _ACTIONS = {"tag": Action.TAG, "quarantine": Action.QUARANTINE, "reject": Action.REJECT}
 
@@ -31,5 +31,5 @@ class PhiByClassRule:
         return Verdict(action, reason)
 
 
-def default_rules(scanner: ScannerSettings) -> list[PhiByClassRule]:
+def default_rules(scanner: ScannerSettings) -> list[Rule]:
     return [PhiByClassRule(scanner)]

@@ -1,0 +1,52 @@
+"""``phigate check-config`` and ``phigate db upgrade|status``."""
+
+from __future__ import annotations
+
+import argparse
+
+from phigate.cli.context import CliContext, SubParsers
+from phigate.config import validate
+from phigate.crypto import MasterKey
+from phigate.queue.db import current_revision, head_revision, make_engine, upgrade
+
+
+def register(subparsers: SubParsers) -> None:
+    check = subparsers.add_parser(
+        "check-config", help="validate the configuration and the files it names, then exit"
+    )
+    check.set_defaults(handler=run_check)
+    db = subparsers.add_parser("db", help="database schema: status, upgrade")
+    db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    db_sub.add_parser("status", help="show the schema revision").set_defaults(handler=run_status)
+    db_sub.add_parser("upgrade", help="apply pending migrations").set_defaults(
+        handler=run_upgrade
+    )
+
+
+def run_check(args: argparse.Namespace, ctx: CliContext) -> int:
+    settings = ctx.settings()
+    validate(settings)
+    MasterKey.load(settings.storage.master_key_file)
+    print(f"phigate: configuration OK: {ctx.config_path}")
+    return 0
+
+
+def run_status(args: argparse.Namespace, ctx: CliContext) -> int:
+    engine = make_engine(ctx.settings().storage.url)
+    try:
+        current, head = current_revision(engine), head_revision()
+    finally:
+        engine.dispose()
+    state = "up to date" if current == head else "behind: run `phigate db upgrade`"
+    print(f"schema {current or 'empty'} (code expects {head}): {state}")
+    return 0 if current == head else 1
+
+
+def run_upgrade(args: argparse.Namespace, ctx: CliContext) -> int:
+    engine = make_engine(ctx.settings().storage.url)
+    try:
+        upgrade(engine)
+        print(f"phigate: schema at {current_revision(engine)}")
+    finally:
+        engine.dispose()
+    return 0

@@ -1,0 +1,85 @@
+"""``phigate user add|list|remove``: submission accounts."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+
+from phigate.accounts import MESSAGE_CLASSES, parse_list
+from phigate.audit import Actor
+from phigate.cli.context import CliContext, SubParsers
+from phigate.errors import UserError
+from phigate.runtime import Runtime
+
+
+def register(subparsers: SubParsers) -> None:
+    user = subparsers.add_parser("user", help="submission accounts")
+    sub = user.add_subparsers(dest="user_command", metavar="ACTION", required=True)
+    add = sub.add_parser("add", help="add an account (password from stdin when not a terminal)")
+    add.add_argument("name")
+    add.add_argument("--classes", default="treatment",
+                     help=f"comma-separated message classes, first is the default "
+                          f"({', '.join(MESSAGE_CLASSES)}; default: treatment)")
+    add.add_argument("--senders",
+                     help="comma-separated addresses or domains it may send as "
+                          "(default: the [server] domain)")
+    add.set_defaults(handler=run_add)
+    listing = sub.add_parser("list", help="list accounts")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=run_list)
+    remove = sub.add_parser("remove", help="remove an account")
+    remove.add_argument("name")
+    remove.set_defaults(handler=run_remove)
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass("Password: ")
+        if first != getpass.getpass("Again: "):
+            raise UserError("the passwords do not match")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def run_add(args: argparse.Namespace, ctx: CliContext) -> int:
+    runtime = Runtime.open(ctx.settings())
+    try:
+        senders = parse_list(args.senders) or [runtime.settings.server.domain]
+        classes = parse_list(args.classes)
+        account = runtime.accounts.add(args.name, _read_password(), senders=senders,
+                                       classes=classes)
+        runtime.audit.record(Actor.from_environment(), "user.add",
+                             detail={"user": account.name, "classes": list(account.classes)})
+    finally:
+        runtime.close()
+    print(f"phigate: added user {account.name} (classes: {', '.join(account.classes)}; "
+          f"senders: {', '.join(account.senders)})")
+    return 0
+
+
+def run_list(args: argparse.Namespace, ctx: CliContext) -> int:
+    runtime = Runtime.open(ctx.settings())
+    try:
+        accounts = runtime.accounts.list()
+    finally:
+        runtime.close()
+    if args.json:
+        print(json.dumps([{"name": a.name, "senders": list(a.senders), "classes": list(a.classes),
+                           "disabled": a.disabled} for a in accounts], indent=2))
+        return 0
+    for account in accounts:
+        print(f"{account.name:24} {','.join(account.classes):30} {','.join(account.senders)}")
+    return 0
+
+
+def run_remove(args: argparse.Namespace, ctx: CliContext) -> int:
+    runtime = Runtime.open(ctx.settings())
+    try:
+        runtime.accounts.remove(args.name)
+        runtime.audit.record(Actor.from_environment(), "user.remove", detail={"user": args.name})
+    finally:
+        runtime.close()
+    print(f"phigate: removed user {args.name}")
+    return 0

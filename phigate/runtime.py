@@ -1,0 +1,40 @@
+"""The store-side objects every command and service shares, built from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from phigate.accounts import AccountStore
+from phigate.audit import AuditLog
+from phigate.config import Settings
+from phigate.crypto import MasterKey
+from phigate.queue.db import ensure_current, make_engine
+from phigate.queue.store import SqlQueueStore
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    store: SqlQueueStore
+    accounts: AccountStore
+    audit: AuditLog
+
+    @classmethod
+    def open(cls, settings: Settings, *, check_schema: bool = True) -> Runtime:
+        engine = make_engine(settings.storage.url)
+        if check_schema:
+            ensure_current(engine)
+        master_key = MasterKey.load(settings.storage.master_key_file)
+        return cls(
+            settings=settings,
+            engine=engine,
+            store=SqlQueueStore(engine, master_key),
+            accounts=AccountStore(engine),
+            audit=AuditLog(engine),
+        )
+
+    def close(self) -> None:
+        self.engine.dispose()

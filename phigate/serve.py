@@ -1,0 +1,218 @@
+"""``phigate serve``: compose the services of the chosen roles on one event loop.
+
+Roles: ``smtp`` (submission, and the scanner pool it needs), ``delivery`` (the queue
+scheduler), ``http`` (/metrics, /healthz, one-click unsubscribe). ``all`` runs every role;
+larger sites run them as separate units and nodes over one PostgreSQL queue.
+
+Shutdown follows uvicorn: stop accepting, let sessions and deliveries finish within a
+grace period, give back leases, then exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import ipaddress
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy import text
+
+from phigate import __version__, sdnotify
+from phigate.config import HostPort, Settings, validate
+from phigate.errors import ConfigError
+from phigate.logs import log_event
+from phigate.metrics import METRICS, HealthState, Listener
+from phigate.mta.auth import LockoutTracker
+from phigate.mta.server import SubmissionServices, start_submission_server
+from phigate.policy.engine import PolicyEngine
+from phigate.policy.rules import default_rules
+from phigate.runtime import Runtime
+
+log = logging.getLogger("phigate.serve")
+
+ROLES = ("smtp", "delivery", "http")
+T = TypeVar("T")
+SHUTDOWN_GRACE_SECONDS = 30.0
+
+
+def parse_roles(value: str) -> frozenset[str]:
+    roles = frozenset(r.strip() for r in value.split(",") if r.strip())
+    if "all" in roles:
+        return frozenset(ROLES)
+    unknown = roles - set(ROLES)
+    if unknown or not roles:
+        raise ConfigError(f"--role: use all or a list of {', '.join(ROLES)}")
+    return roles
+
+
+@dataclass
+class RunningServices:
+    """What ``serve`` started, for shutdown (and for tests that embed the server)."""
+
+    runtime: Runtime
+    health: HealthState
+    servers: list[asyncio.Server] = field(default_factory=list)
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    submission: SubmissionServices | None = None
+
+
+async def _listen(key: str, address: HostPort, start: Callable[[], Awaitable[T]]) -> T:
+    """Run ``start`` and turn bind errors into one clear line naming the key."""
+    try:
+        return await start()
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise ConfigError(f"{key}: cannot listen on {address}: address already in use"
+                              ) from None
+        if error.errno == errno.EACCES:
+            raise ConfigError(f"{key}: cannot listen on {address}: permission denied (ports "
+                              "below 1024 need root or CAP_NET_BIND_SERVICE)") from None
+        raise ConfigError(f"{key}: cannot listen on {address}: {error.strerror}") from None
+
+
+async def start_services(settings: Settings, roles: Iterable[str]) -> RunningServices:
+    roles = frozenset(roles)
+    validate(settings)
+    runtime = Runtime.open(settings)
+    listeners: list[Listener] = []
+    if "smtp" in roles:
+        listeners.append("submission")
+    if "http" in roles:
+        listeners.append("http")
+    health = HealthState(database_check=lambda: _ping(runtime), listeners=listeners)
+    running = RunningServices(runtime=runtime, health=health)
+    try:
+        if "smtp" in roles:
+            await _start_smtp(settings, running)
+        if "http" in roles:
+            await _start_http(settings, running)
+        if "delivery" in roles:
+            await _start_delivery(settings, running)
+    except BaseException:
+        await stop_services(running)
+        raise
+    METRICS.register_certificate("submission", settings.submission.tls_cert)
+    return running
+
+
+def _ping(runtime: Runtime) -> None:
+    with runtime.engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+
+
+async def _start_smtp(settings: Settings, running: RunningServices) -> None:
+    scanner = None
+    if settings.scanner.enabled:
+        from phigate.phi_scanner import ScannerPool
+
+        scanner = ScannerPool(settings.scanner)
+        running.closers.append(lambda: asyncio.to_thread(scanner.close))
+    runtime = running.runtime
+    services = SubmissionServices(
+        settings=settings,
+        accounts=runtime.accounts,
+        store=runtime.store,
+        policy=PolicyEngine(default_rules(settings.scanner)),
+        lockouts=LockoutTracker(
+            max_failures=settings.submission.auth_max_failures,
+            base_lockout_seconds=settings.submission.auth_lockout_seconds,
+        ),
+        scanner=scanner,
+        trusted_networks=[
+            ipaddress.ip_network(n, strict=False) for n in settings.submission.trusted_networks
+        ],
+    )
+    listen = settings.submission.listen
+    server = await _listen(
+        "[submission] listen", listen,
+        lambda: start_submission_server(services, host=listen.host, port=listen.port),
+    )
+    running.servers.append(server)
+    running.submission = services
+    running.health.listener_up("submission")
+
+
+async def _start_http(settings: Settings, running: RunningServices) -> None:
+    from aiohttp import web
+
+    from phigate.metrics import add_routes
+
+    app = web.Application()
+    add_routes(app, running.health)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    listen = settings.http.listen
+    site = web.TCPSite(runner, listen.host, listen.port)
+    await _listen("[http] listen", listen, site.start)
+    running.closers.append(runner.cleanup)
+    running.health.listener_up("http")
+
+
+async def _start_delivery(settings: Settings, running: RunningServices) -> None:
+    from phigate.queue.scheduler import DeliveryScheduler
+
+    scheduler = DeliveryScheduler(settings, running.runtime.store)
+    stop = asyncio.Event()
+    task = asyncio.create_task(scheduler.run(stop), name="delivery")
+    running.tasks.append(task)
+
+    async def stop_delivery() -> None:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    running.closers.insert(0, stop_delivery)
+
+
+async def stop_services(running: RunningServices, *, grace: float = SHUTDOWN_GRACE_SECONDS
+                        ) -> None:
+    names: tuple[Listener, ...] = ("submission", "http")
+    for name in names:
+        running.health.listener_down(name)
+    for server in running.servers:
+        server.close()  # stop accepting; sessions in progress go on
+    deadline = time.monotonic() + grace
+    if running.submission is not None:
+        while sum(running.submission.sessions_per_ip.values()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+    for close in running.closers:
+        try:
+            await asyncio.wait_for(close(), max(1.0, deadline - time.monotonic()))
+        except TimeoutError:
+            log_event(log, "shutdown_timeout", level=logging.WARNING)
+    running.runtime.close()
+
+
+async def serve_forever(settings: Settings, roles: frozenset[str]) -> None:
+    running = await start_services(settings, roles)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    log_event(log, "started", version=__version__, roles=sorted(roles))
+    sdnotify.notify_ready(f"serving {','.join(sorted(roles))}")
+    watchdog = asyncio.create_task(_watchdog(running))
+    await stop.wait()
+    log_event(log, "stopping")
+    sdnotify.notify_stopping()
+    watchdog.cancel()
+    await stop_services(running)
+    log_event(log, "stopped")
+
+
+async def _watchdog(running: RunningServices) -> None:
+    interval = sdnotify.watchdog_interval()
+    if interval is None:
+        return
+    while True:
+        # Only pet the watchdog while the database answers: a wedged node gets restarted.
+        if (await running.health.check()).checks.get("database", False):
+            sdnotify.notify_watchdog()
+        await asyncio.sleep(interval / 2)
