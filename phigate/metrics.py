@@ -7,8 +7,8 @@ leak into our ``/metrics`` and tests can build a fresh :class:`Metrics`).
 **Labels are bounded and never carry PHI.** No label ever holds an address, a subject, a
 user or patient name, a destination domain or a host. Every label value passes through a
 :class:`LabelGuard`: fixed sets (results, outcomes, TLS levels...) map anything unknown to
-``"other"``; open sets that come from our own code (policy rule names, scanner categories,
-queue states, campaign ids) must look like identifiers and are capped in number, after
+``"other"``; open sets that come from our own code (policy rule names, queue states,
+campaign ids) must look like identifiers and are capped in number, after
 which new values are counted as ``"other"``. A bug at a call site therefore costs a wrong
 label, never a PHI leak or a cardinality explosion.
 
@@ -55,6 +55,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from phigate import __version__
+from phigate.phi_scanner.findings import HEALTH_CATEGORIES, IDENTIFIER_CATEGORIES
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -89,7 +90,7 @@ Listener = Literal["submission", "submission_tls", "feedback", "http"]
 DkimAlgorithm = Literal["rsa", "ed25519"]
 Certificate = Literal["submission", "http", "client"]
 
-# Open label sets: names our code defines (rule names, scanner categories, queue states).
+# Open label sets: names our code defines (policy rule names, queue states).
 _IDENTIFIER = re.compile(r"[a-z][a-z0-9_-]{0,47}\Z")
 # Campaign ids are set by the admin who approves the campaign; still never an address.
 _CAMPAIGN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}\Z")
@@ -353,7 +354,8 @@ class Metrics:
         self.listener = _guard("listener", Listener)
         self.dkim_algorithm = _guard("algorithm", DkimAlgorithm)
         self.certificate = _guard("certificate", Certificate)
-        self.scan_category = LabelGuard("category", cap=48)
+        # The scanner's own category constants (PERSON, CONDITION, ...): a fixed set.
+        self.scan_category = LabelGuard("category", fixed=IDENTIFIER_CATEGORIES | HEALTH_CATEGORIES)
         self.policy_rule = LabelGuard("rule", cap=64)
         self.state_label = LabelGuard("state", cap=24)
         self.campaign_label = LabelGuard("campaign", pattern=_CAMPAIGN_ID, cap=500)
@@ -448,6 +450,8 @@ class Metrics:
                 self.delivery_attempts.labels(outcome=outcome, tls=tls)
         for verdict in self.scan_verdict.known:
             self.scan_verdicts.labels(verdict=verdict)
+        for category in self.scan_category.known:
+            self.scan_categories.labels(category=category)
         for reason in self.auth_reason.known:
             self.auth_failures.labels(reason=reason)
         for kind in self.lockout_kind.known:

@@ -42,7 +42,7 @@ def test_helpers_move_their_counters(metrics: Metrics) -> None:
     metrics.record_delivery_attempt("success", tls="verified")
     metrics.record_delivery_attempt("tls_policy", tls="none")
     metrics.observe_delivery_latency(42.0, "delivered")
-    metrics.observe_scan(0.03, "phi", ["name", "diagnosis", "name"])
+    metrics.observe_scan(0.03, "phi", ["PERSON", "CONDITION", "PERSON"])
     metrics.record_policy_decision("phi_in_marketing", "quarantine")
     metrics.record_auth_failure()
     metrics.record_auth_lockout("client_ip")
@@ -66,7 +66,8 @@ def test_helpers_move_their_counters(metrics: Metrics) -> None:
     assert value(metrics, "phigate_scan_duration_seconds_count") == 1
     assert value(metrics, "phigate_scan_verdicts_total", verdict="phi") == 1
     # A category counts once per message, however many findings it had.
-    assert value(metrics, "phigate_scan_categories_total", category="name") == 1
+    assert value(metrics, "phigate_scan_categories_total", category="PERSON") == 1
+    assert value(metrics, "phigate_scan_categories_total", category="MEDICATION") == 0
     assert value(metrics, "phigate_policy_decisions_total", rule="phi_in_marketing",
                  action="quarantine") == 1
     assert value(metrics, "phigate_auth_failures_total", reason="bad_credentials") == 1
