@@ -59,6 +59,10 @@ LAB_RESULT = re.compile(
     r"abnormal)", re.IGNORECASE)
 ICD_CODE = re.compile(r"\b([A-TV-Z]\d{2}(?:\.[0-9A-Z]{1,4})?)\b")
 CPT_CODE = re.compile(r"\b(\d{5}|\d{4}[FT])\b")
+ENCOUNTER_TERMS = re.compile(
+    r"\b(?:appointments?|appt|check-?ups?|office visits?|your visit|your (?:doctor|provider|"
+    r"care team|physician|nurse|therapist|dentist)|patient portal|as a patient|our patient|"
+    r"new patient|telehealth visit|video visit|consultation)\b", re.IGNORECASE)
 CODE_CUES = ("icd", "icd-10", "icd10", "dx", "diagnosis", "diagnosis code", "code", "codes",
              "cpt", "procedure code", "hcpcs", "billing code")
 
@@ -91,6 +95,9 @@ def find_health_patterns(text: str, part: str, vocabulary: Vocabulary) -> list[F
         weak = m.group().lower() in WEAK_PROCEDURES
         results.append(Finding(cat.PROCEDURE, m.group(), m.start(), m.end(), part,
                                0.5 if weak else 0.75, "clinical service term"))
+    for m in ENCOUNTER_TERMS.finditer(text):
+        results.append(Finding(cat.ENCOUNTER, m.group(), m.start(), m.end(), part, 0.45,
+                               "care relationship"))
     for m in LAB_RESULT.finditer(text):
         results.append(Finding(cat.LAB_RESULT, m.group(), m.start(), m.end(), part, 0.8,
                                "lab name with value"))
