@@ -23,6 +23,7 @@ import re
 from collections.abc import Iterator
 from email.iterators import body_line_iterator
 from email.message import Message
+from email.utils import getaddresses
 
 from flufl.bounce import all_failures
 
@@ -35,6 +36,7 @@ _EXPANDED_FROM = re.compile(r"^\s*\(expanded from:\s*<?([^\s<>()]+@[^\s<>()]+?)>
                             re.IGNORECASE)
 _LONE_ADDRESS = re.compile(r"^\s*<?([^\s<>()]+@[^\s<>()]+?)>?\s*$")
 _MAX_REASON = 300
+_DETECTOR_HEADERS = ("From", "To", "Subject", "X-Mailer", "Message-ID", "Content-Type")
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,7 @@ def bounced_recipients(legacy: Message) -> list[FeedbackRecipient]:
     from_dsn = _from_delivery_status(legacy)
     if from_dsn:
         return from_dsn
+    _make_detector_safe(legacy)
     try:
         temporary, permanent = all_failures(legacy)
     except Exception:  # a detector tripping over odd input finds nothing
@@ -59,6 +62,26 @@ def bounced_recipients(legacy: Message) -> list[FeedbackRecipient]:
     temporary_addresses = _undo_expansions(temporary_addresses, expansions) - permanent_addresses
     return ([FeedbackRecipient(address, True) for address in sorted(permanent_addresses)]
             + [FeedbackRecipient(address, False) for address in sorted(temporary_addresses)])
+
+
+def _make_detector_safe(legacy: Message) -> None:
+    """Work around flufl.bounce detectors that crash on odd headers (this parsed copy only).
+
+    - compat32 returns ``email.header.Header`` objects, not ``str``, for header values
+      with raw 8-bit bytes; several detectors call ``.lower()`` on them.
+    - the Yale detector indexes ``getaddresses(From)[0]``, an empty list for a missing or
+      unparseable From: on current Pythons.
+    Either crash would stop every detector after the failing one.
+    """
+    for name in _DETECTOR_HEADERS:
+        values = legacy.get_all(name, [])
+        if any(not isinstance(value, str) for value in values):
+            del legacy[name]
+            for value in values:
+                legacy[name] = str(value)
+    if not getaddresses([str(value) for value in legacy.get_all("From", [])]):
+        del legacy["From"]
+        legacy["From"] = "<>"
 
 
 def is_delivery_report(message: Message) -> bool:
