@@ -113,9 +113,15 @@ def test_main_service_shape() -> None:
 @pytest.mark.parametrize("role", ["smtp", "delivery", "http"])
 def test_role_units_run_their_role(role: str) -> None:
     unit = SYSTEMD_DIR / f"phigate-{role}.service"
-    assert values(unit, "ExecStart") == [
-        f"{PHIGATE} serve --role {role}"
-    ]
+    (exec_start,) = values(unit, "ExecStart")
+    command, _, roles = exec_start.partition(" --role ")
+    assert command == f"{PHIGATE} serve"
+    assert role in roles.split(",")
+    if roles != role:
+        # A role that also serves HTTP (for its own /metrics) must not take the shared port.
+        assert roles.split(",") == [role, "http"]
+        assert any(v.startswith("PHIGATE_HTTP__LISTEN=127.0.0.1:")
+                   for v in values(unit, "Environment"))
     assert values(unit, "Type") == ["notify"]
     assert "phigate.service" in values(unit, "Conflicts")
 
