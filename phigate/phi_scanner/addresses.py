@@ -64,7 +64,7 @@ STATE_NAMES = (
     "Oregon|Pennsylvania|Rhode Island|South Carolina|South Dakota|Tennessee|Texas|Utah|"
     "Vermont|Virginia|Washington|West Virginia|Wisconsin|Wyoming")
 CITY_STATE = re.compile(
-    rf"\b((?:[A-Z][a-z]+\.?\s){{0,2}}[A-Z][a-z]+),\s*(?:{US_STATES}|{STATE_NAMES})\b")
+    rf"\b((?:[A-Z][a-z]+\.?[ \t]){{0,2}}[A-Z][a-z]+),[ \t]*(?:{US_STATES}|{STATE_NAMES})\b")
 
 _NOT_A_STREET_START = re.compile(r"^\d+\s+(?:minutes?|hours?|days?|weeks?|years?|mg|ml)\b",
                                  re.IGNORECASE)

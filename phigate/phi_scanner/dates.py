@@ -27,7 +27,8 @@ WORD_DATE = re.compile(
     rf"\b(?:{WEEKDAYS},?\s+)?(?:{MONTHS}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?|"
     rf"\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{MONTHS}\.?(?:,?\s+\d{{4}})?|"
     rf"{MONTHS}\.?,?\s+\d{{4}}){TIME}\b")
-WEEKDAY_ONLY = re.compile(rf"\b{WEEKDAYS}\b{TIME}")
+WEEKDAY_ONLY = re.compile(
+    rf"\b(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b{TIME}")
 YEAR = re.compile(r"(?<![\w$#.,/-])(?:19|20)\d{2}(?![\w%/-]|\.\d|,\d)")
 
 BIRTH_CUES = ("dob", "d.o.b", "d.o.b.", "born", "birth", "birthday", "date of birth",

@@ -35,9 +35,7 @@ PROCEDURES = re.compile(
     r"flu shots?|booster|infusion|injection|transfusion|stress test|sleep study|"
     r"prenatal|postpartum|physical exam|annual physical|well visit|screening|"
     r"follow-up visit|prescription|refill|therapy session|counseling session|"
-    r"psychotherapy|rehab|rehabilitation|cardiology|oncology|dermatology|neurology|"
-    r"orthopedics|pediatrics|psychiatry|radiology|urology|gastroenterology|pulmonology|"
-    r"endocrinology|nephrology|obstetrics|gynecology|OB/GYN|hospice|admitted|discharged|"
+    r"psychotherapy|rehab|rehabilitation|hospice|admitted|discharged|"
     r"diagnosed|diagnosis|prognosis|treatment plan|positive for|negative for|tested positive|"
     r"tested negative|pregnant|pregnancy|miscarriage|HIV|STD|STI)\b", re.IGNORECASE)
 # Generic service words are weaker evidence than a named procedure.
@@ -59,6 +57,12 @@ LAB_RESULT = re.compile(
     r"abnormal)", re.IGNORECASE)
 ICD_CODE = re.compile(r"\b([A-TV-Z]\d{2}(?:\.[0-9A-Z]{1,4})?)\b")
 CPT_CODE = re.compile(r"\b(\d{5}|\d{4}[FT])\b")
+# Specialties name departments and practices ("Northgate Cardiology") as often as a
+# patient's care, so they are weak evidence.
+SPECIALTIES = re.compile(
+    r"\b(?:cardiology|oncology|dermatology|neurology|orthopedics|pediatrics|psychiatry|"
+    r"radiology|urology|gastroenterology|pulmonology|endocrinology|nephrology|obstetrics|"
+    r"gynecology|OB/GYN)\b", re.IGNORECASE)
 ENCOUNTER_TERMS = re.compile(
     r"\b(?:appointments?|appt|check-?ups?|office visits?|your visit|your (?:doctor|provider|"
     r"care team|physician|nurse|therapist|dentist)|patient portal|as a patient|our patient|"
@@ -95,6 +99,9 @@ def find_health_patterns(text: str, part: str, vocabulary: Vocabulary) -> list[F
         weak = m.group().lower() in WEAK_PROCEDURES
         results.append(Finding(cat.PROCEDURE, m.group(), m.start(), m.end(), part,
                                0.5 if weak else 0.75, "clinical service term"))
+    for m in SPECIALTIES.finditer(text):
+        results.append(Finding(cat.PROCEDURE, m.group(), m.start(), m.end(), part, 0.45,
+                               "medical specialty"))
     for m in ENCOUNTER_TERMS.finditer(text):
         results.append(Finding(cat.ENCOUNTER, m.group(), m.start(), m.end(), part, 0.45,
                                "care relationship"))

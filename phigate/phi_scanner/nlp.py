@@ -38,6 +38,12 @@ CAPITALISED = re.compile(r"\b[A-ZÀ-ÖØ-Þ][\wà-ÿ'-]*")
 CHUNK_BOUNDARY = re.compile(r"\n|(?<=[.!?])\s+(?=[A-Z])")
 
 
+CALENDAR_WORD = re.compile(
+    r"(?i)\b(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
+    r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?|monday|tuesday|wednesday|"
+    r"thursday|friday|saturday|sunday)\b\.?|\b(?:19|20)\d{2}\b")
+
+
 @dataclass(frozen=True)
 class Chunk:
     start: int
@@ -88,10 +94,9 @@ def _entity_finding(text: str, part: str, label: str, start: int, end: int) -> F
     if label == "GPE":
         return Finding(cat.LOCATION, value, start, end, part, 0.5, "NER place")
     if label == "DATE":
-        if not any(ch.isdigit() for ch in value) and not re.search(
-                r"(?i)day|night|morning|week|month|year|spring|summer|autumn|fall|winter",
-                value):
+        # Only calendar dates: relative phrases ("next week") and durations ("8 years") do
+        # not identify anyone, and NER labels bare ZIP codes as dates.
+        if not CALENDAR_WORD.search(value):
             return None
-        dated = date_finding(text, part, start, end, 0.5)
-        return dated
+        return date_finding(text, part, start, end, 0.5)
     return None

@@ -26,7 +26,7 @@ IDENTIFIER_WEIGHTS: dict[str, float] = {
     cat.VEHICLE_ID: 0.7,
     cat.DEVICE_ID: 0.8,
     cat.PERSON: 0.9,
-    cat.STREET_ADDRESS: 0.45,
+    cat.STREET_ADDRESS: 0.35,
     cat.LOCATION: 0.25,
     cat.ZIP_CODE: 0.35,
     cat.DATE: 0.15,

@@ -108,7 +108,7 @@ def _icd_terms() -> tuple[set[str], set[str]]:
     for diag in root.iter("diag"):
         code = (diag.findtext("name") or "").strip()
         codes.add(code.replace(".", ""))
-        if code.startswith(ICD_SKIP_CHAPTERS) or len(code.replace(".", "")) > 4:
+        if code.startswith(ICD_SKIP_CHAPTERS) or len(code.replace(".", "")) > 5:
             continue
         texts = [diag.findtext("desc") or ""]
         for tag in ("inclusionTerm", "includes"):
