@@ -13,6 +13,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from phigate.logs import log_event
+from phigate.metrics import LockoutKind
+
 log = logging.getLogger("phigate.auth")
 
 MAX_LOCKOUT_SECONDS = 24 * 3600
@@ -48,12 +51,15 @@ class LockoutTracker:
             default=0.0,
         )
 
-    def failure(self, ip: str, user: str) -> bool:
-        """Count a failed attempt; True if it caused a new lockout."""
+    def failure(self, ip: str, user: str) -> list[LockoutKind]:
+        """Count a failed attempt; return what it newly locked out (client IP, user)."""
         self.failures_total += 1
         now = self._clock()
-        locked = False
-        for key in (f"ip:{ip}", f"user:{user.lower()}"):
+        locked: list[LockoutKind] = []
+        keys: tuple[tuple[LockoutKind, str], ...] = (
+            ("client_ip", f"ip:{ip}"), ("user", f"user:{user.lower()}")
+        )
+        for kind, key in keys:
             record = self._records.setdefault(key, _Record())
             record.failures += 1
             if record.failures >= self.max_failures:
@@ -64,9 +70,9 @@ class LockoutTracker:
                 )
                 record.locked_until = now + duration
                 self.lockouts_total += 1
-                locked = True
-                log.warning("auth lockout key_kind=%s seconds=%d lockouts=%d",
-                            key.partition(":")[0], duration, record.lockouts)
+                locked.append(kind)
+                log_event(log, "auth_lockout", level=logging.WARNING, kind=kind,
+                          seconds=int(duration), lockouts=record.lockouts)
         return locked
 
     def success(self, ip: str, user: str) -> None:

@@ -31,6 +31,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from phigate.accounts import MESSAGE_CLASSES, Account, AccountStore
 from phigate.logs import log_event
+from phigate.metrics import METRICS, ReceivedResult
 from phigate.mta.auth import LockoutTracker
 from phigate.policy.engine import Action, Decision, PolicyContext, PolicyEngine
 from phigate.queue.models import MessageState
@@ -182,6 +183,8 @@ class SubmissionHandler:
                 client_ip=_peer_ip(session.peer), recipient=address,
             )
         )
+        for hit in decision.hits:
+            METRICS.record_policy_decision(hit.rule, hit.action.label)
         if decision.action == Action.REJECT:
             log_event(log, "recipient_refused", ip=_peer_ip(session.peer), user=account.name,
                       rules=[h.rule for h in decision.hits])
@@ -199,11 +202,13 @@ class SubmissionHandler:
         content = envelope.original_content or b""
         if has_bare_line_ending(content):
             log_event(log, "refused_bare_line_ending", ip=ip, user=account.name)
+            METRICS.record_received("rejected")
             return "550 5.6.0 Message refused: bare CR, bare LF or NUL in message data"
         headers = BytesHeaderParser(policy=default_policy).parsebytes(content)
         refusal = self._check_headers(headers, account)
         if refusal:
             log_event(log, "refused_headers", ip=ip, user=account.name, reply=refusal[:9])
+            METRICS.record_received("rejected")
             return refusal
         message_class = str(headers.get(CLASS_HEADER, "") or account.default_class).strip()
         campaign = str(headers.get(CAMPAIGN_HEADER, "") or "").strip() or None
@@ -211,6 +216,7 @@ class SubmissionHandler:
         try:
             scan = await self._scan(content)
         except _ScanFailed:
+            METRICS.record_received("tempfailed")
             return REPLY_TEMPFAIL_SCANNER
         decision = self.services.policy.evaluate(
             PolicyContext(
@@ -219,9 +225,12 @@ class SubmissionHandler:
                 headers=headers, scan=scan, campaign_id=campaign,
             )
         )
+        for hit in decision.hits:
+            METRICS.record_policy_decision(hit.rule, hit.action.label)
         if decision.action == Action.REJECT:
             log_event(log, "refused_by_policy", ip=ip, user=account.name,
                       rules=[h.rule for h in decision.hits], verdict=_verdict(scan))
+            METRICS.record_received("rejected")
             return decision.reply
         message = NewMessage(
             sender=envelope.mail_from or "",
@@ -244,10 +253,12 @@ class SubmissionHandler:
             full = "full" in str(error.orig).lower()
             log_event(log, "store_failed", level=logging.ERROR, ip=ip, user=account.name,
                       error=type(error.orig).__name__, disk_full=full)
+            METRICS.record_received("tempfailed")
             return REPLY_TEMPFAIL_STORAGE_FULL if full else REPLY_TEMPFAIL_STORAGE
         except SQLAlchemyError as error:
             log_event(log, "store_failed", level=logging.ERROR, ip=ip, user=account.name,
                       error=type(error).__name__)
+            METRICS.record_received("tempfailed")
             return REPLY_TEMPFAIL_STORAGE
         log_event(
             log, "accepted", id=message_id, ip=ip, user=account.name,
@@ -255,6 +266,7 @@ class SubmissionHandler:
             verdict=_verdict(scan), categories=scan.categories if scan else [],
             action=decision.action.label, ms=round((time.monotonic() - started) * 1000, 1),
         )
+        METRICS.record_received(_RECEIVED_RESULT[message.state])
         return f"250 2.0.0 Queued as {message_id}"
 
     def _check_headers(self, headers: EmailMessage, account: Account) -> str | None:
@@ -279,11 +291,14 @@ class SubmissionHandler:
         scanner = self.services.scanner
         if scanner is None:
             return None
+        started = time.monotonic()
         try:
-            return await scanner.scan(content)
+            result = await scanner.scan(content)
         except Exception as error:  # the pool itself broke: tempfail, never accept unscanned
             log_event(log, "scan_failed", level=logging.ERROR, error=type(error).__name__)
             raise _ScanFailed from None
+        METRICS.observe_scan(time.monotonic() - started, result.verdict, result.categories)
+        return result
 
     def _with_trace_headers(
         self, content: bytes, headers: EmailMessage, session: Session
@@ -303,6 +318,13 @@ class SubmissionHandler:
 
 def _verdict(scan: ScanResult | None) -> str:
     return scan.verdict if scan is not None else "none"
+
+
+_RECEIVED_RESULT: dict[MessageState, ReceivedResult] = {
+    MessageState.ACTIVE: "accepted",
+    MessageState.QUARANTINED: "quarantined",
+    MessageState.AWAITING_APPROVAL: "held",
+}
 
 
 def _state_for(decision: Decision) -> MessageState:
@@ -358,12 +380,14 @@ class PhigateSMTP(SMTP):
                 return
             self.services.sessions_per_ip[ip] += 1
             self._counted_ip = ip
+            METRICS.smtp_sessions.labels(listener="submission").inc()
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._refused:
             return
         if self._counted_ip is not None:
+            METRICS.smtp_sessions.labels(listener="submission").dec()
             self.services.sessions_per_ip[self._counted_ip] -= 1
             if self.services.sessions_per_ip[self._counted_ip] <= 0:
                 del self.services.sessions_per_ip[self._counted_ip]
@@ -413,11 +437,14 @@ class PhigateSMTP(SMTP):
         lockouts = self.services.lockouts
         if lockouts.locked_for(ip, user) > 0:
             log_event(log, "auth_locked_out", level=logging.WARNING, ip=ip)
+            METRICS.record_auth_failure("locked_out")
             return AuthResult(success=False, handled=False,
                               message="454 4.7.0 Too many failed logins, try again later")
         account = await asyncio.to_thread(self.services.accounts.authenticate, user, password)
         if account is None:
-            lockouts.failure(ip, user)
+            METRICS.record_auth_failure("bad_credentials")
+            for kind in lockouts.failure(ip, user):
+                METRICS.record_auth_lockout(kind)
             log_event(log, "auth_failed", level=logging.WARNING, ip=ip,
                       failures_total=lockouts.failures_total)
             return AuthResult(success=False, handled=False)
