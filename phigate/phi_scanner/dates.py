@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from phigate.phi_scanner import findings as cat
-from phigate.phi_scanner.context import before, has_cue, line_label
+from phigate.phi_scanner.context import before, has_cue
 from phigate.phi_scanner.findings import Finding
 
 MONTHS = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
@@ -65,7 +65,10 @@ def find_dates(text: str, part: str) -> list[Finding]:
 
 
 def date_finding(text: str, part: str, start: int, end: int, confidence: float) -> Finding:
-    context = line_label(text, start)[-40:] + " " + before(text, start, 50)
+    # The cue must be in the same sentence: "DOB: 1/2/1950. Seen on 3/4/2025" has two dates.
+    window = before(text, start, 50)
+    sentence_start = max(window.rfind(". "), window.rfind("\n"), window.rfind("; "))
+    context = window[sentence_start + 1:]
     if has_cue(context, BIRTH_CUES):
         reason = "date of birth"
     elif has_cue(context, PERSON_DATE_CUES):

@@ -13,7 +13,8 @@ import re
 from phigate.phi_scanner import findings as cat
 from phigate.phi_scanner.findings import Finding
 
-NAME_WORD = r"(?:[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ]+(?:[-'][A-ZÀ-ÖØ-Þa-zà-öø-ÿ][a-zà-öø-ÿ]+)?|[A-Z]\.)"
+NAME_WORD = (r"(?:(?:[A-Z]['’])?[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ]+(?:[-'][A-ZÀ-ÖØ-Þa-zà-öø-ÿ][a-zà-öø-ÿ]+)?"
+             r"|[A-Z]\.)")
 FULL_NAME = rf"{NAME_WORD}(?:[ \t]+{NAME_WORD}){{0,3}}"
 
 # Words that follow a salutation or a title but are not names.
