@@ -73,7 +73,3 @@ def configure_logging(level: str = "info", fmt: str = "logfmt") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # aiosmtpd logs command lines and addresses (at debug and warning level), which would put
-    # recipients in the log; we log our own structured events instead.
-    logging.getLogger("mail.log").setLevel(logging.CRITICAL)
-    logging.getLogger("mail.log").propagate = False

@@ -144,6 +144,14 @@ class SubmissionHandler:
         self.services = services
         self.settings = services.settings
 
+    async def handle_exception(self, error: Exception) -> str:
+        # aiosmtpd's default reply quotes str(error), which can carry message data; and a
+        # failure of ours is temporary from the client's point of view: nothing was queued.
+        if isinstance(error, ssl.SSLError):
+            METRICS.record_tls_handshake_failure("inbound")
+        log_event(log, "session_error", level=logging.ERROR, error=type(error).__name__)
+        return "451 4.3.0 Local error in processing, try again later"
+
     def _account(self, session: Session) -> Account | None:
         if isinstance(session.auth_data, Account):
             return session.auth_data
@@ -453,6 +461,15 @@ class PhigateSMTP(SMTP):
         return AuthResult(success=True, handled=False, auth_data=account)
 
 
+def silence_aiosmtpd_log() -> None:
+    """aiosmtpd logs command lines and message lines (addresses, content) at debug level and
+    some at info and warning: whatever the configured level, none of it may reach a log.
+    phigate logs its own structured events instead."""
+    aiosmtpd_log = logging.getLogger("mail.log")
+    aiosmtpd_log.setLevel(logging.CRITICAL + 1)
+    aiosmtpd_log.propagate = False
+
+
 @dataclass(frozen=True)
 class _Pending:
     credentials: Any
@@ -462,6 +479,7 @@ async def start_submission_server(
     services: SubmissionServices, *, host: str, port: int
 ) -> asyncio.Server:
     """Listen for submission (STARTTLS required) on ``host:port``."""
+    silence_aiosmtpd_log()
     settings = services.settings.submission
     tls_context = make_server_tls_context(str(settings.tls_cert), str(settings.tls_key))
     handler = SubmissionHandler(services)
