@@ -1,0 +1,168 @@
+"""Delivery outcomes as data, and the one function that turns failures into them.
+
+A delivery attempt ends, for every recipient, in a :class:`RecipientOutcome`: the SMTP
+reply code and text we got (or made up for a local failure), and whether the failure is
+permanent. Everything that can go wrong on the way (DNS, sockets, timeouts, TLS policy,
+SMTP replies) goes through :func:`outcome_for_exception`, so the rule "a socket error is
+temporary" lives in exactly one place (Mailman's ``mta/base.py`` shape).
+
+Texts never contain message content. A remote reply may name the recipient (``550 5.1.1
+<bob@example.org>: unknown user``); that is stored with the attempt and shown in the DSN,
+but callers must not log it.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+from dataclasses import dataclass, field
+
+import aiosmtplib
+
+_ENHANCED_STATUS = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
+_TRY_LATER = re.compile(r"try (again )?later|too many|rate limit|throttl", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class TlsInfo:
+    """What protected one connection; recorded with every attempt."""
+
+    version: str | None = None  # "TLSv1.3"; None: sent (or failed) without TLS
+    cipher: str | None = None
+    cert_verified: bool = False
+
+    @property
+    def encrypted(self) -> bool:
+        return self.version is not None
+
+
+PLAINTEXT = TlsInfo()
+
+
+@dataclass(frozen=True)
+class RecipientOutcome:
+    """The result for one recipient of one delivery attempt."""
+
+    address: str
+    code: int
+    text: str
+    permanent: bool = False
+
+    @property
+    def delivered(self) -> bool:
+        return 200 <= self.code < 300
+
+    @property
+    def status(self) -> str:
+        """RFC 3463 enhanced status code (from the reply when it has one)."""
+        return enhanced_status(self.code, self.text)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failure that applies to every recipient of a transaction (no per-RCPT detail)."""
+
+    code: int
+    text: str
+    permanent: bool
+
+    def for_recipient(self, address: str) -> RecipientOutcome:
+        return RecipientOutcome(address, self.code, self.text, self.permanent)
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """One delivery attempt of one message to the recipients of one destination."""
+
+    #: The host we talked to last (``mx1.example.org[192.0.2.1]:25``), or None if none
+    #: could be reached.
+    host: str | None
+    tls: TlsInfo
+    outcomes: list[RecipientOutcome] = field(default_factory=list)
+    duration: float = 0.0
+    #: A remote server answered with a rate-limit reply: the throttle should back off.
+    rate_limited: bool = False
+
+
+class DeliveryError(Exception):
+    """A local failure with a known outcome (routing, TLS policy); ``str`` is PHI-free."""
+
+    def __init__(self, code: int, text: str, *, permanent: bool) -> None:
+        super().__init__(text)
+        self.code = code
+        self.text = text
+        self.permanent = permanent
+
+
+class NullMxError(DeliveryError):
+    """The domain publishes a null MX (RFC 7505): it accepts no mail."""
+
+    def __init__(self, domain: str) -> None:
+        super().__init__(556, f"5.1.10 domain {domain} does not accept mail (null MX)",
+                         permanent=True)
+
+
+class TlsPolicyError(DeliveryError):
+    """The next hop cannot meet the TLS level the message needs: defer, never downgrade."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(454, f"4.7.5 {text}", permanent=False)
+
+
+def outcome_for_exception(error: BaseException) -> Failure:
+    """Map any failure of a delivery attempt to a :class:`Failure` (the only such mapping).
+
+    SMTP replies keep their code (5xx permanent, anything else temporary). Everything that is
+    not a reply (refused or dropped connections, timeouts, TLS handshake errors, DNS
+    trouble) is temporary: the next attempt may well succeed.
+    """
+    if isinstance(error, DeliveryError):
+        return Failure(error.code, error.text, error.permanent)
+    if isinstance(error, aiosmtplib.SMTPResponseException):
+        code = error.code
+        text = " ".join(error.message.split())  # multi-line replies on one line
+        if 200 <= code < 300 or code < 200 or code >= 600:
+            # A success or nonsense code where a failure was raised: treat as temporary.
+            return Failure(451, f"4.4.0 unexpected reply {code} {text}".strip(), False)
+        return Failure(code, text, permanent=code >= 500)
+    if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
+        first = error.recipients[0] if error.recipients else None
+        if first is not None:
+            return outcome_for_exception(first)
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return Failure(454, f"4.7.5 TLS certificate not verified: {error.verify_message}",
+                       False)
+    if isinstance(error, ssl.SSLError):
+        return Failure(454, f"4.7.0 TLS handshake failed: {error.reason or 'error'}", False)
+    if isinstance(error, TimeoutError | aiosmtplib.SMTPTimeoutError):
+        return Failure(451, "4.4.2 connection timed out", False)
+    if isinstance(error, aiosmtplib.SMTPServerDisconnected):
+        return Failure(451, "4.4.2 connection lost", False)
+    if isinstance(error, aiosmtplib.SMTPConnectError | ConnectionError | OSError):
+        return Failure(451, f"4.4.1 connection failed: {_os_reason(error)}", False)
+    if isinstance(error, aiosmtplib.SMTPException):
+        return Failure(451, f"4.4.0 SMTP error: {type(error).__name__}", False)
+    # Our own bug or something unforeseen: temporary, so the message is retried (and parked
+    # by the scheduler if it keeps happening), never bounced because of us.
+    return Failure(451, f"4.3.0 local error: {type(error).__name__}", False)
+
+
+def _os_reason(error: BaseException) -> str:
+    cause = error.__cause__ if isinstance(error.__cause__, OSError) else error
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror.lower()
+    return type(cause).__name__
+
+
+def enhanced_status(code: int, text: str) -> str:
+    match = _ENHANCED_STATUS.match(text)
+    if match and match.group(1) == str(code)[0]:
+        return ".".join(match.groups())
+    return f"{str(code)[0]}.0.0" if code >= 400 else "2.0.0"
+
+
+def is_rate_limit_reply(code: int, text: str) -> bool:
+    """A remote reply asking us to slow down: 421, a 4.7.x policy deferral, "try later"."""
+    if code == 421 or enhanced_status(code, text).startswith("4.7."):
+        return True
+    return 400 <= code < 500 and bool(_TRY_LATER.search(text))

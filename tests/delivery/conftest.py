@@ -1,0 +1,91 @@
+"""Fixtures for delivery tests: a test CA, a DNS server and scriptable SMTP sinks."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+from helpers.dns_server import DnsServer
+from helpers.smtp_sink import SmtpSink
+
+from phigate.config import DeliverySettings
+
+MX_NAMES = ["mx1.example.test", "mx2.example.test", "mx.other.test", "relay.partner.test"]
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def server_tls(ca: trustme.CA) -> ssl.SSLContext:
+    """A server context whose certificate is valid for every test MX name."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(*MX_NAMES).configure_cert(context)
+    return context
+
+
+@pytest.fixture(scope="session")
+def wrong_name_tls(ca: trustme.CA) -> ssl.SSLContext:
+    """Signed by the test CA, but for a name no test MX has."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("somewhere-else.test").configure_cert(context)
+    return context
+
+
+@pytest.fixture
+def sink_factory() -> Iterator[Callable[..., SmtpSink]]:
+    started: list[SmtpSink] = []
+
+    def make(*, tls: ssl.SSLContext | None = None, port: int | None = None,
+             address: str = "127.0.0.1", **kwargs: object) -> SmtpSink:
+        sink = SmtpSink(port or free_port(), tls_context=tls, hostname=address,
+                        **kwargs).start()  # type: ignore[arg-type]
+        started.append(sink)
+        return sink
+
+    yield make
+    for sink in started:
+        sink.stop()
+
+
+@pytest.fixture
+def dns() -> Iterator[DnsServer]:
+    server = DnsServer(free_port(socket.SOCK_DGRAM)).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def delivery_settings(dns: DnsServer, ca_file: Path) -> Callable[..., DeliverySettings]:
+    """DeliverySettings pointed at the test DNS server and CA, with short timeouts."""
+
+    def make(**overrides: object) -> DeliverySettings:
+        values: dict[str, object] = {
+            "dns_servers": [dns.address],
+            "ca_file": str(ca_file),
+            "connect_timeout_seconds": 5.0,
+            "command_timeout_seconds": 5.0,
+        }
+        values.update(overrides)
+        return DeliverySettings(**values)  # type: ignore[arg-type]
+
+    return make
