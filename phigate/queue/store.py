@@ -223,13 +223,13 @@ class SqlQueueStore:
         with self.session() as session:
             row = session.execute(
                 select(Message.key_id, Message.wrapped_key, Message.nonce, MessageBody.ciphertext)
-                .join(MessageBody, MessageBody.message_id == Message.id)
+                .outerjoin(MessageBody, MessageBody.message_id == Message.id)
                 .where(Message.id == message_id)
             ).one_or_none()
         if row is None:
             raise UnknownMessage(f"no message {message_id}")
         key_id, wrapped_key, nonce, ciphertext = row
-        if wrapped_key is None:
+        if wrapped_key is None or ciphertext is None:
             raise DecryptionError(f"message {message_id} was purged")
         return self._master_key.open(
             SealedBody(wrapped_key, nonce, ciphertext, key_id), associated_data=message_id.encode()
