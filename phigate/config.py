@@ -94,6 +94,17 @@ class FeedbackSettings:
     listen: HostPort = HostPort("127.0.0.1", 2526)
     #: Domain of VERP return paths and unsubscribe mailboxes (default: [server] domain).
     bounce_domain: str = ""
+    # -- feedback listener (issue 5) --
+    #: Local parts at the bounce domain that take complaint (ARF) reports besides the
+    #: VERP and unsubscribe addresses; anything else is refused (never a relay).
+    complaint_mailboxes: list[str] = field(default_factory=lambda: ["fbl", "abuse",
+                                                                    "postmaster"])
+    #: Soft bounces of one address within the window before it is suppressed for all mail.
+    soft_bounce_limit: int = 5
+    soft_bounce_window_days: int = 14
+    #: Verify (and record) the DKIM signature of complaint reports.
+    verify_dkim: bool = True
+    max_message_size: int = 10 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -189,6 +200,16 @@ class PolicySettings:
     phi_allowed_domains: list[str] = field(default_factory=list)
     #: Secret for HMAC-signed unsubscribe and VERP tokens (file with random bytes).
     token_key_file: str = ""
+    # -- consent, suppression and campaigns (issue 5) --
+    #: Marketing mail must name its campaign (X-Phigate-Campaign) so it can be approved.
+    marketing_requires_campaign: bool = True
+    #: A campaign is paused when complaints per delivered recipient pass this (Gmail: 0.3%)
+    #: once at least ``campaign_min_volume`` recipients were delivered.
+    campaign_complaint_threshold: float = 0.003
+    campaign_min_volume: int = 1000
+    #: Refuse recipients whose domain publishes a null MX (RFC 7505) at RCPT.
+    check_null_mx: bool = True
+    dns_timeout_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -375,6 +396,9 @@ def validate(settings: Settings, *, check_files: bool = True) -> None:
         if policy.tls and policy.tls not in _CHOICES[("delivery", "tls_default")]:
             raise ConfigError(f"[delivery.domains.{domain}] tls: must be one of "
                               "opportunistic, required, verify")
+    if settings.submission.implicit_tls_listen:
+        HostPort.parse(settings.submission.implicit_tls_listen,
+                       key="[submission] implicit_tls_listen")
     if settings.delivery.smarthost:
         HostPort.parse(settings.delivery.smarthost, key="[delivery] smarthost")
     for index, server in enumerate(settings.delivery.dns_servers):

@@ -137,6 +137,14 @@ async def _start_smtp(settings: Settings, running: RunningServices) -> None:
     running.servers.append(server)
     running.submission = services
     running.health.listener_up("submission")
+    if settings.submission.implicit_tls_listen:
+        implicit = HostPort.parse(settings.submission.implicit_tls_listen,
+                                  key="[submission] implicit_tls_listen")
+        running.servers.append(await _listen(
+            "[submission] implicit_tls_listen", implicit,
+            lambda: start_submission_server(services, host=implicit.host, port=implicit.port,
+                                            implicit_tls=True),
+        ))
 
 
 async def _start_http(settings: Settings, running: RunningServices) -> None:

@@ -17,6 +17,7 @@ import re
 import ssl
 import time
 import uuid
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ from phigate.queue.models import MessageState
 from phigate.queue.store import NewMessage, SqlQueueStore
 
 if TYPE_CHECKING:
-    from phigate.config import Settings
+    from phigate.config import Settings, SubmissionSettings
     from phigate.phi_scanner import ScannerPool, ScanResult
 
 log = logging.getLogger("phigate.smtp")
@@ -351,11 +352,21 @@ class PhigateSMTP(SMTP):
     """aiosmtpd's SMTP with phigate's limits, lockouts and enhanced status codes."""
 
     def __init__(self, handler: SubmissionHandler, *, tls_context: ssl.SSLContext,
-                 loop: asyncio.AbstractEventLoop) -> None:
+                 loop: asyncio.AbstractEventLoop, implicit_tls: bool = False) -> None:
         settings = handler.settings.submission
         self.services = handler.services
         self._counted_ip: str | None = None
         self._refused = False
+        with warnings.catch_warnings():
+            # aiosmtpd warns that AUTH without required TLS is unsafe; on the implicit-TLS
+            # listener every byte is already encrypted, so the warning does not apply.
+            if implicit_tls:
+                warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS")
+            self._init_smtp(handler, settings, tls_context, loop, implicit_tls)
+
+    def _init_smtp(self, handler: SubmissionHandler, settings: SubmissionSettings,
+                   tls_context: ssl.SSLContext, loop: asyncio.AbstractEventLoop,
+                   implicit_tls: bool) -> None:
         super().__init__(
             handler,
             data_size_limit=settings.max_message_size,
@@ -363,11 +374,13 @@ class PhigateSMTP(SMTP):
             decode_data=False,
             hostname=handler.settings.server.hostname,
             ident="phigate",
-            tls_context=tls_context,
-            require_starttls=True,
+            # On the implicit-TLS listener the socket is TLS from the first byte (the server
+            # wraps it), so aiosmtpd must neither offer STARTTLS nor wait for it.
+            tls_context=None if implicit_tls else tls_context,
+            require_starttls=not implicit_tls,
             timeout=settings.timeout_seconds,
             auth_required=True,
-            auth_require_tls=True,
+            auth_require_tls=not implicit_tls,
             command_call_limit=settings.max_commands,
             loop=loop,
         )
@@ -476,14 +489,16 @@ class _Pending:
 
 
 async def start_submission_server(
-    services: SubmissionServices, *, host: str, port: int
+    services: SubmissionServices, *, host: str, port: int, implicit_tls: bool = False
 ) -> asyncio.Server:
-    """Listen for submission (STARTTLS required) on ``host:port``."""
+    """Listen for submission on ``host:port``: STARTTLS required, or TLS from the start."""
     silence_aiosmtpd_log()
     settings = services.settings.submission
     tls_context = make_server_tls_context(str(settings.tls_cert), str(settings.tls_key))
     handler = SubmissionHandler(services)
     loop = asyncio.get_running_loop()
     return await loop.create_server(
-        lambda: PhigateSMTP(handler, tls_context=tls_context, loop=loop), host=host, port=port
+        lambda: PhigateSMTP(handler, tls_context=tls_context, loop=loop,
+                            implicit_tls=implicit_tls),
+        host=host, port=port, ssl=tls_context if implicit_tls else None,
     )

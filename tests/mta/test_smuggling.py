@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import ssl
+
 import pytest
 from conftest import RelayHandle
 from helpers.shared import EVAL

@@ -237,3 +237,27 @@ async def test_sessions_per_ip_limited(make_settings, client_tls: ssl.SSLContext
             held_writer.close()
     finally:
         await stop_services(running, grace=1)
+
+
+async def test_implicit_tls_listener(make_settings, client_tls: ssl.SSLContext) -> None:  # type: ignore[no-untyped-def]
+    from helpers.net import free_port
+
+    from phigate.queue.db import make_engine, upgrade
+    from phigate.serve import start_services, stop_services
+
+    port = free_port()
+    settings = make_settings(submission={"implicit_tls_listen": f"127.0.0.1:{port}"})
+    engine = make_engine(settings.storage.url)
+    upgrade(engine)
+    engine.dispose()
+    running = await start_services(settings, {"smtp"})
+    try:
+        running.runtime.accounts.add("clinic", "pw", senders=["practice.test"],
+                                     classes=["treatment"])
+        async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, use_tls=True,
+                                   tls_context=client_tls, timeout=10) as client:
+            await client.login("clinic", "pw")
+            _, reply = await client.send_message(make_message("IMPLICIT"))
+        assert reply.startswith("2.0.0 Queued as")
+    finally:
+        await stop_services(running, grace=1)
