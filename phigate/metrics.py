@@ -113,6 +113,7 @@ class LabelGuard:
         self.cap = cap
         self._seen: set[str] = set()
         self._lock = threading.Lock()
+        self._warned = False
 
     @property
     def known(self) -> tuple[str, ...]:
@@ -135,9 +136,12 @@ class LabelGuard:
         return value
 
     def _reject(self) -> str:
-        # Only the label's name is logged: the rejected value might be exactly what must
-        # not appear anywhere (an address passed by mistake).
-        log.warning("metrics: unexpected value for label %s counted as %r", self.name, OTHER)
+        # Only the label's name is logged (the rejected value might be exactly what must not
+        # appear anywhere, an address passed by mistake), and only once: a call site that
+        # is wrong is wrong for every message.
+        if not self._warned:
+            self._warned = True
+            log.warning("metrics: unexpected value for label %s counted as %r", self.name, OTHER)
         return OTHER
 
 

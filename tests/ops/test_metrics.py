@@ -110,7 +110,9 @@ def label_values(m: Metrics) -> dict[tuple[str, str], set[str]]:
     return seen
 
 
-def test_labels_stay_bounded_and_free_of_phi(metrics: Metrics) -> None:
+def test_labels_stay_bounded_and_free_of_phi(
+    metrics: Metrics, caplog: pytest.LogCaptureFixture
+) -> None:
     # Every helper that takes a string, fed what a careless call site might pass.
     for text in HOSTILE:
         metrics.record_received(text)  # type: ignore[arg-type]
@@ -150,6 +152,10 @@ def test_labels_stay_bounded_and_free_of_phi(metrics: Metrics) -> None:
         assert len(distinct) <= 65, (family, label, len(distinct))
     assert values[("phigate_messages_received", "result")] == {
         "accepted", "quarantined", "held", "rejected", "tempfailed", "other"}
+    # Rejections are logged by label name, once per label, never with the value.
+    assert "unexpected value for label result" in caplog.text
+    assert caplog.text.count("unexpected value for label result") == 1
+    assert "patient@example.org" not in caplog.text and "John Smith" not in caplog.text
 
 
 def test_store_gauges_come_from_the_snapshot(metrics: Metrics) -> None:
