@@ -135,11 +135,11 @@ def test_credentials_and_settings_agree(service: Path) -> None:
     assert loaded == used
     for value in values(service, "LoadCredential"):
         assert value.split(":", 1)[1].startswith("/etc/phigate/credentials/")
-    # The HTTP role never reads message bodies: it must not get the master key.
-    if service.name == "phigate-http.service":
-        assert "master.key" not in loaded
     if service.name == "phigate-purge.service":
         assert loaded == {"master.key"}
+    else:
+        # serve validates every key file of the configuration, whatever its roles.
+        assert loaded == {"master.key", "dkim.key", "tls-cert.pem", "tls-key.pem", "token.key"}
 
 
 def test_only_listening_roles_may_bind_privileged_ports() -> None:
@@ -181,3 +181,42 @@ def test_sysusers_and_tmpfiles_in_a_scratch_root(tmp_path: Path) -> None:
     assert credentials.st_mode & 0o777 == 0o700 and credentials.st_uid == 0
     state = (tmp_path / "var/lib/phigate").stat()
     assert state.st_mode & 0o777 == 0o750 and state.st_uid == uid
+
+
+def test_unit_environment_points_phigate_at_its_credentials(tmp_path: Path) -> None:
+    """What phigate.service sets up, reproduced: keys only in the credentials directory.
+
+    ``phigate init`` writes an installation; its key files are then moved into a stand-in for
+    $CREDENTIALS_DIRECTORY under the unit's credential names, so the paths in phigate.toml
+    point at nothing. ``check-config`` passes only if the unit's Environment= lines (with %d
+    expanded) lead phigate's settings to every file.
+    """
+    phigate = Path(sys.executable).with_name("phigate")
+    if not phigate.exists():
+        pytest.skip("phigate console script not installed in this environment")
+    base = tmp_path / "inst"
+    init = run(phigate, "init", "--dir", base, "--domain", "example.org")
+    assert init.returncode == 0, init.stderr
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    sources = {"master.key": base / "keys/master.key", "token.key": base / "keys/token.key",
+               "tls-cert.pem": base / "tls/cert.pem", "tls-key.pem": base / "tls/key.pem",
+               "dkim.key": next((base / "dkim").glob("*.key"))}
+    unit = SYSTEMD_DIR / "phigate.service"
+    assert {v.split(":", 1)[0] for v in values(unit, "LoadCredential")} == set(sources)
+    for name, source in sources.items():
+        source.rename(credentials / name)
+
+    env = {"PATH": "/usr/bin:/bin"}
+    for value in values(unit, "Environment"):
+        key, _, setting = value.partition("=")
+        env[key] = setting.replace("%d", str(credentials))
+    config = base / "phigate.toml"
+    result = subprocess.run([str(phigate), "--config", str(config), "check-config"], env=env,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # Without the unit's environment the same configuration is missing its keys.
+    bare = subprocess.run([str(phigate), "--config", str(config), "check-config"],
+                          env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert bare.returncode != 0
