@@ -1,0 +1,118 @@
+"""Retention (``phigate purge``): what is kept, for how long, and what is never purged.
+
+* Bodies of finished messages are crypto-shredded ``[retention] body_days`` after their final
+  state: the wrapped data key and the ciphertext are deleted, so no backup of the master key
+  can bring them back from a current database.
+* Metadata (envelope, verdicts, attempts) and audit entries are removed after
+  ``[retention] metadata_days`` (HIPAA documentation retention: six years).
+* Only finished (``done``) messages are purged. Held, quarantined, corrupt and
+  awaiting-approval messages are never purged: the report counts the ones past the body
+  retention so an admin can review them.
+
+Work is done in small batches (one transaction each) so a purge never blocks the relay.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from phigate.admin.audit_chain import ANCHOR_KEY, PURGE_ACTION
+from phigate.audit import Actor, AuditLog
+from phigate.config import RetentionSettings
+from phigate.queue.models import AuditEvent, Message, MessageBody, MessageState
+
+BATCH = 500
+NEVER_PURGED = (MessageState.HELD, MessageState.QUARANTINED, MessageState.CORRUPT,
+                MessageState.AWAITING_APPROVAL)
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    dry_run: bool
+    bodies_destroyed: int
+    messages_removed: int
+    audit_entries_removed: int
+    #: Held/quarantined/... messages older than the body retention, kept for review.
+    kept_for_review: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _bodies_due(cutoff: datetime) -> Any:
+    return (Message.state == MessageState.DONE) & (Message.final_at <= cutoff) & (
+        Message.wrapped_key.is_not(None))
+
+
+def _metadata_due(cutoff: datetime) -> Any:
+    return (Message.state == MessageState.DONE) & (Message.final_at <= cutoff)
+
+
+def _in_batches(sessions: sessionmaker[Session], condition: Any, apply: Any) -> int:
+    done = 0
+    while True:
+        with sessions.begin() as session:
+            ids = session.scalars(select(Message.id).where(condition).limit(BATCH)).all()
+            if not ids:
+                return done
+            apply(session, list(ids))
+            done += len(ids)
+
+
+def _shred(session: Session, ids: list[str], now: datetime) -> None:
+    session.execute(update(Message).where(Message.id.in_(ids))
+                    .values(wrapped_key=None, purged_at=now))
+    session.execute(delete(MessageBody).where(MessageBody.message_id.in_(ids)))
+
+
+def _remove(session: Session, ids: list[str]) -> None:
+    # Recipients, attempts and bodies go with the message (ON DELETE CASCADE).
+    session.execute(delete(Message).where(Message.id.in_(ids)))
+
+
+def purge(engine: Engine, audit: AuditLog, settings: RetentionSettings, actor: Actor, *,
+          now: datetime, dry_run: bool = False) -> PurgeReport:
+    body_cutoff = now - timedelta(days=settings.body_days)
+    metadata_cutoff = now - timedelta(days=settings.metadata_days)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    with sessions.begin() as session:
+        kept = _count(session, Message.state.in_(NEVER_PURGED)
+                      & (Message.created_at <= body_cutoff))
+        if dry_run:
+            return PurgeReport(
+                dry_run=True,
+                bodies_destroyed=_count(session, _bodies_due(body_cutoff)),
+                messages_removed=_count(session, _metadata_due(metadata_cutoff)),
+                audit_entries_removed=int(session.scalar(
+                    select(func.count()).where(AuditEvent.at <= metadata_cutoff)) or 0),
+                kept_for_review=kept,
+            )
+    removed = _in_batches(sessions, _metadata_due(metadata_cutoff), _remove)
+    shredded = _in_batches(sessions, _bodies_due(body_cutoff),
+                           lambda session, ids: _shred(session, ids, now))
+    with sessions.begin() as session:
+        # The audit entries go in the transaction that records the purge, so the anchor the
+        # chain now starts from is itself chained (see audit_chain).
+        last_removed = session.execute(
+            select(AuditEvent.id, AuditEvent.hash).where(AuditEvent.at <= metadata_cutoff)
+            .order_by(AuditEvent.id.desc()).limit(1)
+        ).one_or_none()
+        audit_removed = 0
+        detail: dict[str, Any] = {"bodies_destroyed": shredded, "messages_removed": removed,
+                                  "kept_for_review": kept}
+        if last_removed is not None:
+            result = session.execute(delete(AuditEvent).where(AuditEvent.id <= last_removed.id))
+            audit_removed = int(result.rowcount)  # type: ignore[attr-defined]
+            detail["audit_entries_removed"] = audit_removed
+            detail[ANCHOR_KEY] = last_removed.hash
+        audit.record(actor, PURGE_ACTION, detail=detail, session=session)
+    return PurgeReport(False, shredded, removed, audit_removed, kept)
+
+
+def _count(session: Session, condition: Any) -> int:
+    return int(session.scalar(select(func.count()).select_from(Message).where(condition)) or 0)
