@@ -218,6 +218,9 @@ class AdminSettings:
     viewers: list[str] = field(default_factory=list)
     #: OS users and groups who may act (release, delete, approve, edit suppressions).
     operators: list[str] = field(default_factory=lambda: ["root"])
+    #: The OS user the services run as: it may run the retention purge (the purge timer)
+    #: without being an operator; it can do nothing else as an admin.
+    service_user: str = "phigate"
 
 
 @dataclass(frozen=True)
