@@ -323,3 +323,13 @@ class AdminService:
         except Exception as error:  # the bounce stands; only the notice is lost
             log.warning("bounce: DSN not queued message=%s error=%s", message_id,
                         type(error).__name__)
+
+
+def open_service(settings: Settings, *, identity: Identity | None = None
+                 ) -> tuple[AdminService, Callable[[], None]]:
+    """A service over a freshly opened runtime, and the function that closes it."""
+    from phigate.runtime import Runtime
+
+    runtime = Runtime.open(settings)
+    service = AdminService(runtime.store, runtime.audit, settings, identity=identity)
+    return service, runtime.close
