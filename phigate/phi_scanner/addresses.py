@@ -43,7 +43,7 @@ STREET_FIRST = re.compile(
 NAME_THEN_NUMBER = re.compile(
     rf"\b(?:{HOUSE}\s+)?(?:{WORD}\s+){{0,3}}[A-ZÀ-Þ][\wÀ-ÿ-]*(?i:{STREET_ENDINGS})\s+{HOUSE}\b(?i:{UNIT})?")
 PREFIX_STREET = re.compile(
-    rf"\b(?:{STREET_PREFIXES})\s+(?:(?:de|del|della|di|da|do|dos|des|du|la|le|les|los|las|"
+    rf"\b(?:{HOUSE}\s+)?(?:{STREET_PREFIXES})\s+(?:(?:de|del|della|di|da|do|dos|des|du|la|le|les|los|las|"
     rf"{WORD})\s+){{0,4}}{HOUSE}\b(?i:{UNIT})?")
 UNIT_ONLY = re.compile(r"\b(?:apt\.?|apartment|suite|ste\.?|unit)\s*#?\s*\d{1,5}[A-Za-z]?\b",
                        re.IGNORECASE)
@@ -52,6 +52,16 @@ PO_BOX = re.compile(
     r"(?:,?\s*Box\s+\d{1,6})?(?:\s*\n?\s*(?:APO|FPO|DPO)\s+(?:AA|AE|AP)\s+\d{5})?",
     re.IGNORECASE)
 MILITARY = re.compile(r"\b(?:APO|FPO|DPO)\s+(?:AA|AE|AP)\s+\d{5}\b")
+
+# An address line: a house number, one to four words, a number ("20789 Allika 46").
+NUMBERED_LINE = re.compile(
+    rf"(?m)^[> \t]*({HOUSE}[ \t]+(?:[A-ZÀ-ÖØ-Þ\u0370-\u03ff][\wÀ-ÿ'.-]*[ \t]+){{1,4}}"
+    rf"\d{{1,5}}\.?)[ \t]*$")
+# After a cue that announces an address: "lives at ...", "my address is ...".
+CUED_ADDRESS = re.compile(
+    r"(?i)\b(?:lives at|living at|live at|address is|address:|located at|moved to|"
+    r"deliver(?:ed)? to|send it to)[ \t]+(\d[^,.;?!\n]{3,60}?\d+\.?)(?=[,.;?!\n]|$)")
+CORNER = re.compile(r"(?i)\bthe corner of ([^.,?!\n]{3,60}? and [^.,?!\n]{3,60})")
 
 US_STATES = (
     "AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|"
@@ -86,6 +96,14 @@ def find_addresses(text: str, part: str) -> list[Finding]:
                 continue
             start = m.start() + m.group().index(value)
             results.append(Finding(cat.STREET_ADDRESS, value, start, start + len(value), part,
+                                   confidence, reason))
+    for pattern, confidence, reason in (
+        (NUMBERED_LINE, 0.6, "address line"),
+        (CUED_ADDRESS, 0.75, "address after a cue"),
+        (CORNER, 0.7, "street corner"),
+    ):
+        for m in pattern.finditer(text):
+            results.append(Finding(cat.STREET_ADDRESS, m.group(1), m.start(1), m.end(1), part,
                                    confidence, reason))
     for m in CITY_STATE.finditer(text):
         results.append(Finding(cat.LOCATION, m.group(), m.start(), m.end(), part, 0.8,

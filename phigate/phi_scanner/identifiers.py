@@ -246,6 +246,10 @@ ZIP = re.compile(r"(?<![\w$#.,-])\d{5}(?:-\d{4})?(?![\w%-]|\.\d|,\d)")
 POSTAL_LABELLED = re.compile(
     r"\b(?:zip|zip code|postal code|postcode|post code)\b[:\s]*([A-Z0-9][A-Z0-9 -]{2,9}[A-Z0-9])",
     re.IGNORECASE)
+# "Denmark 35018", "Aalborg NO 9100" at the end of a line: European postal codes (4-5 digits,
+# not a year).
+POSTCODE_AFTER_PLACE = re.compile(
+    r"(?m)\b[A-ZÀ-Þ][\wÀ-ÿ]+(?: [A-Z]{2})?[ \t]+(?!(?:19|20)\d\d\b)(\d{4,5})[ \t]*$")
 US_STATE_BEFORE = re.compile(r"\b[A-Z]{2}\s*$")
 
 
@@ -255,17 +259,25 @@ def find_zip_codes(text: str, part: str) -> list[Finding]:
         results.append(Finding(cat.ZIP_CODE, m.group(1), m.start(1), m.end(1), part, 0.9,
                                "labelled postal code"))
     for m in ZIP.finditer(text):
+        if any(f.start == m.start() for f in results):
+            continue
         preceding = text[max(0, m.start() - 25):m.start()]
         if US_STATE_BEFORE.search(preceding.rstrip(", ")):
             confidence, reason = 0.9, "ZIP code after a state"
         elif has_cue(preceding.lower(), ("zip", "postal", "code")):
             confidence, reason = 0.85, "labelled ZIP code"
-        elif re.search(r"[A-Za-z]{3,}[ ,\n]*$", preceding) and "\n" in text[m.end():m.end() + 2]:
+        elif re.search(r"[A-Za-z]{3,}[ ,\n]*$", preceding) and (
+                m.end() == len(text) or "\n" in text[m.end():m.end() + 2]):
             confidence, reason = 0.5, "five digits ending an address line"
         else:
             continue  # a bare five-digit number: an order, a count, a code
         results.append(Finding(cat.ZIP_CODE, m.group(), m.start(), m.end(), part, confidence,
                                reason))
+    for m in POSTCODE_AFTER_PLACE.finditer(text):
+        if any(f.start == m.start(1) for f in results):
+            continue
+        results.append(Finding(cat.ZIP_CODE, m.group(1), m.start(1), m.end(1), part, 0.5,
+                               "postal code after a place name"))
     return results
 
 
