@@ -39,7 +39,7 @@ def start_relay(config: Path, port: int) -> subprocess.Popen[bytes]:
             return process
         except OSError:
             if process.poll() is not None:
-                raise RuntimeError(log.read_text())
+                raise RuntimeError(log.read_text()) from None
             time.sleep(0.1)
     process.kill()
     raise RuntimeError("relay did not start")
