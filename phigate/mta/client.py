@@ -28,6 +28,7 @@ from typing import Protocol
 import aiosmtplib
 
 from phigate.config import DeliverySettings
+from phigate.logs import log_event
 from phigate.mta.outcomes import (
     PLAINTEXT,
     AttemptResult,
@@ -129,8 +130,8 @@ class SmtpTransport:
                     failure = outcome_for_exception(error)
                     host = hop.label(address)
                     rate_limited |= _is_rate_limit(error)
-                    log.info("delivery host failed message=%s host=%s code=%d", message.message_id,
-                             host, failure.code)
+                    log_event(log, "delivery_host_failed", id=message.message_id,
+                              code=failure.code)
                     continue
                 outcomes, rate_limited_here = await self._transaction(connection, message)
                 return AttemptResult(connection.label, connection.tls, outcomes,
@@ -157,6 +158,9 @@ class SmtpTransport:
                 try:
                     await connection.smtp.noop()  # the server may have dropped it meanwhile
                     return connection
+                except asyncio.CancelledError:
+                    connection.close()
+                    raise
                 except Exception:  # noqa: S110 - a dead kept connection: open a new one
                     pass
             connection.close()
@@ -240,16 +244,19 @@ class SmtpTransport:
             if accepted:
                 reply = await smtp.data(message.content)
                 for recipient in accepted:
-                    final[recipient] = RecipientOutcome(recipient, reply.code,
-                                                        " ".join(reply.message.split()))
+                    final[recipient] = RecipientOutcome(
+                        recipient, reply.code, " ".join(reply.message.split()), remote=True)
             else:
                 await smtp.rset()
             self._checkin(connection)
+        except asyncio.CancelledError:
+            connection.close()  # stopped mid-transaction: the recipients stay queued
+            raise
         except Exception as error:
             rate_limited |= _is_rate_limit(error)
             failure = outcome_for_exception(error)
-            log.info("delivery transaction failed message=%s host=%s code=%d",
-                     message.message_id, connection.label, failure.code)
+            log_event(log, "delivery_transaction_failed", id=message.message_id,
+                      code=failure.code)
             for recipient in message.recipients:
                 final.setdefault(recipient, failure.for_recipient(recipient))
             await _quit(connection)

@@ -47,6 +47,9 @@ class RecipientOutcome:
     code: int
     text: str
     permanent: bool = False
+    #: The code and text are a remote server's reply (not a local reason such as DNS or
+    #: TLS policy); DSNs say "smtp; ..." only for these.
+    remote: bool = False
 
     @property
     def delivered(self) -> bool:
@@ -65,9 +68,10 @@ class Failure:
     code: int
     text: str
     permanent: bool
+    remote: bool = False
 
     def for_recipient(self, address: str) -> RecipientOutcome:
-        return RecipientOutcome(address, self.code, self.text, self.permanent)
+        return RecipientOutcome(address, self.code, self.text, self.permanent, self.remote)
 
 
 @dataclass(frozen=True)
@@ -124,7 +128,7 @@ def outcome_for_exception(error: BaseException) -> Failure:
         if 200 <= code < 300 or code < 200 or code >= 600:
             # A success or nonsense code where a failure was raised: treat as temporary.
             return Failure(451, f"4.4.0 unexpected reply {code} {text}".strip(), False)
-        return Failure(code, text, permanent=code >= 500)
+        return Failure(code, text, permanent=code >= 500, remote=True)
     if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
         first = error.recipients[0] if error.recipients else None
         if first is not None:

@@ -183,3 +183,6 @@ class Throttles:
 
     def slowed(self, domain: str, now: float) -> bool:
         return self._destination(domain).slowed(now)
+
+    def paused(self, domain: str, now: float) -> bool:
+        return now < self._destination(domain).paused_until

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -89,3 +91,27 @@ def delivery_settings(dns: DnsServer, ca_file: Path) -> Callable[..., DeliverySe
         return DeliverySettings(**values)  # type: ignore[arg-type]
 
     return make
+
+
+class FakeClock:
+    """An injectable clock: ``sleep`` moves time forward instead of waiting.
+
+    Concurrent sleepers each move it to their own wake-up time (never backwards), which is
+    enough for throttles: a limit that holds on this clock holds on a real one.
+    """
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime.now(UTC)
+        self.slept: list[float] = []
+
+    def now(self) -> datetime:
+        return self._now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        wake = self._now + timedelta(seconds=max(0.0, seconds))
+        await asyncio.sleep(0)  # sleepers that start together wake together
+        self._now = max(self._now, wake)
+
+    def advance(self, seconds: float) -> None:
+        self._now += timedelta(seconds=seconds)
