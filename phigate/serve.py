@@ -32,6 +32,7 @@ from phigate.mta.auth import LockoutTracker
 from phigate.mta.server import SubmissionServices, start_submission_server
 from phigate.policy.engine import PolicyEngine
 from phigate.policy.rules import default_rules
+from phigate.policy.stores import PolicyStores
 from phigate.runtime import Runtime
 
 log = logging.getLogger("phigate.serve")
@@ -61,6 +62,7 @@ class RunningServices:
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     submission: SubmissionServices | None = None
+    policy_stores: PolicyStores | None = None
 
 
 async def _listen(key: str, address: HostPort, start: Callable[[], Awaitable[T]]) -> T:
@@ -83,7 +85,7 @@ async def start_services(settings: Settings, roles: Iterable[str]) -> RunningSer
     runtime = Runtime.open(settings)
     listeners: list[Listener] = []
     if "smtp" in roles:
-        listeners.append("submission")
+        listeners += ["submission", "feedback"]
     if "http" in roles:
         listeners.append("http")
     health = HealthState(database_check=lambda: _ping(runtime), listeners=listeners)
@@ -100,6 +102,13 @@ async def start_services(settings: Settings, roles: Iterable[str]) -> RunningSer
         raise
     METRICS.register_certificate("submission", settings.submission.tls_cert)
     return running
+
+
+def _policy_stores(running: RunningServices) -> PolicyStores:
+    """Consent, suppression and campaign access, shared by the roles of this process."""
+    if running.policy_stores is None:
+        running.policy_stores = PolicyStores.from_runtime(running.runtime)
+    return running.policy_stores
 
 
 def _ping(runtime: Runtime) -> None:
@@ -119,7 +128,8 @@ async def _start_smtp(settings: Settings, running: RunningServices) -> None:
         settings=settings,
         accounts=runtime.accounts,
         store=runtime.store,
-        policy=PolicyEngine(default_rules(settings.scanner)),
+        policy=PolicyEngine(default_rules(settings.scanner, _policy_stores(running),
+                                          settings)),
         lockouts=LockoutTracker(
             max_failures=settings.submission.auth_max_failures,
             base_lockout_seconds=settings.submission.auth_lockout_seconds,
@@ -145,6 +155,39 @@ async def _start_smtp(settings: Settings, running: RunningServices) -> None:
             lambda: start_submission_server(services, host=implicit.host, port=implicit.port,
                                             implicit_tls=True),
         ))
+    await _start_feedback(settings, running)
+
+
+async def _start_feedback(settings: Settings, running: RunningServices) -> None:
+    """The second SMTP listener, for bounces, complaints and mailto unsubscribes."""
+    from phigate.mta.feedback_listener import start_feedback_server
+    from phigate.policy.feedback_actions import FeedbackProcessor
+    from phigate.policy.outbound import token_signer
+
+    signer = token_signer(settings)
+    processor = FeedbackProcessor(settings, _policy_stores(running), running.runtime.engine,
+                                  signer)
+    listen = settings.feedback.listen
+    server = await _listen(
+        "[feedback] listen", listen,
+        lambda: start_feedback_server(settings, processor, signer, host=listen.host,
+                                      port=listen.port),
+    )
+    running.servers.append(server)
+    running.health.listener_up("feedback")
+
+
+def _add_unsubscribe_routes(app: Any, settings: Settings, running: RunningServices) -> None:
+    """One-click unsubscribe (``/u/TOKEN``), see :mod:`phigate.unsubscribe_http`."""
+    from phigate.policy.feedback_actions import FeedbackProcessor
+    from phigate.policy.outbound import token_signer
+    from phigate.unsubscribe_http import add_unsubscribe_routes
+
+    signer = token_signer(settings)
+    processor = FeedbackProcessor(settings, _policy_stores(running), running.runtime.engine,
+                                  signer)
+    add_unsubscribe_routes(app, signer=signer, processor=processor,
+                           organisation=settings.server.domain)
 
 
 async def _start_http(settings: Settings, running: RunningServices) -> None:
@@ -154,6 +197,7 @@ async def _start_http(settings: Settings, running: RunningServices) -> None:
 
     app = web.Application()
     add_routes(app, running.health)
+    _add_unsubscribe_routes(app, settings, running)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     listen = settings.http.listen
@@ -181,7 +225,7 @@ async def _start_delivery(settings: Settings, running: RunningServices) -> None:
 
 async def stop_services(running: RunningServices, *, grace: float = SHUTDOWN_GRACE_SECONDS
                         ) -> None:
-    names: tuple[Listener, ...] = ("submission", "http")
+    names: tuple[Listener, ...] = ("submission", "feedback", "http")
     for name in names:
         running.health.listener_down(name)
     for server in running.servers:

@@ -66,6 +66,7 @@ _ENHANCED_REPLIES = {
 
 REPLY_TEMPFAIL_STORAGE_FULL = "452 4.3.1 Insufficient system storage, try again later"
 REPLY_TEMPFAIL_STORAGE = "451 4.3.0 Temporary local problem storing the message, try again later"
+REPLY_TEMPFAIL_POLICY = "451 4.3.0 Temporary local problem checking policy, try again later"
 REPLY_TEMPFAIL_SCANNER = "451 4.3.0 Temporary local problem scanning the message, try again later"
 
 # A local part or domain we will relay to. Rejects the %-hack, bang paths and source routes,
@@ -185,13 +186,15 @@ class SubmissionHandler:
             return "452 4.5.3 Too many recipients"
         if not valid_forward_path(address):
             return "550 5.1.3 Bad recipient address syntax"
-        decision = self.services.policy.evaluate(
+        decision = await self._evaluate(
             PolicyContext(
                 stage="rcpt", account=account, sender=envelope.mail_from or "",
-                recipients=envelope.rcpt_tos, message_class=account.default_class,
+                recipients=list(envelope.rcpt_tos), message_class=account.default_class,
                 client_ip=_peer_ip(session.peer), recipient=address,
-            )
+            ),
         )
+        if decision is None:
+            return REPLY_TEMPFAIL_POLICY
         for hit in decision.hits:
             METRICS.record_policy_decision(hit.rule, hit.action.label)
         if decision.action == Action.REJECT:
@@ -227,13 +230,18 @@ class SubmissionHandler:
         except _ScanFailed:
             METRICS.record_received("tempfailed")
             return REPLY_TEMPFAIL_SCANNER
-        decision = self.services.policy.evaluate(
+        # Every recipient is checked again here, for the header's class (see
+        # phigate.policy.marketing_rules: one failing recipient refuses the message).
+        decision = await self._evaluate(
             PolicyContext(
                 stage="data", account=account, sender=envelope.mail_from or "",
-                recipients=envelope.rcpt_tos, message_class=message_class, client_ip=ip,
-                headers=headers, scan=scan, campaign_id=campaign,
-            )
+                recipients=list(envelope.rcpt_tos), message_class=message_class,
+                client_ip=ip, headers=headers, scan=scan, campaign_id=campaign,
+            ),
         )
+        if decision is None:
+            METRICS.record_received("tempfailed")
+            return REPLY_TEMPFAIL_POLICY
         for hit in decision.hits:
             METRICS.record_policy_decision(hit.rule, hit.action.label)
         if decision.action == Action.REJECT:
@@ -277,6 +285,20 @@ class SubmissionHandler:
         )
         METRICS.record_received(_RECEIVED_RESULT[message.state])
         return f"250 2.0.0 Queued as {message_id}"
+
+    async def _evaluate(self, ctx: PolicyContext) -> Decision | None:
+        """The policy decision; None if a rule could not decide (the store failed).
+
+        Rules query the store (suppressions, consent) and DNS, so they run off the event
+        loop. A failure is a temporary refusal: never accept mail policy could not check,
+        and never show the driver's message (it can quote addresses) to the client.
+        """
+        try:
+            return await asyncio.to_thread(self.services.policy.evaluate, ctx)
+        except SQLAlchemyError as error:
+            log_event(log, "policy_failed", level=logging.ERROR, stage=ctx.stage,
+                      error=type(error).__name__)
+            return None
 
     def _check_headers(self, headers: EmailMessage, account: Account) -> str | None:
         try:

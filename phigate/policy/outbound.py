@@ -1,0 +1,111 @@
+"""The per-recipient decoration of an outgoing message (called by delivery, before DKIM).
+
+For every recipient delivery asks :func:`decorate` for
+
+- the envelope sender: a VERP return path ``bounces+TOKEN@<bounce domain>`` whose signed
+  token names the recipient (and the campaign), so a bounce, however mangled its text,
+  maps to exactly one recipient. A null sender (a DSN) stays null: a bounce must never
+  cause another one (RFC 5321 4.5.5);
+- for marketing, the body with ``List-Unsubscribe`` (https one-click URL and mailto) and
+  ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (RFC 8058) at the top of the header,
+  replacing any the application set itself, so the DKIM signature made afterwards covers
+  exactly phigate's headers.
+
+Only the header block is touched, byte for byte: the body is passed through unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from phigate.config import Settings
+from phigate.policy.tokens import TokenClaims, TokenSigner, unsubscribe_headers, verp_address
+
+_REPLACED = (b"list-unsubscribe", b"list-unsubscribe-post")
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    mail_from: str
+    body: bytes
+
+
+def bounce_domain(settings: Settings) -> str:
+    return settings.feedback.bounce_domain or settings.server.domain
+
+
+def token_signer(settings: Settings) -> TokenSigner | None:
+    """The signer of ``[policy] token_key_file``; None when no key is configured."""
+    path = settings.policy.token_key_file
+    return TokenSigner.from_key_file(Path(path)) if path else None
+
+
+def decorate(
+    message: bytes,
+    *,
+    recipient: str,
+    sender: str,
+    message_class: str,
+    campaign_id: str | None,
+    settings: Settings,
+    signer: TokenSigner | None,
+) -> OutboundMessage:
+    """The envelope sender and message bytes for one recipient (see module docstring).
+
+    Without a token signer (no ``[policy] token_key_file``) the message goes out with its
+    own sender and no List-Unsubscribe: nothing unforgeable could be offered.
+    """
+    if signer is None:
+        return OutboundMessage(sender, message)
+    domain = bounce_domain(settings)
+    is_marketing = message_class == "marketing"
+    mail_from = sender
+    if sender:
+        claims = TokenClaims(kind="verp", recipient=recipient, scope="all",
+                             campaign=campaign_id if is_marketing else None)
+        mail_from = verp_address(signer, claims, domain)
+    if not is_marketing:
+        return OutboundMessage(mail_from, message)
+    headers = unsubscribe_headers(signer, recipient, campaign_id, settings.http.public_url,
+                                  domain)
+    return OutboundMessage(mail_from, _with_headers(message, headers))
+
+
+def _with_headers(message: bytes, headers: dict[str, str]) -> bytes:
+    head, separator, body = _split(message)
+    kept = [field for field in _fields(head) if _name(field) not in _REPLACED]
+    added = [_fold(name, value) for name, value in headers.items()]
+    return b"".join(added) + b"".join(kept) + separator + body
+
+
+def _split(message: bytes) -> tuple[bytes, bytes, bytes]:
+    """(header block with its last CRLF, the empty line, body)."""
+    index = message.find(b"\r\n\r\n")
+    if index < 0:  # headers only
+        return (message if message.endswith(b"\r\n") else message + b"\r\n"), b"", b""
+    if message.startswith(b"\r\n"):  # no header at all
+        return b"", message[:2], message[2:]
+    return message[: index + 2], b"\r\n", message[index + 4:]
+
+
+def _fields(head: bytes) -> list[bytes]:
+    """Header fields with their continuation lines, each ending in CRLF."""
+    fields: list[bytes] = []
+    for line in head.splitlines(keepends=True):
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1] += line
+        else:
+            fields.append(line)
+    return fields
+
+
+def _name(field: bytes) -> bytes:
+    return field.split(b":", 1)[0].strip().lower()
+
+
+def _fold(name: str, value: str) -> bytes:
+    # Each URI on its own line keeps lines short (RFC 5322 2.1.1); relaxed DKIM
+    # canonicalisation and every reader unfold it again.
+    folded = value.replace(", <", ",\r\n <")
+    return f"{name}: {folded}\r\n".encode("ascii")

@@ -1,0 +1,32 @@
+"""The policy's view of the store: consent, suppression and campaigns, built once.
+
+``serve`` builds one :class:`PolicyStores` for the rules, the unsubscribe endpoint and the
+feedback listener; the CLI builds one per command. Every method is synchronous (a short
+transaction); asyncio code calls them through ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from phigate.config import Settings
+from phigate.policy.campaigns import CampaignStore
+from phigate.policy.consent import ConsentStore
+from phigate.policy.suppression import SuppressionStore
+from phigate.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class PolicyStores:
+    consents: ConsentStore
+    suppressions: SuppressionStore
+    campaigns: CampaignStore
+
+    @classmethod
+    def from_runtime(cls, runtime: Runtime, settings: Settings | None = None) -> PolicyStores:
+        settings = settings or runtime.settings
+        return cls(
+            consents=ConsentStore(runtime.engine, runtime.audit),
+            suppressions=SuppressionStore(runtime.engine, runtime.audit),
+            campaigns=CampaignStore(runtime.engine, runtime.audit, settings.policy),
+        )
