@@ -114,6 +114,10 @@ class AdminService:
     def require_viewer(self, what: str = "admin.view") -> None:
         self.gate.require(Role.VIEWER, what)
 
+    def require_operator(self, action: str, message_ids: Sequence[str] = ()) -> None:
+        """Check (and audit a refusal) before asking an operator to confirm an action."""
+        self.gate.require(Role.OPERATOR, action, message_ids)
+
     # -- looking ----------------------------------------------------------------------------
 
     def page(self, filters: QueueFilter, *, after: int | None = None, before: int | None = None,

@@ -1,1 +1,2 @@
-"""The Textual admin interface. Nothing outside this package imports textual."""
+"""The Textual admin console (``phigate tui``). The only part of phigate that imports Textual;
+it reaches the queue only through :class:`phigate.admin.AdminService`."""

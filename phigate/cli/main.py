@@ -26,6 +26,12 @@ COMMAND_MODULES = (
     "phigate.cli.users",
     "phigate.cli.scan",
     "phigate.cli.queue_cmd",
+    "phigate.cli.audit_cmd",
+    "phigate.cli.purge",
+    "phigate.cli.tui",
+    "phigate.cli.suppress",
+    "phigate.cli.consent",
+    "phigate.cli.campaign",
     "phigate.cli.feedback",
     "phigate.cli.dkim_cmd",
 )

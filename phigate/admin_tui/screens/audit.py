@@ -1,0 +1,96 @@
+"""The audit trail: newest first, filtered, with the hash chain's verification state."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Input, Static
+
+from phigate.admin.audit_chain import ChainReport
+from phigate.admin_tui.screens.base import AdminScreen
+from phigate.admin_tui.widgets.format import cells, clip
+from phigate.errors import PhigateError
+
+COLUMNS = ("Id", "When (UTC)", "Who", "Action", "Message", "Detail")
+LIMIT = 500
+
+
+class AuditScreen(AdminScreen):
+    BINDINGS = [Binding("g", "reload", "Refresh"), Binding("slash", "filter", "Filter")]
+
+    def compose(self) -> ComposeResult:
+        header, footer = self.chrome()
+        yield header
+        yield Static("verifying the chain…", id="chain", markup=False)
+        yield Input(placeholder="filter: action, actor or message id (Enter)", id="audit-filter",
+                    compact=True)
+        table: DataTable[str] = DataTable(id="audit-table", cursor_type="row", zebra_stripes=True)
+        yield table
+        yield footer
+
+    def on_mount(self) -> None:
+        table = self.query_one("#audit-table", DataTable)
+        for column in COLUMNS:
+            table.add_column(column, key=column)
+        self.action_reload()
+        table.focus()
+
+    def on_screen_resume(self) -> None:
+        if self.is_mounted:
+            self.action_reload()
+
+    def action_filter(self) -> None:
+        self.query_one("#audit-filter", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.action_reload()
+        self.query_one("#audit-table", DataTable).focus()
+
+    def action_reload(self) -> None:
+        term = self.query_one("#audit-filter", Input).value.strip()
+        query = _filter_for(term)
+        entries = self.guarded(lambda: self.service.audit_entries(limit=LIMIT, **query))
+        if entries is None:
+            return
+        table = self.query_one("#audit-table", DataTable)
+        table.clear()
+        for e in entries:
+            who = e["actor"] + (f"@{e['actor_ip']}" if e["actor_ip"] else "")
+            detail = json.dumps(e["detail"], sort_keys=True) if e["detail"] else ""
+            table.add_row(*cells(str(e["id"]), e["at"][:19].replace("T", " "), clip(who, 20),
+                          e["action"], e["message_id"] or "", clip(detail, 60)), key=str(e["id"]))
+        self._verify()
+
+    @work(thread=True, exclusive=True, group="audit-verify")
+    def _verify(self) -> None:
+        try:
+            report = self.service.verify_audit()
+        except PhigateError as error:
+            self.app.call_from_thread(self.notify, str(error), severity="error", markup=False)
+            return
+        self.app.call_from_thread(self.show_chain, report)
+
+    def show_chain(self, report: ChainReport) -> None:
+        chain = self.query_one("#chain", Static)
+        if report.broken is None:
+            chain.update(f"hash chain OK: {report.checked} entries verified")
+            chain.set_classes("chain-ok")
+        else:
+            chain.update(f"hash chain BROKEN at entry {report.broken.entry_id}: "
+                         f"{report.broken.problem}")
+            chain.set_classes("chain-broken")
+
+
+def _filter_for(term: str) -> dict[str, Any]:
+    """``queue.hold`` is an action, a message id is upper-case hex, anything else an actor."""
+    if not term:
+        return {}
+    if "." in term:
+        return {"action": term}
+    if len(term) >= 16 and term.isalnum() and term == term.upper():
+        return {"message_id": term}
+    return {"actor": term}
