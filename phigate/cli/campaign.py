@@ -1,0 +1,66 @@
+"""``phigate campaign list|approve|pause``: marketing campaign approval."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+
+from phigate.admin.roles import Role
+from phigate.cli.context import CliContext, SubParsers
+from phigate.cli.policy_common import acting_admin, policy_stores, print_json_array
+from phigate.errors import UserError
+
+
+def register(subparsers: SubParsers) -> None:
+    parser = subparsers.add_parser("campaign", help="marketing campaigns: approval, counters")
+    sub = parser.add_subparsers(dest="campaign_command", metavar="ACTION", required=True)
+    listing = sub.add_parser("list", help="campaigns with their state and counters")
+    listing.add_argument("--json", action="store_true", help="one JSON array")
+    listing.set_defaults(handler=run_list)
+    approve = sub.add_parser("approve", help="approve a campaign and release its messages")
+    approve.add_argument("id")
+    approve.add_argument("--ip", help="the approver's address (default: from SSH_CONNECTION)")
+    approve.set_defaults(handler=run_approve)
+    pause = sub.add_parser("pause", help="pause a campaign: its queued messages are held")
+    pause.add_argument("id")
+    pause.add_argument("--reason", required=True)
+    pause.set_defaults(handler=run_pause)
+
+
+def run_list(args: argparse.Namespace, ctx: CliContext) -> int:
+    with policy_stores(ctx) as (runtime, stores):
+        acting_admin(runtime, "campaign list", needed=Role.VIEWER)
+        views = stores.campaigns.views()
+    if args.json:
+        print_json_array([view.as_dict() for view in views])
+        return 0
+    print(f"{'CAMPAIGN':24} {'STATE':9} {'ACCEPTED':>8} {'DELIVERED':>9} {'BOUNCED':>7} "
+          f"{'COMPLAINTS':>10} {'UNSUBS':>6}  APPROVED BY")
+    for v in views:
+        approved = f"{v.approved_by} ({v.approved_ip or '-'}) {v.approved_at:%Y-%m-%d %H:%M}" \
+            if v.approved_at else "-"
+        print(f"{v.id:24} {v.state:9} {v.accepted:8} {v.delivered:9} {v.bounced:7} "
+              f"{v.complaints:10} {v.unsubscribes:6}  {approved}")
+    return 0
+
+
+def run_approve(args: argparse.Namespace, ctx: CliContext) -> int:
+    if args.ip is not None:
+        try:
+            ipaddress.ip_address(args.ip)
+        except ValueError:
+            raise UserError(f"--ip: not an IP address: {args.ip!r}") from None
+    with policy_stores(ctx) as (runtime, stores):
+        actor = acting_admin(runtime, "campaign approve", ip=args.ip)
+        released = stores.campaigns.approve(args.id, actor=actor)
+    print(f"phigate: approved campaign {args.id} as {actor.name} from {actor.ip or 'local'}; "
+          f"released {released} message(s)")
+    return 0
+
+
+def run_pause(args: argparse.Namespace, ctx: CliContext) -> int:
+    with policy_stores(ctx) as (runtime, stores):
+        actor = acting_admin(runtime, "campaign pause")
+        held = stores.campaigns.pause(args.id, args.reason, actor=actor)
+    print(f"phigate: paused campaign {args.id}; held {held} message(s)")
+    return 0

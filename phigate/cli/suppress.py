@@ -1,0 +1,68 @@
+"""``phigate suppress add|remove|list``: the scoped suppression list."""
+
+from __future__ import annotations
+
+import argparse
+
+from phigate.admin.roles import Role
+from phigate.cli.context import CliContext, SubParsers
+from phigate.cli.policy_common import acting_admin, policy_stores, print_json_array
+from phigate.policy.suppression import SCOPES
+
+
+def register(subparsers: SubParsers) -> None:
+    parser = subparsers.add_parser("suppress", help="suppression list (unsubscribes, bounces)")
+    sub = parser.add_subparsers(dest="suppress_command", metavar="ACTION", required=True)
+    add = sub.add_parser("add", help="stop mail to an address (marketing only, or all mail)")
+    add.add_argument("address")
+    add.add_argument("--scope", choices=SCOPES, required=True,
+                     help="marketing: no marketing, reminders still go; all: nothing at all")
+    add.add_argument("--reason", required=True, help="why (shown in the list and audit log)")
+    add.set_defaults(handler=run_add)
+    remove = sub.add_parser("remove", help="lift an address's suppression")
+    remove.add_argument("address")
+    remove.add_argument("--scope", choices=SCOPES, help="only this scope (default: every one)")
+    remove.set_defaults(handler=run_remove)
+    listing = sub.add_parser("list", help="list suppressed addresses")
+    listing.add_argument("--scope", choices=SCOPES)
+    listing.add_argument("--json", action="store_true", help="one JSON array")
+    listing.set_defaults(handler=run_list)
+
+
+def run_add(args: argparse.Namespace, ctx: CliContext) -> int:
+    with policy_stores(ctx) as (runtime, stores):
+        actor = acting_admin(runtime, "suppress add")
+        result = stores.suppressions.add(args.address, args.scope, kind="manual",
+                                         reason=args.reason, source=f"cli:{actor.name}",
+                                         actor=actor)
+    if not result.added:
+        print(f"phigate: {args.address} is already suppressed ({args.scope} or all)")
+        return 0
+    cancelled = len(result.cancelled_messages)
+    print(f"phigate: suppressed {args.address} for {args.scope} mail"
+          + (f"; cancelled its queued copies in {cancelled} message(s)" if cancelled else ""))
+    return 0
+
+
+def run_remove(args: argparse.Namespace, ctx: CliContext) -> int:
+    with policy_stores(ctx) as (runtime, stores):
+        actor = acting_admin(runtime, "suppress remove")
+        removed = stores.suppressions.remove(args.address, actor=actor, scope=args.scope)
+    if not removed:
+        print(f"phigate: {args.address} was not suppressed")
+        return 1
+    print(f"phigate: removed {removed} suppression(s) of {args.address}")
+    return 0
+
+
+def run_list(args: argparse.Namespace, ctx: CliContext) -> int:
+    with policy_stores(ctx) as (runtime, stores):
+        acting_admin(runtime, "suppress list", needed=Role.VIEWER)
+        entries = stores.suppressions.entries(scope=args.scope)
+    if args.json:
+        print_json_array([entry.as_dict() for entry in entries])
+        return 0
+    for entry in entries:
+        print(f"{entry.address:40} {entry.scope:9} {entry.kind:12} "
+              f"{entry.created_at:%Y-%m-%d %H:%M}  {entry.reason}")
+    return 0
