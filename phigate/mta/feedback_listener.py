@@ -33,7 +33,7 @@ from phigate.policy.tokens import TokenSigner, token_in_address
 log = logging.getLogger("phigate.feedback")
 
 REPLY_NOT_OURS = "550 5.7.1 relay not permitted"
-REPLY_BAD_TOKEN = "550 5.1.1 No such mailbox (address token not valid)"
+REPLY_UNKNOWN_MAILBOX = "550 5.1.1 No such mailbox (address token not valid)"
 REPLY_TEMPFAIL = "451 4.3.0 Temporary local problem processing feedback, try again later"
 
 
@@ -74,7 +74,7 @@ class FeedbackHandler:
             return REPLY_NOT_OURS
         kind, token = found
         if self.signer is None or self.signer.parse(token, kind=kind) is None:
-            return REPLY_BAD_TOKEN
+            return REPLY_UNKNOWN_MAILBOX
         return None
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
