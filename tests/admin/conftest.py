@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -24,8 +25,9 @@ BODY = (b"From: Front Desk <desk@practice.test>\r\nTo: pat@example.org\r\n"
         b"Dear patient, your MRN 48213977 results are ready. Call 555-201-7788.\r\n")
 
 
+@functools.cache
 def fast_scanner(settings: ScannerSettings) -> object:
-    """The real scanner without the NER model: recognizers only, loads in a second."""
+    """The real scanner without the NER model (recognizers only), built once per session."""
     from phigate.phi_scanner import Scanner
 
     return Scanner(dataclasses.replace(settings, ner="never"))
