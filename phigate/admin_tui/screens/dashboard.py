@@ -75,5 +75,5 @@ class DashboardScreen(AdminScreen):
             self.query_one(f"#spark-{name}", Sparkline).data = [float(v) for v in series]
             self.query_one(f"#label-{name}", Static).update(f"{name:<9} {sum(series):>6}")
         deferrals = [f"{r.recipients:>6}  {clip(r.domain, 24):<24} {r.code or '---'} "
-                     f"{clip(r.text, 40)}" for r in d.top_deferrals] or ["none"]
+                     f"{clip(r.text, 36)}" for r in d.top_deferrals] or ["none"]
         self.query_one("#dash-deferrals", Static).update("\n".join(deferrals))

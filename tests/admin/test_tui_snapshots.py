@@ -1,0 +1,92 @@
+"""Snapshots of the main screens at 80x24 and at a large size, on a fixed queue and clock.
+
+Update after an intended change: ``pytest tests/admin/test_tui_snapshots.py --snapshot-update``
+and look at the report before committing.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+from phigate.admin import AdminService
+from phigate.admin_tui.app import AdminApp
+from phigate.queue import store as store_module
+from phigate.queue.models import MessageState
+from phigate.queue.store import AttemptRecord, NewMessage
+from phigate.runtime import Runtime
+
+from .conftest import BODY, OPERATOR
+
+NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+LARGE = (140, 40)
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'queue.db'}"
+
+
+@pytest.fixture
+def seeded(runtime: Runtime, make_service: Callable[..., AdminService],
+           monkeypatch: pytest.MonkeyPatch) -> AdminService:
+    counter = itertools.count(1)
+    monkeypatch.setattr(store_module, "new_message_id", lambda: f"MSG{next(counter):018d}")
+    store = runtime.store
+
+    def put(recipients: list[str], minutes: int, **fields: Any) -> str:
+        return store.enqueue(NewMessage(sender="desk@practice.test", recipients=recipients,
+                                        body=BODY, **fields),
+                             now=NOW - timedelta(minutes=minutes))
+
+    for index in range(6):
+        put([f"patient{index}@mail.example", f"family{index}@inbox.example"], 3 + index * 9)
+    put(["news@list.example"], 300, state=MessageState.QUARANTINED, phi_verdict="phi",
+        phi_categories=["MEDICAL_RECORD_NUMBER"], message_class="marketing",
+        hold_reason="PHI in marketing mail", rule_hits=[{"rule": "phi-marketing",
+                                                          "action": "quarantine",
+                                                          "reason": "PHI in marketing mail"}])
+    put(["slow@far.example"], 95, phi_verdict="phi")
+    for claimed in store.claim_due("snap", now=NOW, limit=100, lease_seconds=60):
+        if claimed.domain == "far.example":
+            store.record_attempt(claimed.recipient_id, "snap", AttemptRecord(
+                started_at=NOW - timedelta(minutes=20), host="mx.far.example", code=None,
+                text="TLS required for PHI: mx.far.example offers no STARTTLS"))
+            store.defer(claimed.recipient_id, "snap", next_attempt_at=NOW, code=None,
+                        text="TLS required for PHI: mx.far.example offers no STARTTLS")
+        elif claimed.domain == "mail.example" and claimed.address < "patient3":
+            store.mark_delivered(claimed.recipient_id, "snap", now=NOW - timedelta(minutes=7))
+    store.release_leases("snap")
+    return make_service(OPERATOR, now=NOW)
+
+
+async def _settle(pilot: Pilot[Any]) -> None:
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def _open(*keys: str) -> Callable[[Pilot[Any]], Any]:
+    async def run(pilot: Pilot[Any]) -> None:
+        await _settle(pilot)
+        await pilot.press(*keys)
+        await _settle(pilot)
+
+    return run
+
+
+@pytest.mark.parametrize("size", [(80, 24), LARGE], ids=["80x24", "large"])
+@pytest.mark.parametrize(("screen", "keys"), [
+    ("dashboard", ()),
+    ("queue", ("2",)),
+    ("message", ("3", "enter")),
+    ("quarantine", ("3",)),
+])
+def test_screen_snapshot(snap_compare: Any, seeded: AdminService, screen: str,
+                         keys: tuple[str, ...], size: tuple[int, int]) -> None:
+    assert snap_compare(AdminApp(seeded), terminal_size=size, run_before=_open(*keys))
