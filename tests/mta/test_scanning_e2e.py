@@ -10,8 +10,11 @@ from email.message import EmailMessage
 import aiosmtplib
 import pytest
 
+from phigate.audit import Actor
 from phigate.config import Settings
 from phigate.logs import JsonFormatter, LogfmtFormatter
+from phigate.policy.consent import ConsentChange
+from phigate.policy.stores import PolicyStores
 from phigate.queue.db import make_engine, upgrade
 from phigate.queue.models import MessageState
 from phigate.serve import RunningServices, start_services, stop_services
@@ -19,18 +22,26 @@ from phigate.serve import RunningServices, start_services, stop_services
 PATIENT = "Margaret Okonkwo"
 DIAGNOSIS = "type 2 diabetes mellitus"
 MRN = "MRN 00482913"
+RECIPIENT = "someone@example.org"
+CAMPAIGN = "spring-wellness"
 
 
 @pytest.fixture
 async def scanning_relay(make_settings: Callable[..., Settings]
                          ) -> AsyncIterator[RunningServices]:
-    settings = make_settings(scanner={"enabled": True, "workers": 1})
+    # The recipient's domain is a BAA partner here, so treatment PHI may go there.
+    settings = make_settings(scanner={"enabled": True, "workers": 1},
+                             policy={"phi_allowed_domains": ["practice.test", "example.org"]})
     engine = make_engine(settings.storage.url)
     upgrade(engine)
     engine.dispose()
     running = await start_services(settings, {"smtp"})
     running.runtime.accounts.add("clinic", "pw", senders=["practice.test"],
                                  classes=["treatment", "marketing"])
+    # Marketing passes consent and campaign approval, so the PHI rule is what decides.
+    stores = PolicyStores.from_runtime(running.runtime)
+    stores.consents.apply(ConsentChange(RECIPIENT, "marketing"), actor=Actor("test"))
+    stores.campaigns.approve(CAMPAIGN, actor=Actor("test"))
     try:
         yield running
     finally:
@@ -40,9 +51,11 @@ async def scanning_relay(make_settings: Callable[..., Settings]
 def message(message_class: str, body: str) -> EmailMessage:
     mail = EmailMessage()
     mail["From"] = "news@practice.test"
-    mail["To"] = "someone@example.org"
+    mail["To"] = RECIPIENT
     mail["Subject"] = "From your care team"
     mail["X-Phigate-Class"] = message_class
+    if message_class == "marketing":
+        mail["X-Phigate-Campaign"] = CAMPAIGN
     mail.set_content(body)
     return mail
 

@@ -168,6 +168,7 @@ def test_schema_is_current_after_upgrade(runtime: Runtime) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
+    import phigate.queue.policy_models  # noqa: F401  (its tables belong to the metadata)
     from phigate.queue.models import Base
 
     with runtime.engine.connect() as connection:
