@@ -36,8 +36,10 @@ class QueueScreen(AdminScreen):
         self.filters = QueueFilter()
         self.page: QueuePage | None = None
         self.marked: set[str] = set()
-        #: Where each page we walked through started (keyset paging forwards and back).
+        #: Which page we are on (for the "rows x-y" status line).
         self._page_index = 0
+        #: Total rows for the current filters; counted when they change, not on every page.
+        self._total: int | None = None
 
     def compose(self) -> ComposeResult:
         header, footer = self.chrome()
@@ -63,7 +65,8 @@ class QueueScreen(AdminScreen):
 
     # -- loading ------------------------------------------------------------------------------
 
-    def load(self, *, after: int | None = None, before: int | None = None) -> None:
+    def load(self, *, after: int | None = None, before: int | None = None,
+             recount: bool = True) -> None:
         page = self.guarded(lambda: self.service.page(self.filters, after=after, before=before,
                                                       limit=PAGE_SIZE))
         if page is None:
@@ -81,10 +84,12 @@ class QueueScreen(AdminScreen):
                                  clip(row.recipient, 28), clip(row.sender or "<>", 24),
                                  str(row.attempts), clip(last, 40)),
                           key=str(row.recipient_id))
+        if recount or self._total is None:
+            self._total = self.guarded(lambda: self.service.count(self.filters))
         self._update_status()
 
     def _update_status(self) -> None:
-        total = self.guarded(lambda: self.service.count(self.filters))
+        total = self._total
         rows = len(self.page.rows) if self.page else 0
         first = self._page_index * PAGE_SIZE + 1 if rows else 0
         marked = f"  {len(self.marked)} marked" if self.marked else ""
@@ -141,14 +146,14 @@ class QueueScreen(AdminScreen):
             self.notify("last page", severity="information", markup=False)
             return
         self._page_index += 1
-        self.load(after=self.page.next_after)
+        self.load(after=self.page.next_after, recount=False)
 
     def action_prev_page(self) -> None:
         if self.page is None or self.page.prev_before is None:
             self.notify("first page", severity="information", markup=False)
             return
         self._page_index = max(self._page_index - 1, 0)
-        self.load(before=self.page.prev_before)
+        self.load(before=self.page.prev_before, recount=False)
 
     def selected_message(self) -> str | None:
         table = self.query_one("#queue-table", DataTable)
