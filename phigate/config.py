@@ -180,6 +180,9 @@ class ScannerSettings:
     timeout_seconds: float = 30.0
     #: Bytes of extracted text scanned per message, at most.
     max_text_bytes: int = 2 * 1024 * 1024
+    #: Characters per message the name recognizer (NER, the costly part) reads, at most;
+    #: a message with more candidate text is treated as unscannable (fail closed).
+    ner_max_chars: int = 300_000
     #: What to do with PHI per message class: tag | quarantine | reject.
     action_treatment: str = "tag"
     action_operations: str = "tag"

@@ -8,6 +8,7 @@ is closed on July 4") is not. The finding's ``reason`` says which: the verdict w
 
 from __future__ import annotations
 
+import bisect
 import re
 
 from phigate.phi_scanner import findings as cat
@@ -42,21 +43,44 @@ PERSON_DATE_CUES = (
 )
 
 
+class _Spans:
+    """Non-overlapping spans kept sorted, so each check is a bisection: a text full of dates
+    (a hostile attachment) must not make the scan quadratic."""
+
+    def __init__(self) -> None:
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+
+    def overlaps(self, start: int, end: int) -> bool:
+        # Only the last span starting before ``end`` can overlap: the spans are disjoint.
+        index = bisect.bisect_left(self._starts, end) - 1
+        return index >= 0 and self._ends[index] > start
+
+    def contains(self, start: int, end: int) -> bool:
+        index = bisect.bisect_right(self._starts, start) - 1
+        return index >= 0 and self._ends[index] >= end
+
+    def add(self, start: int, end: int) -> None:
+        index = bisect.bisect_left(self._starts, start)
+        self._starts.insert(index, start)
+        self._ends.insert(index, end)
+
+
 def find_dates(text: str, part: str) -> list[Finding]:
     results: list[Finding] = []
-    spans: list[tuple[int, int]] = []
+    spans = _Spans()
     for pattern in (NUMERIC_DATE, WORD_DATE):
         for m in pattern.finditer(text):
-            if any(s < m.end() and m.start() < e for s, e in spans):
+            if spans.overlaps(m.start(), m.end()):
                 continue
-            spans.append((m.start(), m.end()))
+            spans.add(m.start(), m.end())
             results.append(date_finding(text, part, m.start(), m.end(), 0.9))
     for m in WEEKDAY_ONLY.finditer(text):
-        if not any(s < m.end() and m.start() < e for s, e in spans):
-            spans.append((m.start(), m.end()))
+        if not spans.overlaps(m.start(), m.end()):
+            spans.add(m.start(), m.end())
             results.append(date_finding(text, part, m.start(), m.end(), 0.5))
     for m in YEAR.finditer(text):
-        if any(s <= m.start() and m.end() <= e for s, e in spans):
+        if spans.contains(m.start(), m.end()):
             continue
         # A year alone is not a Safe Harbor identifier; reported for completeness only.
         results.append(Finding(cat.DATE, m.group(), m.start(), m.end(), part, 0.4,

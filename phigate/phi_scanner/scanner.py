@@ -65,11 +65,18 @@ class Scanner:
         findings = resolve_overlaps(findings)
         if self._ner is not None and (self.settings.ner == "always" or not
                                       verdict_outcome_is_settled(findings, self.thresholds)):
+            budget = self.settings.ner_max_chars
             for segment in segments:
                 if time.monotonic() > deadline:
                     notes.append("unscannable: scan time limit reached")
                     break
-                findings.extend(self._ner_findings(segment))
+                segment_findings, budget = self._ner_findings(segment, budget)
+                findings.extend(segment_findings)
+                if budget < 0:
+                    # NER costs ~100x the pattern pass: a huge text (a hostile or just a
+                    # very large attachment) is not read for names to the end. Fail closed.
+                    notes.append("unscannable: too much text to look for names in")
+                    break
             findings = resolve_overlaps(findings)
         verdict, score = judge(findings, self.thresholds)
         if any(note.startswith("unscannable") for note in notes):
@@ -91,12 +98,19 @@ class Scanner:
         findings.extend(find_health_patterns(text, part, self.vocabulary))
         return findings
 
-    def _ner_findings(self, segment: Segment) -> list[Finding]:
+    def _ner_findings(self, segment: Segment, budget: int) -> tuple[list[Finding], int]:
+        """NER findings within a budget of characters; returns the budget left (< 0: cut)."""
         from phigate.phi_scanner.nlp import name_candidate_chunks
 
         assert self._ner is not None  # noqa: S101 - checked by the caller
-        chunks = name_candidate_chunks(segment.text)
-        return self._ner.find_entities(segment.text, segment.part, chunks) if chunks else []
+        chunks = []
+        for chunk in name_candidate_chunks(segment.text):
+            budget -= len(chunk.text)
+            if budget < 0:
+                break
+            chunks.append(chunk)
+        found = self._ner.find_entities(segment.text, segment.part, chunks) if chunks else []
+        return found, budget
 
 
 def _rank(finding: Finding) -> tuple[float, int]:
