@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import ipaddress
 import logging
@@ -24,10 +25,11 @@ from typing import Any, TypeVar
 from sqlalchemy import text
 
 from phigate import __version__, sdnotify
+from phigate.admin.dashboard import store_snapshot
 from phigate.config import HostPort, Settings, validate
 from phigate.errors import ConfigError
 from phigate.logs import log_event
-from phigate.metrics import METRICS, HealthState, Listener
+from phigate.metrics import METRICS, HealthState, Listener, StoreSnapshot
 from phigate.mta.auth import LockoutTracker
 from phigate.mta.server import SubmissionServices, start_submission_server
 from phigate.policy.engine import PolicyEngine
@@ -101,7 +103,19 @@ async def start_services(settings: Settings, roles: Iterable[str]) -> RunningSer
         await stop_services(running)
         raise
     METRICS.register_certificate("submission", settings.submission.tls_cert)
+    if "http" in roles:
+        METRICS.register_store_gauges(lambda: _store_snapshot(running))
     return running
+
+
+def _store_snapshot(running: RunningServices) -> StoreSnapshot:
+    """The queue, campaign and suppression gauges, computed at scrape time."""
+    stores = _policy_stores(running)
+    return dataclasses.replace(
+        store_snapshot(running.runtime.store),
+        campaigns=stores.campaigns.snapshots(),
+        suppressions=stores.suppressions.counts(),
+    )
 
 
 def _policy_stores(running: RunningServices) -> PolicyStores:

@@ -1,0 +1,72 @@
+"""/metrics and /healthz of a running relay, read with a real HTTP client."""
+
+from __future__ import annotations
+
+import re
+import ssl
+from collections.abc import Callable
+
+import aiohttp
+import aiosmtplib
+
+from phigate.config import Settings
+from phigate.queue.db import make_engine, upgrade
+from phigate.serve import start_services, stop_services
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of one sample of the exposition text (0 when absent)."""
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        match = re.match(r"^(\w+)(?:\{(.*)\})? (\S+)$", line)
+        if not match or match.group(1) != name:
+            continue
+        found = ",".join(sorted((match.group(2) or "").split(","))) if match.group(2) else ""
+        if found == wanted:
+            return float(match.group(3))
+    return 0.0
+
+
+async def test_metrics_move_and_never_carry_addresses(
+    make_settings: Callable[..., Settings], client_tls: ssl.SSLContext
+) -> None:
+    settings = make_settings()
+    engine = make_engine(settings.storage.url)
+    upgrade(engine)
+    engine.dispose()
+    running = await start_services(settings, {"smtp", "http"})
+    base = f"http://127.0.0.1:{settings.http.listen.port}"
+    try:
+        running.runtime.accounts.add("clinic", "pw", senders=["practice.test"],
+                                     classes=["treatment"])
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base}/healthz") as response:
+                assert response.status == 200
+                assert (await response.json())["status"] == "ok"
+            async with http.get(f"{base}/metrics") as response:
+                before = await response.text()
+
+            async with aiosmtplib.SMTP(hostname="127.0.0.1",
+                                       port=settings.submission.listen.port,
+                                       tls_context=client_tls, start_tls=True) as client:
+                await client.login("clinic", "pw")
+                await client.sendmail("ehr@practice.test", ["jane.patient@example.org"],
+                                      b"From: ehr@practice.test\r\nSubject: hi\r\n\r\nok\r\n")
+                try:
+                    await client.auth_plain("clinic", "wrong")
+                except aiosmtplib.SMTPException:
+                    pass
+
+            async with http.get(f"{base}/metrics") as response:
+                after = await response.text()
+    finally:
+        await stop_services(running, grace=1)
+
+    name = "phigate_messages_received_total"
+    assert sample(after, name, result="accepted") == sample(before, name, result="accepted") + 1
+    assert sample(after, "phigate_queue_recipients", state="queued") == 1
+    assert sample(after, "phigate_queue_messages", state="active") == 1
+    assert sample(after, "phigate_listener_up", listener="submission") == 1
+    assert "jane.patient" not in after and "@" not in after.replace("# ", "")
