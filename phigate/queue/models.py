@@ -151,6 +151,8 @@ class Recipient(Base):
     __tablename__ = "recipients"
     __table_args__ = (
         Index("ix_recipients_due", "state", "next_attempt_at"),
+        # The admin's queue listing pages through pending recipients in id order.
+        Index("ix_recipients_state_id", "state", "id"),
         Index("ix_recipients_lease", "lease_owner"),
     )
 
