@@ -8,6 +8,7 @@ reports rate-limit replies (:meth:`Throttles.slow_down`).
 
 A rate is a token bucket (``rate`` per minute, a burst of one second's worth, at least
 one): over any window of ``t`` seconds at most ``burst + rate * t / 60`` messages go.
+A slowed-down destination has both its rate and its burst cut to a quarter.
 
 After a rate-limit reply (421, 4.7.x, "try again later") the destination is paused (no
 message) for ``rate_limit_pause_seconds`` and then runs at a quarter of its rate with one
@@ -23,6 +24,9 @@ from dataclasses import dataclass
 from phigate.config import DeliverySettings
 
 SLOW_RATE_FACTOR = 0.25
+#: Float slack: waiting exactly ``wait()`` seconds must yield a token, or a caller that
+#: sleeps for ``wait()`` would spin on ever smaller waits.
+_EPSILON = 1e-9
 
 
 @dataclass
@@ -34,26 +38,29 @@ class TokenBucket:
     tokens: float = -1.0  # -1: full on first use
     updated: float = 0.0
 
-    def _refill(self, now: float, rate_per_minute: float) -> None:
+    def _refill(self, now: float, rate_factor: float) -> None:
+        # A slowed-down bucket saves up less, too: no burst right after the pause.
+        burst = max(1.0, self.burst * rate_factor)
         if self.tokens < 0:
-            self.tokens, self.updated = self.burst, now
+            self.tokens, self.updated = burst, now
             return
         elapsed = max(0.0, now - self.updated)
-        self.tokens = min(self.burst, self.tokens + elapsed * rate_per_minute / 60.0)
+        rate = self.rate_per_minute * rate_factor
+        self.tokens = min(burst, self.tokens + elapsed * rate / 60.0)
         self.updated = now
 
     def try_take(self, now: float, *, rate_factor: float = 1.0) -> bool:
-        self._refill(now, self.rate_per_minute * rate_factor)
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
+        self._refill(now, rate_factor)
+        if self.tokens >= 1.0 - _EPSILON:
+            self.tokens = max(0.0, self.tokens - 1.0)
             return True
         return False
 
     def wait(self, now: float, *, rate_factor: float = 1.0) -> float:
         """Seconds until a token is there (0 if one is there now)."""
         rate = self.rate_per_minute * rate_factor
-        self._refill(now, rate)
-        if self.tokens >= 1.0:
+        self._refill(now, rate_factor)
+        if self.tokens >= 1.0 - _EPSILON:
             return 0.0
         return (1.0 - self.tokens) * 60.0 / rate if rate > 0 else float("inf")
 

@@ -258,28 +258,43 @@ async def test_concurrency_is_used_up_to_the_limit(world) -> None:  # noqa: ANN0
 
 
 async def test_a_421_slows_that_destination_down(world) -> None:  # noqa: ANN001
-    first = world.enqueue("a@example.test")
-    others = [world.enqueue(f"p{i}@example.test") for i in range(4)]
-    world.sink.script("EHLO", "421 4.7.0 too many messages, slow down")
+    messages = [world.enqueue(f"p{i}@example.test") for i in range(6)]
+    world.sink.script("EHLO", "421 4.7.0 too many messages, slow down", times=None)
     scheduler = world.scheduler(rate_limit_pause_seconds=60, rate_limit_slow_seconds=600,
-                                max_connections_per_domain=1)
+                                max_connections_per_domain=3, rate_per_minute_per_domain=600)
     start = world.clock.now()
 
     await scheduler.run_until_empty()
 
-    # Nothing went out; everything waits for the end of the pause.
+    # Nothing went out; the jobs that were not tried wait for the end of the pause.
     assert world.sink.messages == []
-    [recipient] = world.recipients(first)
-    assert recipient.state is RecipientState.DEFERRED and recipient.last_code == 421
-    waiting = [world.recipients(m)[0] for m in others]
-    assert all(r.next_attempt_at >= start + timedelta(seconds=60) for r in waiting)
-    assert all(r.attempts == 0 for r in waiting)  # a local pause is not an attempt
-    assert scheduler.throttles.slowed("example.test", world.clock.now().timestamp())
+    recipients = [world.recipients(m)[0] for m in messages]
+    tried = [r for r in recipients if r.attempts]
+    untried = [r for r in recipients if not r.attempts]
+    assert 1 <= len(tried) <= 3 and all(r.last_code == 421 for r in tried)
+    assert untried and all(r.next_attempt_at >= start + timedelta(seconds=60)
+                           and r.state is RecipientState.DEFERRED for r in untried)
+    assert world.sink.sessions == len(tried)  # no hammering: one connection per worker
 
-    world.clock.advance(3600)  # everything due; the destination is still in its slow period
-    scheduler2 = scheduler  # same process: it remembers the slow-down
-    await scheduler2.run_until_empty()
-    assert len(world.sink.messages) == 5
+    # After the pause, the destination gets one connection at a quarter of its rate.
+    world.sink.clear_scripts()
+    world.sink.reset_counters()
+    world.sink.script("DATA", Stall(0.05), times=None)
+    world.clock.advance(70)  # past the pause and every retry time; still in the slow period
+    assert scheduler.throttles.slowed("example.test", world.clock.now().timestamp())
+    await scheduler.run_until_empty()
+
+    assert len(world.sink.messages) == 6
+    assert world.sink.max_concurrent == 1
+    with world.store.session() as session:
+        starts = sorted(session.scalars(select(Attempt.started_at).where(
+            Attempt.code == 250)))
+    # 150/min (2.5/s, a burst of 2.5) instead of 600/min (10/s, a burst of 10, which
+    # would have sent all six at once).
+    for i, first in enumerate(starts):
+        for j in range(i, len(starts)):
+            assert j - i + 1 <= 2.5 + 2.5 * (starts[j] - first).total_seconds() + 1e-6
+    assert (starts[-1] - starts[0]).total_seconds() >= 1.4 - 1e-6
 
 
 async def test_graceful_stop_releases_leases(world) -> None:  # noqa: ANN001

@@ -251,6 +251,12 @@ class SmtpSink:
             self._state.scripts.clear()
             self._state.rcpt_scripts.clear()
 
+    def reset_counters(self) -> None:
+        """Start counting sessions and concurrency afresh (messages are kept)."""
+        with self._state.lock:
+            self._state.sessions = 0
+            self._state.max_concurrent = len(self._state.open_sessions)
+
     # -- what happened -----------------------------------------------------------------
 
     @property
