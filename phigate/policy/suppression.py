@@ -112,8 +112,12 @@ class SuppressionStore:
         METRICS.record_suppression_added(scope, kind)
         return AddResult(added=True, cancelled_messages=tuple(cancelled))
 
-    def remove(self, address: str, *, actor: Actor, scope: str | None = None) -> int:
-        """Lift the address's suppressions (of one scope, or all); returns how many."""
+    def remove(self, address: str, *, actor: Actor, scope: str | None = None,
+               reason: str | None = None) -> int:
+        """Lift the address's suppressions (of one scope, or all); returns how many.
+
+        ``reason`` (the admin console asks for one) goes into the audit entry.
+        """
         address = normalize_address(address)
         with self._sessions.begin() as session:
             query = delete(Suppression).where(Suppression.address == address)
@@ -123,7 +127,8 @@ class SuppressionStore:
             if removed:
                 self._audit.record(actor, "suppression.remove", session=session,
                                    detail={"address": address, "scope": scope or "any",
-                                           "removed": removed})
+                                           "removed": removed}
+                                   | ({"reason": reason} if reason else {}))
         return removed
 
     def scopes_for(self, addresses: Iterable[str]) -> dict[str, set[str]]:
