@@ -137,6 +137,9 @@ async def _start_smtp(settings: Settings, running: RunningServices) -> None:
 
         scanner = ScannerPool(settings.scanner)
         running.closers.append(lambda: asyncio.to_thread(scanner.close))
+        # Load the model in every worker before taking mail, so the first client does not
+        # wait for it (and systemd hears READY only once we can really scan).
+        await scanner.warm_up()
     runtime = running.runtime
     services = SubmissionServices(
         settings=settings,
