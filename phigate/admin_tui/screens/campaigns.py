@@ -62,9 +62,9 @@ class CampaignsScreen(PolicyScreen):
         row = table.cursor_row
         table.clear()
         for v in views:
-            rate = Text(f"{v.complaint_rate:.2%}", justify="right")
-            if v.complaint_rate > threshold:
-                rate.stylize("bold red")
+            over = v.complaint_rate > threshold
+            rate = Text(f"{v.complaint_rate:.2%}", justify="right",
+                        style="bold red" if over else "")
             numbers = (v.awaiting_approval, v.accepted, v.delivered, v.deferred, v.bounced,
                        v.complaints, v.unsubscribes)
             label, style = STATE_LABELS.get(v.state, (v.state, ""))
