@@ -17,23 +17,11 @@ import spacy
 from phigate.phi_scanner import findings as cat
 from phigate.phi_scanner.dates import date_finding
 from phigate.phi_scanner.findings import Finding
+from phigate.phi_scanner.name_lexicon import COMMON_CAPITALISED
 
 UNUSED_COMPONENTS = ["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "senter"]
 MAX_CHUNK_CHARS = 1000
 
-# Capitalised words that start sentences or headings in mail and never name a person: a chunk
-# whose only capitalised words are these does not need NER.
-COMMON_CAPITALISED = frozenset("""
-The A An I We You Your Our Us It Its This That These Those There Here Please Thank Thanks
-Hi Hello Dear If When Where What Why How Who Which To For From In On At By With Of And Or But
-So As Be Is Are Was Were Do Does Did Have Has Had Can Could Will Would Should May Might Must
-Call Visit Reply Click Learn Read See Find Get Join Book Schedule Sign Subscribe Unsubscribe
-Yes No Not Note Best Regards Sincerely Warm Kind Cheers Team Office Hours Phone Fax Email
-Monday Tuesday Wednesday Thursday Friday Saturday Sunday January February March April June
-July August September October November December Today Tomorrow Tonight Also All Any Each
-Every More Most Some New Our Free Just Now Only Important Reminder Appointment Date Time
-Location Address Re Subject Sent Copyright Privacy Policy Terms Contact Us About Home
-""".split())
 CAPITALISED = re.compile(r"\b[A-ZÀ-ÖØ-Þ][\wà-ÿ'-]*")
 CHUNK_BOUNDARY = re.compile(r"\n|(?<=[.!?])\s+(?=[A-Z])")
 

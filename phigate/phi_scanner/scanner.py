@@ -19,6 +19,8 @@ from phigate.phi_scanner.extract import Limits, Segment, extract_message
 from phigate.phi_scanner.findings import Finding, ScanResult
 from phigate.phi_scanner.health import find_health_patterns, find_vocabulary_terms
 from phigate.phi_scanner.identifiers import PATTERN_RECOGNIZERS
+from phigate.phi_scanner.lexicon_names import LEXICON_REASONS, find_lexicon_names
+from phigate.phi_scanner.name_lexicon import load_name_lexicon
 from phigate.phi_scanner.names import find_cued_names
 from phigate.phi_scanner.verdict import Thresholds, judge, verdict_outcome_is_settled
 from phigate.phi_scanner.vocabulary import load_vocabulary
@@ -27,8 +29,10 @@ if TYPE_CHECKING:
     from phigate.config import ScannerSettings
     from phigate.phi_scanner.nlp import NerModel
 
-# Which finding wins when two identifier findings overlap: explicit patterns over NER.
+# Which finding wins when two identifier findings overlap: explicit patterns over NER and
+# over names found only because the word is in the name lexicon.
 _NER_REASONS = frozenset({"NER person", "NER place"})
+_WEAK_REASONS = _NER_REASONS | LEXICON_REASONS
 
 
 class Scanner:
@@ -41,6 +45,7 @@ class Scanner:
         self.limits = Limits(max_text_chars=settings.max_text_bytes,
                              max_seconds=settings.timeout_seconds * 0.6)
         self.vocabulary = load_vocabulary()
+        self.name_lexicon = load_name_lexicon()
         self._ner: NerModel | None = None
         if settings.ner != "never":
             from phigate.phi_scanner.nlp import NerModel  # the only import of spaCy
@@ -94,6 +99,7 @@ class Scanner:
         findings.extend(find_addresses(text, part))
         findings.extend(find_dates(text, part))
         findings.extend(find_cued_names(text, part))
+        findings.extend(find_lexicon_names(text, part, self.name_lexicon))
         findings.extend(find_vocabulary_terms(text, part, self.vocabulary))
         findings.extend(find_health_patterns(text, part, self.vocabulary))
         return findings
@@ -116,7 +122,7 @@ class Scanner:
 def _rank(finding: Finding) -> tuple[float, int]:
     # NER is the least precise source; a street address outranks the ZIP code or city it
     # contains, so the whole address is reported as one finding.
-    adjustment = -0.2 if finding.reason in _NER_REASONS else 0.0
+    adjustment = -0.2 if finding.reason in _WEAK_REASONS else 0.0
     if finding.category == cat.STREET_ADDRESS:
         adjustment += 0.1
     return (finding.confidence + adjustment, finding.end - finding.start)
@@ -138,10 +144,10 @@ def resolve_overlaps(findings: Iterable[Finding]) -> list[Finding]:
                                if f.category in cat.IDENTIFIER_CATEGORIES])
         health = _greedy([f for f in part_findings if f.category in cat.HEALTH_CATEGORIES])
         cue_people = [f for f in identifiers
-                      if f.category == cat.PERSON and f.reason not in _NER_REASONS]
+                      if f.category == cat.PERSON and f.reason not in _WEAK_REASONS]
         health = [h for h in health if not any(_overlap(h, p) for p in cue_people)]
         identifiers = [f for f in identifiers
-                       if not (f.reason in _NER_REASONS
+                       if not (f.reason in _WEAK_REASONS
                                and any(_overlap(f, h) and h.confidence >= 0.75 for h in health))]
         kept.extend(identifiers)
         kept.extend(health)
