@@ -17,6 +17,8 @@ from textual.pilot import Pilot
 
 from phigate.admin import AdminService
 from phigate.admin_tui.app import AdminApp
+from phigate.audit import Actor
+from phigate.policy.consent import ConsentChange
 from phigate.queue import store as store_module
 from phigate.queue.models import MessageState
 from phigate.queue.store import AttemptRecord, NewMessage
@@ -90,3 +92,57 @@ def _open(*keys: str) -> Callable[[Pilot[Any]], Any]:
 def test_screen_snapshot(snap_compare: Any, seeded: AdminService, screen: str,
                          keys: tuple[str, ...], size: tuple[int, int]) -> None:
     assert snap_compare(AdminApp(seeded), terminal_size=size, run_before=_open(*keys))
+
+
+@pytest.fixture
+def policy_seeded(seeded: AdminService) -> AdminService:
+    """The queue above plus campaigns in each state, suppressions and consent entries."""
+    store, policy = seeded.store, seeded.policy
+    otto = Actor("otto", "203.0.113.7")
+
+    def put(recipients: list[str], campaign: str, **fields: Any) -> None:
+        store.enqueue(NewMessage(sender="news@practice.test", recipients=recipients, body=BODY,
+                                 message_class="marketing", campaign_id=campaign, **fields),
+                      now=NOW - timedelta(minutes=30))
+
+    put(["a@mail.example", "b@mail.example", "c@mail.example"], "flu-shots-2026",
+        state=MessageState.AWAITING_APPROVAL)
+    policy.campaigns.approve("spring-newsletter", actor=otto, now=NOW - timedelta(days=2))
+    put([f"reader{n}@news.example" for n in range(4)], "spring-newsletter")
+    for claimed in store.claim_due("snap2", now=NOW, limit=100, lease_seconds=60):
+        if claimed.domain == "news.example" and claimed.address != "reader3@news.example":
+            store.mark_delivered(claimed.recipient_id, "snap2", now=NOW)
+    store.release_leases("snap2")
+    with store.session() as session:
+        policy.campaigns.count(session, "spring-newsletter", "complaints", now=NOW)
+        policy.campaigns.count(session, "spring-newsletter", "unsubscribes", now=NOW)
+    policy.campaigns.approve("recall-reminders", actor=Actor("olga"),
+                             now=NOW - timedelta(days=9))
+    policy.campaigns.pause("recall-reminders", "complaint rate 0.41% over 0.30%", actor=otto,
+                           now=NOW - timedelta(days=1))
+    for days, (address, scope, kind, reason) in enumerate([
+            ("gone@mail.example", "all", "hard_bounce", "550 5.1.1 user unknown"),
+            ("quiet@inbox.example", "marketing", "unsubscribe", "one-click unsubscribe"),
+            ("angry@inbox.example", "marketing", "complaint", "ARF abuse report")], start=1):
+        policy.suppressions.add(address, scope, kind=kind, reason=reason, source="feedback",
+                                actor=otto, now=NOW - timedelta(days=days))
+    for hours, (address, purpose, action, evidence) in enumerate([
+            ("pat@mail.example", "marketing", "grant", "portal form 118"),
+            ("pat@mail.example", "email_phi", "grant", "signed form 2291"),
+            ("lee@inbox.example", "marketing", "grant", "front desk"),
+            ("lee@inbox.example", "marketing", "revoke", "phone call")], start=1):
+        policy.consents.apply(ConsentChange(address, purpose, action, source="ehr",
+                                            evidence=evidence),
+                              actor=otto, now=NOW - timedelta(hours=10 - hours))
+    return seeded
+
+
+@pytest.mark.parametrize("size", [(80, 24), LARGE], ids=["80x24", "large"])
+@pytest.mark.parametrize(("screen", "keys"), [
+    ("campaigns", ("5",)),
+    ("suppressions", ("6",)),
+    ("consent-history", ("6", "tab", "enter")),
+])
+def test_policy_screen_snapshot(snap_compare: Any, policy_seeded: AdminService, screen: str,
+                                keys: tuple[str, ...], size: tuple[int, int]) -> None:
+    assert snap_compare(AdminApp(policy_seeded), terminal_size=size, run_before=_open(*keys))
