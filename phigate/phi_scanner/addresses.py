@@ -34,17 +34,36 @@ STREET_ENDINGS = (
 
 WORD = r"[A-ZÀ-ÖØ-Þ][\wÀ-ÿ'.-]*"
 HOUSE = r"\d{1,6}[A-Za-z]?(?:-\d{1,4})?"
+# A building or lot number before the house number ("3536 1659 Hoog St").
+BUILDING = r"(?:\d{1,6}[ \t]+)?"
+# Street words written as a separate word after the name ("Erzsébet tér 19.", "Kálmán Imre
+# u. 12.", "Luite tee 87", "Trenerys gate 232").
+SEPARATE_STREET_TYPES = (
+    r"utca|u\.|út|útja|tér|tere|körút|krt\.|köz|sor|sétány|rakpart|rkp\.|fasor|tee|gate|"
+    r"vei|veien|vej|gatan|gränd|vägen|tie|katu|ulica|str\.|strasse|straße|weg|laan|straat|"
+    r"allé|allee|gasse|platz|ring|plads|torv|stræde")
+PARTICLE = r"(?:de|del|dei|della|di|da|do|dos|des|du|la|le|les|los|las|van|von|der|den|e)"
 UNIT = r"(?:,?\s*(?:apt\.?|apartment|suite|ste\.?|unit|#|fl\.?|floor|room|rm\.?)\s*#?\s*\w{1,6})"
 
 # Street-name words must be capitalised (case-sensitive) so "at 3 with Dr. Lee" or "via
 # email 2 times" are not addresses; the street types and unit words are case-insensitive.
 STREET_FIRST = re.compile(
-    rf"\b{HOUSE}\s+(?:{WORD}\s+){{1,4}}(?i:{STREET_TYPES})\b\.?(?i:{UNIT})?")
+    rf"\b{BUILDING}{HOUSE}\s+(?:{WORD}\s+){{1,4}}(?i:{STREET_TYPES})\b\.?(?i:{UNIT})?")
 NAME_THEN_NUMBER = re.compile(
-    rf"\b(?:{HOUSE}\s+)?(?:{WORD}\s+){{0,3}}[A-ZÀ-Þ][\wÀ-ÿ-]*(?i:{STREET_ENDINGS})\s+{HOUSE}\b(?i:{UNIT})?")
+    rf"\b{BUILDING}(?:{HOUSE}\s+)?(?:{WORD}\s+){{0,3}}[A-ZÀ-Þ][\wÀ-ÿ-]*(?i:{STREET_ENDINGS})\s+{HOUSE}\b(?i:{UNIT})?")
 PREFIX_STREET = re.compile(
-    rf"\b(?:{HOUSE}\s+)?(?:{STREET_PREFIXES})\s+(?:(?:de|del|della|di|da|do|dos|des|du|la|le|les|los|las|"
+    rf"\b{BUILDING}(?:{HOUSE}\s+)?(?i:{STREET_PREFIXES})\s+(?:(?:de|del|della|di|da|do|dos|des|du|la|le|les|los|las|"
     rf"{WORD})\s+){{0,4}}{HOUSE}\b(?i:{UNIT})?")
+# A house number, then the street word, then the name ("29 Rue de Tanger", "56 rue La Boétie").
+NUMBER_THEN_PREFIX = re.compile(
+    rf"\b{BUILDING}{HOUSE}[ \t]+(?i:{STREET_PREFIXES})(?:[ \t]+[\wÀ-ÿ'-]+){{1,5}}")
+TYPE_THEN_NUMBER = re.compile(
+    rf"\b{BUILDING}(?:{HOUSE}\s+)?{WORD}(?:\s+(?:{WORD}|[a-zà-ÿ]{{3,}})){{0,3}}\s+"
+    rf"(?i:{SEPARATE_STREET_TYPES})\s+{HOUSE}\b\.?(?i:{UNIT})?")
+# The street type after the number ("Dalmatinova 68 St.", "Via dei Fiorentini 17 street").
+NUMBER_THEN_TYPE = re.compile(
+    rf"\b{BUILDING}(?:{WORD}|{PARTICLE})(?:\s+(?:{WORD}|{PARTICLE})){{0,4}}\s+{HOUSE}\s+"
+    rf"(?i:street|st|avenue|ave|road|rd)\b\.?")
 UNIT_ONLY = re.compile(r"\b(?:apt\.?|apartment|suite|ste\.?|unit)\s*#?\s*\d{1,5}[A-Za-z]?\b",
                        re.IGNORECASE)
 PO_BOX = re.compile(
@@ -55,8 +74,13 @@ MILITARY = re.compile(r"\b(?:APO|FPO|DPO)\s+(?:AA|AE|AP)\s+\d{5}\b")
 
 # An address line: a house number, one to four words, a number ("20789 Allika 46").
 NUMBERED_LINE = re.compile(
-    rf"(?m)^[> \t]*({HOUSE}[ \t]+(?:[A-ZÀ-ÖØ-Þ\u0370-\u03ff][\wÀ-ÿ'.-]*[ \t]+){{1,4}}"
-    rf"\d{{1,5}}\.?)[ \t]*$")
+    rf"(?m)^[^\w\n]{{0,5}}({BUILDING}{HOUSE}[ \t]+(?:[A-ZÀ-ÖØ-Þ\u0370-\u03ff][\wÀ-ÿ'.-]*[ \t]+)"
+    rf"{{1,4}}\d{{1,5}}\.?(?i:{UNIT})?)[ \t]*$")
+# Two numbers around capitalised words after a place cue ("at 87818 Dalmatinova 68").
+CUED_NUMBERED = re.compile(
+    rf"(?i:\b(?:at|on|to|address:?|address is|lives at))[ \t]+({HOUSE}[ \t]+"
+    rf"(?:[A-ZÀ-ÖØ-Þ][\wÀ-ÿ'-]*[ \t]+){{1,3}}\d{{1,5}}\b\.?)"
+    r"(?![ \t]*(?i:mg|mcg|ml|units?|tablets?|pills?|times|%))")
 # After a cue that announces an address: "lives at ...", "my address is ...".
 CUED_ADDRESS = re.compile(
     r"(?i)\b(?:lives at|living at|live at|address is|address:|located at|moved to|"
@@ -78,6 +102,8 @@ CITY_STATE = re.compile(
 
 _NOT_A_STREET_START = re.compile(r"^\d+\s+(?:minutes?|hours?|days?|weeks?|years?|mg|ml)\b",
                                  re.IGNORECASE)
+# "During 1971": a word that ends like a compound street name ("-ring") before a year.
+_WORD_AND_YEAR = re.compile(r"^[^\W\d_]+[ \t]+(?:19|20)\d\d$")
 
 
 def find_addresses(text: str, part: str) -> list[Finding]:
@@ -86,19 +112,24 @@ def find_addresses(text: str, part: str) -> list[Finding]:
         (STREET_FIRST, 0.85, "house number and street"),
         (NAME_THEN_NUMBER, 0.8, "street name and house number"),
         (PREFIX_STREET, 0.75, "street name and house number"),
+        (NUMBER_THEN_PREFIX, 0.75, "house number and street name"),
+        (TYPE_THEN_NUMBER, 0.75, "street name and house number"),
+        (NUMBER_THEN_TYPE, 0.75, "street name, house number and street type"),
         (PO_BOX, 0.85, "post office or military box"),
         (MILITARY, 0.85, "military post office"),
         (UNIT_ONLY, 0.6, "apartment or suite number"),
     ):
         for m in pattern.finditer(text):
             value = m.group().strip()
-            if _NOT_A_STREET_START.match(value) or "\n\n" in value:
+            if (_NOT_A_STREET_START.match(value) or "\n\n" in value
+                    or _WORD_AND_YEAR.match(value)):
                 continue
             start = m.start() + m.group().index(value)
             results.append(Finding(cat.STREET_ADDRESS, value, start, start + len(value), part,
                                    confidence, reason))
     for pattern, confidence, reason in (
         (NUMBERED_LINE, 0.6, "address line"),
+        (CUED_NUMBERED, 0.65, "numbered street after a cue"),
         (CUED_ADDRESS, 0.75, "address after a cue"),
         (CORNER, 0.7, "street corner"),
     ):

@@ -22,7 +22,7 @@ TIME = r"(?:\s*(?:at\s+)?\d{1,2}:\d{2}(?::\d{2})?(?:\s?[ap]\.?m\.?)?)?"
 
 NUMERIC_DATE = re.compile(
     r"(?<![\w/.-])(?:\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})|\d{4}-\d{1,2}-\d{1,2})"
-    r"(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?(?![\w/-])")
+    r"(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?(?![\w/-]|\.\d)")
 # "March 3, 2025", "Mar 3rd", "3 March 2025", "Tuesday, March 3"; "May" alone is not a date.
 WORD_DATE = re.compile(
     rf"\b(?:{WEEKDAYS},?\s+)?(?:{MONTHS}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?|"
@@ -73,6 +73,8 @@ def find_dates(text: str, part: str) -> list[Finding]:
         for m in pattern.finditer(text):
             if spans.overlaps(m.start(), m.end()):
                 continue
+            if pattern is NUMERIC_DATE and not _plausible_numbers(m.group()):
+                continue  # "03.93.92" (a phone number's groups): no month 93
             spans.add(m.start(), m.end())
             results.append(date_finding(text, part, m.start(), m.end(), 0.9))
     for m in WEEKDAY_ONLY.finditer(text):
@@ -86,6 +88,15 @@ def find_dates(text: str, part: str) -> list[Finding]:
         results.append(Finding(cat.DATE, m.group(), m.start(), m.end(), part, 0.4,
                                "year only"))
     return results
+
+
+def _plausible_numbers(value: str) -> bool:
+    """Day and month in either order (03/14/2025 or 14.03.2025), or ISO year-month-day."""
+    fields = [int(f) for f in re.findall(r"\d+", value)[:3]]
+    if len(str(fields[0])) == 4 or value[:4].isdigit():
+        return 1 <= fields[1] <= 12 and 1 <= fields[2] <= 31
+    first, second = fields[0], fields[1]
+    return 1 <= min(first, second) <= 12 and 1 <= max(first, second) <= 31
 
 
 def date_finding(text: str, part: str, start: int, end: int, confidence: float) -> Finding:

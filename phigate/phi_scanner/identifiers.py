@@ -176,13 +176,18 @@ def _find_payment_cards(text: str, part: str) -> list[Finding]:
 
 # --- Telephone and fax --------------------------------------------------------------------
 
+# Digit groups as people write them: "555-123-4567", "07700 063 966", "0393 1144137" (a
+# trunk code, then the local number in one block), never across a line break; a label may
+# follow with a hyphen ("788-063-Office").
 PHONE_SHAPE = re.compile(
-    r"(?<![\w.+/-])(?:\+\d{1,3}[\s.-]?)?(?:\(0?\d{1,4}\)\s?|\d{1,4}[\s.-])?"
-    r"\d{2,4}(?:[\s.-]\d{2,4}){0,4}(?:\s?(?:x|ext\.?)\s?\d{1,5})?(?![\w/-])")
+    r"(?<![\w.+/-])(?:\+\d{1,3}[ \t.-]?)?(?:\(0?\d{1,4}\)[ \t]?|\d{1,5}[ \t.-])?"
+    r"\d{2,4}(?:[ \t.-]\d{2,4}){0,4}(?:[ \t.-]\d{5,8})?(?:[ \t]?(?:x|ext\.?)[ \t]?\d{1,5})?"
+    r"(?![\w/]|-\d)")
 PHONE_CUES = ("phone", "tel", "telephone", "call", "mobile", "cell", "fax", "desk", "office",
               "home", "work", "text", "contact", "reach", "number", "dial", "answering", "ph",
               "pager", "sms", "whatsapp", "on", "at", "registered")
 FAX_CUES = ("fax", "facsimile")
+BEFORE_STREET_NAME = re.compile(r"[ \t]+(?:[A-ZÀ-Þ][\wÀ-ÿ-]+|\w+[ \t]+(?i:street|avenue|road))")
 
 
 def find_phone_numbers(text: str, part: str) -> list[Finding]:
@@ -209,6 +214,8 @@ def find_phone_numbers(text: str, part: str) -> list[Finding]:
             "office", "fax", "mobile", "home", "cell"))
         if _looks_like_date_or_number(value):
             continue
+        if len(re.findall(r"\d+", value)) == 2 and BEFORE_STREET_NAME.match(text, end):
+            continue  # "at 28919 136 Filadelfeos Str.": building and house number
         if value.startswith("+") or (separated and cue):
             confidence = 0.85
         elif cue and len(digits) >= 9:
