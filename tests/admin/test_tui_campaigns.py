@@ -208,3 +208,15 @@ def test_stranger_may_not_even_list(make_service: Callable[..., AdminService],
     with pytest.raises(AccessDenied):
         make_service(STRANGER).campaigns()
     assert runtime.audit.entries()[0]["detail"]["action"] == "campaign.list"
+
+
+async def test_keys_panel_lists_every_binding(operator: AdminService) -> None:
+    # An 80-column footer cannot show F5/F6; "?" opens the panel that lists them all.
+    app = AdminApp(operator)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("question_mark")
+        assert app.screen.query("HelpPanel")
+        await pilot.press("question_mark")
+        assert not app.screen.query("HelpPanel")
+        await pilot.press("6")
+        assert type(app.screen).__name__ == "SuppressionsScreen"

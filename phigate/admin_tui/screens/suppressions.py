@@ -179,12 +179,15 @@ class SuppressionsScreen(PolicyScreen):
             return
         self.suppressions, self.consents = suppressions, consents
         table = self.query_one("#suppression-table", DataTable)
+        row = table.cursor_row
         table.clear()
         for s in suppressions:
             table.add_row(*cells(clip(s.address, 30), s.scope, s.kind,
                                  f"{s.created_at:%Y-%m-%d}", clip(s.reason, 40)))
+        table.move_cursor(row=min(row, max(len(suppressions) - 1, 0)))
         now = self.service.clock()
         table = self.query_one("#consent-table", DataTable)
+        row = table.cursor_row
         table.clear()
         for c in consents:
             state = "granted" if c.active(now) else "expired" if c.granted else "revoked"
@@ -192,6 +195,8 @@ class SuppressionsScreen(PolicyScreen):
                           Text(state, style=STATE_STYLES[state]),
                           *cells(f"{c.updated_at:%Y-%m-%d}", clip(c.source, 16),
                                  clip(c.evidence, 30)))
+        # After an action the cursor stays where it was, not back on the first row.
+        table.move_cursor(row=min(row, max(len(consents) - 1, 0)))
         matching = f" matching {term!r}" if term else ""
         self.query_one("#suppression-status", Static).update(
             f"{len(suppressions)} suppression(s), {len(consents)} consent(s){matching}  -  "
