@@ -121,7 +121,10 @@ class NameLexicon:
 
 def fold(word: str) -> str:
     """Lower-case without accents: the census files spell "Nystrom", mail may say "Nyström"."""
-    decomposed = unicodedata.normalize("NFKD", word.lower())
+    lowered = word.lower()
+    if lowered.isascii():
+        return lowered
+    decomposed = unicodedata.normalize("NFKD", lowered)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
@@ -140,11 +143,14 @@ def _read_names(path: Path) -> list[str]:
 
 def _dictionary_words(names: set[str]) -> set[str]:
     """The names that Webster's word list spells only in lower case: ordinary words."""
-    from english_words import get_english_words_set
+    from english_words import get_english_words_set  # type: ignore[import-untyped]
 
     words = get_english_words_set(["web2"])
     capitalised = {word.lower() for word in words if word[:1].isupper()}
-    return {word for word in words if word in names and word not in capitalised}
+    ordinary = {word for word in words if word not in capitalised}
+    # Webster's lists "friend", not "friends": a plural of an ordinary word is one too.
+    return {name for name in names
+            if name in ordinary or (name.endswith("s") and name[:-1] in ordinary)}
 
 
 def _country_names() -> set[str]:

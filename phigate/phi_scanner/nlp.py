@@ -8,11 +8,13 @@ which gives the same entities as the full pipeline at about twice the speed. NER
 
 from __future__ import annotations
 
+import bisect
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import spacy
+from spacy.tokens import Doc
 
 from phigate.phi_scanner import findings as cat
 from phigate.phi_scanner.dates import date_finding
@@ -38,19 +40,42 @@ class Chunk:
     text: str
 
 
-def name_candidate_chunks(text: str) -> list[Chunk]:
-    """Lines (or sentences of long lines) with a capitalised word that could be a name."""
+def name_candidate_chunks(text: str, explained: Sequence[tuple[int, int]] = ()) -> list[Chunk]:
+    """Lines (or sentences of long lines) with a capitalised word that could be a name.
+
+    A word inside an ``explained`` span (what the cheap recognizers already found: a cue or
+    lexicon name, an address, a drug) needs no model; a chunk with no other candidate word
+    is not sent to NER. NER is the cost of a scan, so every chunk skipped counts.
+    """
+    merged = _merge(explained)
+    starts = [start for start, _ in merged]
+
+    def is_explained(position: int) -> bool:
+        index = bisect.bisect_right(starts, position) - 1
+        return index >= 0 and position < merged[index][1]
+
     chunks: list[Chunk] = []
     position = 0
     for boundary in [*CHUNK_BOUNDARY.finditer(text), None]:
         end = boundary.start() if boundary else len(text)
         piece = text[position:end]
-        if piece.strip() and any(word not in COMMON_CAPITALISED
-                                 for word in CAPITALISED.findall(piece)):
+        if piece.strip() and any(
+                word.group() not in COMMON_CAPITALISED and not is_explained(position + word.start())
+                for word in CAPITALISED.finditer(piece)):
             for offset in range(0, len(piece), MAX_CHUNK_CHARS):
                 chunks.append(Chunk(position + offset, piece[offset:offset + MAX_CHUNK_CHARS]))
         position = boundary.end() if boundary else len(text)
     return chunks
+
+
+def _merge(spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 class NerModel:
@@ -62,7 +87,10 @@ class NerModel:
 
     def find_entities(self, text: str, part: str, chunks: Sequence[Chunk]) -> list[Finding]:
         results: list[Finding] = []
-        docs = self._nlp.pipe((chunk.text for chunk in chunks), batch_size=64)
+        # One short chunk (the common case) is cheaper through a plain call than through
+        # pipe()'s batching machinery.
+        docs: Iterable[Doc] = ([self._nlp(chunks[0].text)] if len(chunks) == 1 else
+                               self._nlp.pipe((chunk.text for chunk in chunks), batch_size=64))
         for chunk, doc in zip(chunks, docs, strict=True):
             for entity in doc.ents:
                 start = chunk.start + entity.start_char

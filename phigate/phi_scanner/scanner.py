@@ -75,7 +75,8 @@ class Scanner:
                 if time.monotonic() > deadline:
                     notes.append("unscannable: scan time limit reached")
                     break
-                segment_findings, budget = self._ner_findings(segment, budget)
+                explained = [(f.start, f.end) for f in findings if f.part == segment.part]
+                segment_findings, budget = self._ner_findings(segment, budget, explained)
                 findings.extend(segment_findings)
                 if budget < 0:
                     # NER costs ~100x the pattern pass: a huge text (a hostile or just a
@@ -104,13 +105,17 @@ class Scanner:
         findings.extend(find_health_patterns(text, part, self.vocabulary))
         return findings
 
-    def _ner_findings(self, segment: Segment, budget: int) -> tuple[list[Finding], int]:
-        """NER findings within a budget of characters; returns the budget left (< 0: cut)."""
+    def _ner_findings(self, segment: Segment, budget: int, explained: list[tuple[int, int]]
+                      ) -> tuple[list[Finding], int]:
+        """NER findings within a budget of characters; returns the budget left (< 0: cut).
+
+        Only chunks with a candidate word that no cheap finding ``explained`` go to the model.
+        """
         from phigate.phi_scanner.nlp import name_candidate_chunks
 
         assert self._ner is not None  # noqa: S101 - checked by the caller
         chunks = []
-        for chunk in name_candidate_chunks(segment.text):
+        for chunk in name_candidate_chunks(segment.text, explained):
             budget -= len(chunk.text)
             if budget < 0:
                 break

@@ -40,6 +40,10 @@ IDENTIFIER_WEIGHTS: dict[str, float] = {
 # Finer weights by reason (the same category can point at a person or not).
 REASON_WEIGHTS: dict[str, float] = {
     "clinician name": 0.15,
+    # One capitalised word that the census lists as a name, with no cue: weak evidence of an
+    # individual (it may be a surname in a firm's name or a place); runs of first name and
+    # surname keep the full PERSON weight.
+    "single name from lexicon": 0.5,
     "date of birth": 0.95,
     "person-related date": 0.6,
     "year only": 0.0,
