@@ -26,6 +26,8 @@ CONSENT_COLUMNS = ("Address", "Purpose", "State", "Updated", "Source", "Evidence
 PURPOSE_LABELS = {"marketing": "marketing", "hipaa_marketing_authorization": "hipaa-auth",
                   "email_phi": "email-phi"}
 STATE_STYLES = {"granted": "green", "expired": "yellow", "revoked": "red"}
+#: Rows per list; a search narrows a longer list down.
+LIMIT = 1000
 
 
 @dataclass(frozen=True)
@@ -173,8 +175,8 @@ class SuppressionsScreen(PolicyScreen):
 
     def action_reload(self) -> None:
         term = self.search_term or None
-        suppressions = self.guarded(lambda: self.service.suppressions(term))
-        consents = self.guarded(lambda: self.service.consents(term))
+        suppressions = self.guarded(lambda: self.service.suppressions(term, limit=LIMIT))
+        consents = self.guarded(lambda: self.service.consents(term, limit=LIMIT))
         if suppressions is None or consents is None:
             return
         self.suppressions, self.consents = suppressions, consents
@@ -197,10 +199,13 @@ class SuppressionsScreen(PolicyScreen):
                                  clip(c.evidence, 30)))
         # After an action the cursor stays where it was, not back on the first row.
         table.move_cursor(row=min(row, max(len(consents) - 1, 0)))
+        def count(found: int) -> str:
+            return f"newest {found}" if found >= LIMIT else str(found)
+
         matching = f" matching {term!r}" if term else ""
         self.query_one("#suppression-status", Static).update(
-            f"{len(suppressions)} suppression(s), {len(consents)} consent(s){matching}  -  "
-            "Enter: history")
+            f"{count(len(suppressions))} suppression(s), {count(len(consents))} consent(s)"
+            f"{matching}  -  Enter: history")
 
     def _selected_suppression(self) -> SuppressionEntry | None:
         row = self.query_one("#suppression-table", DataTable).cursor_row
