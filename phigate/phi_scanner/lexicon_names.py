@@ -189,6 +189,9 @@ class _Finder:
     def _judge_run(self, run: list[_Token]) -> None:
         while run and not run[-1].capitalised:
             run = run[:-1]  # a trailing particle is an ordinary word
+        if (len(run) > 1 and not self.lexicon.is_name(run[0].text) and not run[0].initial
+                and self.first_name(run[1]) and self.starts_sentence(run[0].start)):
+            run = run[1:]  # "Yesterday Sarah Whitfield": capitalised for starting the sentence
         if not run or len(run) > 4:
             return  # more than four capitalised words: a title or a heading
         after = self.text[run[-1].end:run[-1].end + 20]
