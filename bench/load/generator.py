@@ -1,0 +1,79 @@
+"""The load generator: M aiosmtplib connections (STARTTLS, optional AUTH) share N messages."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class LoadResult:
+    accepted: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)  # seconds, accepted messages
+    started: float = 0.0
+    finished: float = 0.0
+
+    @property
+    def seconds(self) -> float:
+        return self.finished - self.started
+
+    def percentile(self, fraction: float) -> float:
+        ordered = sorted(self.latencies)
+        if not ordered:
+            return float("nan")
+        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def run_load(port: int, messages: list[tuple[str, bytes]], *, connections: int,
+                   sender: str, tls: ssl.SSLContext, login: tuple[str, str] | None
+                   ) -> LoadResult:
+    import aiosmtplib
+
+    result = LoadResult()
+    queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+    for item in messages:
+        queue.put_nowait(item)
+    ready = asyncio.Barrier(connections + 1)
+
+    async def worker() -> None:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, tls_context=tls,
+                                 start_tls=True, timeout=120)
+        await client.connect()
+        if login:
+            await client.login(*login)
+        await ready.wait()
+        try:
+            while True:
+                try:
+                    recipient, content = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                began = time.perf_counter()
+                try:
+                    await client.sendmail(sender, [recipient], content)
+                except aiosmtplib.SMTPResponseException as error:
+                    key = f"{error.code} {error.message[:40]}"
+                    result.refused[key] = result.refused.get(key, 0) + 1
+                    continue
+                except aiosmtplib.SMTPRecipientsRefused as error:
+                    first = error.recipients[0]
+                    key = f"{first.code} {first.message[:40]}"
+                    result.refused[key] = result.refused.get(key, 0) + 1
+                    continue
+                result.latencies.append(time.perf_counter() - began)
+                result.accepted += 1
+        finally:
+            try:
+                await client.quit()
+            except aiosmtplib.SMTPException:
+                client.close()
+
+    tasks = [asyncio.create_task(worker()) for _ in range(connections)]
+    await ready.wait()
+    result.started = time.perf_counter()
+    await asyncio.gather(*tasks)
+    result.finished = time.perf_counter()
+    return result
