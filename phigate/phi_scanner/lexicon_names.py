@@ -32,11 +32,14 @@ from phigate.phi_scanner.name_lexicon import (
     NAME_PARTICLES,
     NameLexicon,
     fold,
+    is_ordinary,
 )
 
 REASON_RUN = "name from lexicon"
 REASON_SINGLE = "single name from lexicon"
-LEXICON_REASONS = frozenset({REASON_RUN, REASON_SINGLE})
+REASON_CUED = "name after a cue"
+REASON_SHAPE = "name-shaped words"
+LEXICON_REASONS = frozenset({REASON_RUN, REASON_SINGLE, REASON_CUED, REASON_SHAPE})
 
 # A word; a possessive "'s" is not part of it ("Wisława Szczepańska's killers").
 WORD = re.compile(r"[^\W\d_]+(?:['’-](?![sS]\b)[^\W\d_]+)*")
@@ -62,7 +65,11 @@ mr mrs ms miss mx dr prof sir madam lord lady king queen prince princess preside
 governor mayor judge captain general officer sergeant rev reverend father sister brother
 nurse doctor patient patients member members customer team staff
 """.split()) | {t for t in STREET_TYPES.split("|")} | {f"{t}s" for t in STREET_TYPES.split("|")}
-STOP_WORDS = NON_PERSON_WORDS | {w.lower() for w in COMMON_CAPITALISED}
+PRONOUNS = frozenset("i me you he him she her it we us they them who god".split())
+STOP_WORDS = NON_PERSON_WORDS | PRONOUNS | {w.lower() for w in COMMON_CAPITALISED}
+# In a list of names a surname may look like a street word ("Park and Mann"); firms' words
+# and sentence words still end it.
+LIST_STOP_WORDS = STOP_WORDS - {t for t in STREET_TYPES.split("|")}
 
 # Sentence openers before a word: it may be capitalised only because it starts a sentence.
 SENTENCE_START = re.compile(r"(?:^|[.!?:;\"“”(\[]|\n)[\s>*\-•\"“]*$")
@@ -82,6 +89,28 @@ ORGANISATION_AFTER = re.compile(
 CUE_BEFORE_NAME = re.compile(
     r"(?i)\b(?:my name is|name is|name's|call me|called|named|follow up with|speak to|"
     r"speak with|talk to|maiden name is|last name is|first name is|under the name)[ \t]+$")
+# A word (any case) right after a cue that announces a name, or after a title.
+CUED_NAME = re.compile(
+    r"(?i:\b(?:my name is|name is|name's|call me|calls me|called|named|maiden name is|"
+    r"last name(?: is)?\??|first name(?: is)?|my (?:kid|son|daughter|child|wife|husband|"
+    r"partner|mom|mother|dad|father)|mr\.?|mrs\.?|ms\.?|miss|follow up with|speak (?:to|with)|"
+    r"talk to)[ \t]+)"
+    r"([^\W\d_]{2,}(?:['’-][^\W\d_]+)*(?:[ \t]+[^\W\d_]\.?)?(?:[ \t]+[^\W\d_]{2,}"
+    r"(?:['’-][^\W\d_]+)*)?)")
+NAMING_CUE = re.compile(r"(?i)\b(?:name|call|calls|called|named)\b")
+# A speaker's name opening a line of dialogue ("Nicole: Remember me?").
+SPEAKER = re.compile(r"(?m)^[ \t>]*([A-ZÀ-ÖØ-Þ][^\W\d_]+)[ \t]*:[ \t]*[\"“]?[A-Za-z]")
+LABEL_WORDS = frozenset("""
+name phone email e-mail mail website web address date time subject re to from cc bcc bot
+user note fax mobile desk office tel cell home work question answer q a customer agent
+support system error warning info summary total status result results
+""".split())
+# Verbs that take a person as subject: a capitalised word before one is a name even at the
+# start of a sentence ("Sofie lives on ...", "Magnus spent a year ...").
+HUMAN_VERB = re.compile(
+    r"[ \t]+(?:lives|lived|spent|began|shouted|said|says|told|asked|replied|wrote|wants|"
+    r"wanted|went|works|worked|flew|moved|gave|had given|was born|is married)\b")
+LOWER_INITIAL_NAME = re.compile(r"[ \t]+[a-z]\.?[ \t]+[a-zà-öø-ÿ]{2,}\b")
 LOWER_WORD = re.compile(r"[a-zà-öø-ÿ]+(?:['’-](?!s\b)[a-zà-öø-ÿ]+)*")
 
 
@@ -107,6 +136,8 @@ class _Token:
 
 def find_lexicon_names(text: str, part: str, lexicon: NameLexicon) -> list[Finding]:
     finder = _Finder(text, part, lexicon)
+    finder.cued_names()
+    finder.speakers()
     finder.coordinations()
     finder.capitalised_runs()
     finder.lower_case_names()
@@ -144,6 +175,11 @@ class _Finder:
         return (len(token.text) > 2 and not self.common_word(token)
                 and (self.first_name(token) or self.surname(token)))
 
+    def name_shaped(self, token: _Token) -> bool:
+        return (len(token.text) > 2 and token.text[1:].islower() and token.key not in STOP_WORDS
+                and not self.common_word(token)
+                and not is_ordinary(token.key, self.lexicon.ordinary_words))
+
     def common_word(self, token: _Token) -> bool:
         return token.key in self.lexicon.not_alone
 
@@ -159,6 +195,34 @@ class _Finder:
         if len(words) < 4:
             return False
         return sum(word[0].isupper() for word in words) >= 0.75 * len(words)
+
+    # -- cues -----------------------------------------------------------------------------
+
+    def cued_names(self) -> None:
+        for match in CUED_NAME.finditer(self.text):
+            words = match.group(1).split()
+            first = _Token(words[0], match.start(1), match.start(1) + len(words[0]))
+            if first.key in STOP_WORDS or first.key in LABEL_WORDS or (
+                    first.key in self.lexicon.not_alone and not self.lexicon.is_name(first.text)):
+                continue
+            naming = NAMING_CUE.search(match.group())
+            if words[0].islower() and not self.lexicon.is_name(first.text) and not (
+                    naming and self._lower_case_line(first.start)):
+                continue  # "my father retired": a lower-case word needs more than a cue
+            end = match.end(1)
+            if len(words) > 1 and (fold(words[-1]) in STOP_WORDS
+                                   or fold(words[-1]) in self.lexicon.not_alone):
+                end = first.end  # "my name is vitoria but": the name is one word
+            self.add(match.start(1), end, 0.7, REASON_CUED)
+
+    def speakers(self) -> None:
+        """Lines of dialogue: two or more lines opening with "Name:" and speech."""
+        matches = [m for m in SPEAKER.finditer(self.text)
+                   if fold(m.group(1)) not in STOP_WORDS and fold(m.group(1)) not in LABEL_WORDS]
+        if len(matches) < 2:
+            return
+        for match in matches:
+            self.add(match.start(1), match.end(1), 0.6, REASON_SINGLE)
 
     # -- capitalised runs ----------------------------------------------------------------
 
@@ -217,11 +281,20 @@ class _Finder:
             confidence = 0.65
         elif middle_initial and not any(english):
             confidence = 0.6
+        elif len(run) == 2 and all(self.name_shaped(token) for token in run):
+            # "Miklós Hajdu", "Edvard Petrussen": two capitalised words that are neither
+            # dictionary words nor known names look like a name from abroad.
+            self.add(first.start, last.end, 0.5, REASON_SHAPE)
+            return
         else:
             return
         self.add(first.start, last.end, confidence, REASON_RUN)
 
     def _judge_single(self, token: _Token) -> None:
+        if (len(token.text) > 2 and HUMAN_VERB.match(self.text, token.end)
+                and token.key not in STOP_WORDS and not self.common_word(token)):
+            self.add(token.start, token.end, 0.6, REASON_SINGLE)  # "Trivo lives on ..."
+            return
         if not self.clear_name(token) or self.title_case_line(token.start):
             return
         if any(start <= token.start < end for start, end in self._organisations):
@@ -242,9 +315,12 @@ class _Finder:
             words = [_Token(m.group(), match.start(1) + m.start(), match.start(1) + m.end())
                      for m in WORD.finditer(match.group(1))]
             members = [w for w in words if w.text not in ("and",)]
-            if len(members) < 2 or not all(w.capitalised for w in members):
+            if len(members) < 2:
                 continue
-            if any(w.key in STOP_WORDS for w in members):
+            if not all(w.capitalised for w in members) and not self._lower_case_line(
+                    match.start()):
+                continue  # in lower-case text, capitals say nothing either way
+            if any(w.key in LIST_STOP_WORDS for w in members):
                 continue
             before = self.text[max(0, match.start() - 6):match.start()]
             after = self.text[match.end():match.end() + 20]
@@ -260,6 +336,12 @@ class _Finder:
                 continue
             for word in members:
                 self.add(word.start, word.end, 0.55, REASON_SINGLE)
+
+    def _lower_case_line(self, position: int) -> bool:
+        line_start = self.text.rfind("\n", 0, position) + 1
+        line_end = self.text.find("\n", position)
+        line = self.text[line_start:line_end if line_end >= 0 else len(self.text)]
+        return not any(ch.isupper() for ch in line)
 
     def _whole_line(self, start: int, end: int) -> bool:
         """A list alone on its line is a letterhead's firm name ("Owens, Duran and Oneal")."""
@@ -280,7 +362,10 @@ class _Finder:
             pair = (following is not None and self._joins(word, following)
                     and self.clear_name(following))
             end = following.end if pair and following else word.end
-            if CUE_BEFORE_NAME.search(self.text[max(0, word.start - 30):word.start]):
+            initial = LOWER_INITIAL_NAME.match(self.text, word.end)
+            if initial and self._lower_case_line(word.start):
+                self.add(word.start, initial.end(), 0.6, REASON_RUN)  # "emidio p lombardo"
+            elif CUE_BEFORE_NAME.search(self.text[max(0, word.start - 30):word.start]):
                 self.add(word.start, end, 0.6, REASON_RUN)
             elif pair and self.first_name(word) and following and self.surname(following):
                 self.add(word.start, end, 0.5, REASON_RUN)

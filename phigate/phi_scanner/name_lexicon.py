@@ -107,6 +107,9 @@ class NameLexicon:
     surnames: frozenset[str]
     #: Census names that are common English words or places: never a name on their own.
     not_alone: frozenset[str] = frozenset()
+    #: Words the dictionary spells only in lower case ("results", "cycle"): two capitalised
+    #: words that are neither these nor known names are shaped like a foreign name.
+    ordinary_words: frozenset[str] = frozenset()
 
     def is_first_name(self, word: str) -> bool:
         return fold(word) in self.first_names
@@ -141,16 +144,18 @@ def _read_names(path: Path) -> list[str]:
         return [line.split(maxsplit=1)[0].lower() for line in lines if line.strip()]
 
 
-def _dictionary_words(names: set[str]) -> set[str]:
-    """The names that Webster's word list spells only in lower case: ordinary words."""
+def _ordinary_words() -> frozenset[str]:
+    """The words Webster's word list spells only in lower case: not proper names."""
     from english_words import get_english_words_set  # type: ignore[import-untyped]
 
     words = get_english_words_set(["web2"])
     capitalised = {word.lower() for word in words if word[:1].isupper()}
-    ordinary = {word for word in words if word not in capitalised}
+    return frozenset(word for word in words if word not in capitalised)
+
+
+def is_ordinary(word: str, ordinary: frozenset[str]) -> bool:
     # Webster's lists "friend", not "friends": a plural of an ordinary word is one too.
-    return {name for name in names
-            if name in ordinary or (name.endswith("s") and name[:-1] in ordinary)}
+    return word in ordinary or (word.endswith("s") and word[:-1] in ordinary)
 
 
 def _country_names() -> set[str]:
@@ -173,7 +178,9 @@ def load_name_lexicon() -> NameLexicon:
     surnames = _read_names(directory / "dist.all.last")
     everything = set(first) | set(surnames)
     popular = set(surnames[:POPULAR_SURNAME_RANK])
-    not_alone = ((_dictionary_words(everything) - popular) | ENGLISH_WORDS_THAT_ARE_NAMES
-                 | NATIONALITY_WORDS | (_country_names() & everything))
+    ordinary = _ordinary_words()
+    dictionary_names = {name for name in everything if is_ordinary(name, ordinary)}
+    not_alone = ((dictionary_names - popular) | ENGLISH_WORDS_THAT_ARE_NAMES
+                 | NATIONALITY_WORDS | _country_names())
     return NameLexicon(first_names=frozenset(first), surnames=frozenset(surnames),
-                       not_alone=frozenset(not_alone))
+                       not_alone=frozenset(not_alone), ordinary_words=ordinary)

@@ -44,6 +44,7 @@ REASON_WEIGHTS: dict[str, float] = {
     # individual (it may be a surname in a firm's name or a place); runs of first name and
     # surname keep the full PERSON weight.
     "single name from lexicon": 0.5,
+    "name-shaped words": 0.5,
     "date of birth": 0.95,
     "person-related date": 0.6,
     "year only": 0.0,
