@@ -8,8 +8,10 @@ the speaker of a line ("Nicole: ..."). This pass finds them without the model:
   initials allowed) that starts with a known first name or ends with a known surname;
 - a single known first name, or a known surname, that does not start a sentence;
 - a coordinated list of capitalised words ("A, B and C") most of whose members are names;
-- in lower-case text, a known first name followed by a known surname, and names after a
-  strong cue ("my name is ...", "follow up with ...").
+- names after a strong cue, in any case ("my name is ...", "follow up with ...", "Ms. ...");
+- speakers of dialogue lines ("Nicole: ..."), a word before a person verb ("Trivo lives");
+- two capitalised words that are neither dictionary words nor known names ("Miklós Hajdu");
+- in lines written all in lower case, a known first name followed by a known surname.
 
 Common English words, countries and nationalities that are also census names never count
 alone (see :mod:`.name_lexicon`); a run containing a word that names an organisation or a
@@ -85,10 +87,6 @@ ORGANISATION_BEFORE = re.compile(r"(?i)\b(?:at|from|of|the|for|by)[ \t]+$")
 ORGANISATION_AFTER = re.compile(
     r"(?i)^[ \t,]*(?:inc|llc|ltd|plc|corp|co|group|orchestra|band|associates|partners|law|"
     r"and sons|& sons)\b")
-# Strong cues before a name in text of any case.
-CUE_BEFORE_NAME = re.compile(
-    r"(?i)\b(?:my name is|name is|name's|call me|called|named|follow up with|speak to|"
-    r"speak with|talk to|maiden name is|last name is|first name is|under the name)[ \t]+$")
 # A word (any case) right after a cue that announces a name, or after a title.
 CUED_NAME = re.compile(
     r"(?i:\b(?:my name is|name is|name's|call me|calls me|called|named|maiden name is|"
@@ -230,7 +228,12 @@ class _Finder:
         run: list[_Token] = []
         previous: _Token | None = None
         for match in WORD.finditer(self.text):
-            token = _Token(match.group(), match.start(), match.end())
+            word = match.group()
+            if not word[0].isupper() and word not in NAME_PARTICLES:
+                self._judge_run(run)  # the common case, kept cheap: an ordinary word
+                run, previous = [], None
+                continue
+            token = _Token(word, match.start(), match.end())
             joined = previous is not None and self._joins(previous, token)
             if not (joined and run):
                 self._judge_run(run)
@@ -353,19 +356,27 @@ class _Finder:
     # -- lower case ----------------------------------------------------------------------
 
     def lower_case_names(self) -> None:
-        """Names written in lower case: after a strong cue, or first name plus surname."""
-        words = [_Token(m.group(), m.start(), m.end()) for m in LOWER_WORD.finditer(self.text)]
+        """Lines written all in lower case, where capitals say nothing: a known first name
+        and surname, or a known name with an initial ("emidio p lombardo")."""
+        position = 0
+        while position < len(self.text):
+            line_end = self.text.find("\n", position)
+            line_end = len(self.text) if line_end < 0 else line_end
+            if not any(ch.isupper() for ch in self.text[position:line_end]):
+                self._lower_case_line_names(position, line_end)
+            position = line_end + 1
+
+    def _lower_case_line_names(self, start: int, end: int) -> None:
+        words = [_Token(m.group(), m.start(), m.end())
+                 for m in LOWER_WORD.finditer(self.text, start, end)]
         for index, word in enumerate(words):
             if not self.clear_name(word):
                 continue
             following = words[index + 1] if index + 1 < len(words) else None
-            pair = (following is not None and self._joins(word, following)
-                    and self.clear_name(following))
-            end = following.end if pair and following else word.end
             initial = LOWER_INITIAL_NAME.match(self.text, word.end)
-            if initial and self._lower_case_line(word.start):
-                self.add(word.start, initial.end(), 0.6, REASON_RUN)  # "emidio p lombardo"
-            elif CUE_BEFORE_NAME.search(self.text[max(0, word.start - 30):word.start]):
-                self.add(word.start, end, 0.6, REASON_RUN)
-            elif pair and self.first_name(word) and following and self.surname(following):
-                self.add(word.start, end, 0.5, REASON_RUN)
+            if initial:
+                self.add(word.start, initial.end(), 0.6, REASON_RUN)
+            elif (following is not None and self._joins(word, following)
+                  and self.first_name(word) and self.clear_name(following)
+                  and self.surname(following)):
+                self.add(word.start, following.end, 0.5, REASON_RUN)

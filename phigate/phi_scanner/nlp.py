@@ -23,6 +23,8 @@ from phigate.phi_scanner.name_lexicon import COMMON_CAPITALISED
 
 UNUSED_COMPONENTS = ["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "senter"]
 MAX_CHUNK_CHARS = 1000
+# Characters of context NER gets on each side of a candidate word.
+CONTEXT_CHARS = 40
 
 CAPITALISED = re.compile(r"\b[A-ZÀ-ÖØ-Þ][\wà-ÿ'-]*")
 CHUNK_BOUNDARY = re.compile(r"\n|(?<=[.!?])\s+(?=[A-Z])")
@@ -58,14 +60,39 @@ def name_candidate_chunks(text: str, explained: Sequence[tuple[int, int]] = ()) 
     position = 0
     for boundary in [*CHUNK_BOUNDARY.finditer(text), None]:
         end = boundary.start() if boundary else len(text)
-        piece = text[position:end]
-        if piece.strip() and any(
-                word.group() not in COMMON_CAPITALISED and not is_explained(position + word.start())
-                for word in CAPITALISED.finditer(piece)):
-            for offset in range(0, len(piece), MAX_CHUNK_CHARS):
-                chunks.append(Chunk(position + offset, piece[offset:offset + MAX_CHUNK_CHARS]))
+        candidates = [(position + word.start(), position + word.end())
+                      for word in CAPITALISED.finditer(text, position, end)
+                      if word.group() not in COMMON_CAPITALISED
+                      and not is_explained(position + word.start())]
+        for start, stop in _windows(text, position, end, candidates):
+            for offset in range(start, stop, MAX_CHUNK_CHARS):
+                chunks.append(Chunk(offset, text[offset:min(stop, offset + MAX_CHUNK_CHARS)]))
         position = boundary.end() if boundary else len(text)
     return chunks
+
+
+def _windows(text: str, start: int, end: int, candidates: list[tuple[int, int]]
+             ) -> list[tuple[int, int]]:
+    """Context around each candidate word, within [start, end), cut at spaces, merged.
+
+    The model needs a few words either side of a name to label it, not the whole sentence:
+    NER's cost grows with the text it reads.
+    """
+    windows: list[tuple[int, int]] = []
+    for word_start, word_end in candidates:
+        left = max(start, word_start - CONTEXT_CHARS)
+        right = min(end, word_end + CONTEXT_CHARS)
+        if left > start:
+            space = text.find(" ", left, word_start)
+            left = space + 1 if space >= 0 else left
+        if right < end:
+            space = text.rfind(" ", word_end, right)
+            right = space if space >= 0 else right
+        if windows and left <= windows[-1][1]:
+            windows[-1] = (windows[-1][0], max(windows[-1][1], right))
+        else:
+            windows.append((left, right))
+    return windows
 
 
 def _merge(spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
