@@ -27,33 +27,28 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return fields
 
 
+def _payload(record: logging.LogRecord) -> dict[str, Any]:
+    payload = {
+        "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+        "level": record.levelname.lower(),
+        "logger": record.name,
+        "event": record.getMessage(),
+        **_fields(record),
+    }
+    if record.exc_info and record.exc_info[0] is not None:
+        # The exception type only: exception messages can quote data.
+        payload["exc"] = record.exc_info[0].__name__
+    return payload
+
+
 class LogfmtFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        parts = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "event": record.getMessage(),
-            **_fields(record),
-        }
-        if record.exc_info and record.exc_info[0] is not None:
-            # The exception type only: exception messages can quote data.
-            parts["exc"] = record.exc_info[0].__name__
-        return " ".join(f"{key}={_logfmt_value(value)}" for key, value in parts.items())
+        return " ".join(f"{key}={_logfmt_value(value)}" for key, value in _payload(record).items())
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        payload = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "event": record.getMessage(),
-            **_fields(record),
-        }
-        if record.exc_info and record.exc_info[0] is not None:
-            payload["exc"] = record.exc_info[0].__name__
-        return json.dumps(payload, default=str)
+        return json.dumps(_payload(record), default=str)
 
 
 def _logfmt_value(value: Any) -> str:

@@ -337,8 +337,7 @@ class SqlQueueStore:
             recipient.next_attempt_at = next_attempt_at
             recipient.last_code = code
             recipient.last_text = text
-            recipient.lease_owner = None
-            recipient.lease_until = None
+            _release(recipient)
         return True
 
     def release_leases(self, owner: str) -> int:
@@ -382,9 +381,7 @@ class SqlQueueStore:
 
     def get_message(self, message_id: str) -> MessageView:
         with self.session() as session:
-            message = session.get(Message, message_id)
-            if message is None:
-                raise UnknownMessage(f"no message {message_id}")
+            message = _message(session, message_id)
             recipients = session.scalars(
                 select(Recipient).where(Recipient.message_id == message_id).order_by(Recipient.id)
             ).all()
@@ -392,9 +389,7 @@ class SqlQueueStore:
 
     def set_state(self, message_id: str, state: MessageState, *, reason: str | None = None) -> None:
         with self.session() as session:
-            message = session.get(Message, message_id)
-            if message is None:
-                raise UnknownMessage(f"no message {message_id}")
+            message = _message(session, message_id)
             message.state = state
             message.hold_reason = reason
 
@@ -414,17 +409,13 @@ class SqlQueueStore:
     def delete(self, message_id: str) -> None:
         """Remove a message entirely; its body and key go with it."""
         with self.session() as session:
-            message = session.get(Message, message_id)
-            if message is None:
-                raise UnknownMessage(f"no message {message_id}")
+            message = _message(session, message_id)
             session.delete(message)
 
     def destroy_body(self, message_id: str, *, now: datetime | None = None) -> None:
         """Crypto-shred: drop the wrapped key and the ciphertext, keep the metadata."""
         with self.session() as session:
-            message = session.get(Message, message_id)
-            if message is None:
-                raise UnknownMessage(f"no message {message_id}")
+            message = _message(session, message_id)
             message.wrapped_key = None
             message.purged_at = now or utcnow()
             body = session.get(MessageBody, message_id)
@@ -466,14 +457,25 @@ class SqlQueueStore:
                 return False
             recipient.state = state
             recipient.final_at = now
-            recipient.lease_owner = None
-            recipient.lease_until = None
+            _release(recipient)
             if code is not None or text is not None:
                 recipient.last_code = code
                 recipient.last_text = text
             session.flush()
             _close_message_if_done(session, recipient.message_id, now)
         return True
+
+
+def _release(recipient: Recipient) -> None:
+    recipient.lease_owner = None
+    recipient.lease_until = None
+
+
+def _message(session: Session, message_id: str) -> Message:
+    message = session.get(Message, message_id)
+    if message is None:
+        raise UnknownMessage(f"no message {message_id}")
+    return message
 
 
 def _close_message_if_done(session: Session, message_id: str, now: datetime) -> None:
