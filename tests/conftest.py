@@ -12,6 +12,7 @@ import os
 import secrets
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -139,9 +140,7 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 
 @pytest.fixture
 def runtime(settings: Settings) -> Iterator[Runtime]:
-    engine = make_engine(settings.storage.url)
-    upgrade(engine)
-    engine.dispose()
+    migrate(settings.storage.url)
     opened = Runtime.open(settings)
     yield opened
     opened.close()
@@ -159,6 +158,33 @@ class RelayHandle:
     @property
     def port(self) -> int:
         return self.settings.submission.listen.port
+
+
+def migrate(url: str) -> None:
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def relay_factory(
+    make_settings: Callable[..., Settings],
+) -> Callable[..., AbstractAsyncContextManager[Any]]:
+    """``async with relay_factory(roles, **sections) as running``: services on this loop."""
+    from phigate.serve import start_services, stop_services
+
+    @asynccontextmanager
+    async def start(roles: tuple[str, ...] = ("smtp",), **sections: dict[str, Any]
+                    ) -> AsyncIterator[Any]:
+        settings = make_settings(**sections)
+        migrate(settings.storage.url)
+        running = await start_services(settings, set(roles))
+        try:
+            yield running
+        finally:
+            await stop_services(running, grace=2)
+
+    return start
 
 
 @pytest.fixture

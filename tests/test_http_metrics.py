@@ -5,13 +5,10 @@ from __future__ import annotations
 import re
 import ssl
 from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 import aiosmtplib
-
-from phigate.config import Settings
-from phigate.queue.db import make_engine, upgrade
-from phigate.serve import start_services, stop_services
 
 
 def sample(text: str, name: str, **labels: str) -> float:
@@ -30,15 +27,11 @@ def sample(text: str, name: str, **labels: str) -> float:
 
 
 async def test_metrics_move_and_never_carry_addresses(
-    make_settings: Callable[..., Settings], client_tls: ssl.SSLContext
+    relay_factory: Callable[..., Any], client_tls: ssl.SSLContext
 ) -> None:
-    settings = make_settings()
-    engine = make_engine(settings.storage.url)
-    upgrade(engine)
-    engine.dispose()
-    running = await start_services(settings, {"smtp", "http"})
-    base = f"http://127.0.0.1:{settings.http.listen.port}"
-    try:
+    async with relay_factory(("smtp", "http")) as running:
+        settings = running.runtime.settings
+        base = f"http://127.0.0.1:{settings.http.listen.port}"
         running.runtime.accounts.add("clinic", "pw", senders=["practice.test"],
                                      classes=["treatment"])
         async with aiohttp.ClientSession() as http:
@@ -61,8 +54,6 @@ async def test_metrics_move_and_never_carry_addresses(
 
             async with http.get(f"{base}/metrics") as response:
                 after = await response.text()
-    finally:
-        await stop_services(running, grace=1)
 
     name = "phigate_messages_received_total"
     assert sample(after, name, result="accepted") == sample(before, name, result="accepted") + 1

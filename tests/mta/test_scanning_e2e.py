@@ -6,18 +6,17 @@ import logging
 import ssl
 from collections.abc import AsyncIterator, Callable
 from email.message import EmailMessage
+from typing import Any
 
 import aiosmtplib
 import pytest
 
 from phigate.audit import Actor
-from phigate.config import Settings
 from phigate.logs import JsonFormatter, LogfmtFormatter
 from phigate.policy.consent import ConsentChange
 from phigate.policy.stores import PolicyStores
-from phigate.queue.db import make_engine, upgrade
 from phigate.queue.models import MessageState
-from phigate.serve import RunningServices, start_services, stop_services
+from phigate.serve import RunningServices
 
 PATIENT = "Margaret Okonkwo"
 DIAGNOSIS = "type 2 diabetes mellitus"
@@ -27,25 +26,23 @@ CAMPAIGN = "spring-wellness"
 
 
 @pytest.fixture
-async def scanning_relay(make_settings: Callable[..., Settings]
-                         ) -> AsyncIterator[RunningServices]:
+async def scanning_relay(relay_factory: Callable[..., Any]) -> AsyncIterator[RunningServices]:
     # The recipient's domain is a BAA partner here, so treatment PHI may go there.
-    settings = make_settings(scanner={"enabled": True, "workers": 1},
-                             policy={"phi_allowed_domains": ["practice.test", "example.org"]})
-    engine = make_engine(settings.storage.url)
-    upgrade(engine)
-    engine.dispose()
-    running = await start_services(settings, {"smtp"})
+    async with relay_factory(
+        scanner={"enabled": True, "workers": 1},
+        policy={"phi_allowed_domains": ["practice.test", "example.org"]},
+    ) as running:
+        yield _prepared(running)
+
+
+def _prepared(running: RunningServices) -> RunningServices:
     running.runtime.accounts.add("clinic", "pw", senders=["practice.test"],
                                  classes=["treatment", "marketing"])
     # Marketing passes consent and campaign approval, so the PHI rule is what decides.
     stores = PolicyStores.from_runtime(running.runtime)
     stores.consents.apply(ConsentChange(RECIPIENT, "marketing"), actor=Actor("test"))
     stores.campaigns.approve(CAMPAIGN, actor=Actor("test"))
-    try:
-        yield running
-    finally:
-        await stop_services(running, grace=2)
+    return running
 
 
 def message(message_class: str, body: str) -> EmailMessage:

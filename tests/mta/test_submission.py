@@ -149,16 +149,9 @@ async def test_sender_not_allowed_553(relay: RelayHandle, client_tls: ssl.SSLCon
     assert queued_ids(relay.runtime) == []
 
 
-async def test_size_limit_552(make_settings, client_tls: ssl.SSLContext) -> None:  # type: ignore[no-untyped-def]
-    from phigate.queue.db import make_engine, upgrade
-    from phigate.serve import start_services, stop_services
-
-    settings = make_settings(submission={"max_message_size": 10_000})
-    engine = make_engine(settings.storage.url)
-    upgrade(engine)
-    engine.dispose()
-    running = await start_services(settings, {"smtp"})
-    try:
+async def test_size_limit_552(relay_factory, client_tls: ssl.SSLContext) -> None:  # type: ignore[no-untyped-def]
+    async with relay_factory(submission={"max_message_size": 10_000}) as running:
+        settings = running.runtime.settings
         running.runtime.accounts.add("clinic", "pw", senders=["practice.test"],
                                      classes=["treatment"])
         client = aiosmtplib.SMTP(hostname="127.0.0.1", port=settings.submission.listen.port,
@@ -171,8 +164,6 @@ async def test_size_limit_552(make_settings, client_tls: ssl.SSLContext) -> None
         assert too_big.value.code == 552
         assert "5.3.4" in too_big.value.message
         await client.quit()
-    finally:
-        await stop_services(running, grace=1)
 
 
 async def test_too_many_recipients_452(relay: RelayHandle, client_tls: ssl.SSLContext) -> None:
@@ -216,17 +207,9 @@ async def test_unknown_class_header_refused(relay: RelayHandle, client_tls: ssl.
     await client.quit()
 
 
-async def test_sessions_per_ip_limited(make_settings, client_tls: ssl.SSLContext) -> None:  # type: ignore[no-untyped-def]
-    from phigate.queue.db import make_engine, upgrade
-    from phigate.serve import start_services, stop_services
-
-    settings = make_settings(submission={"max_sessions_per_ip": 2})
-    engine = make_engine(settings.storage.url)
-    upgrade(engine)
-    engine.dispose()
-    running = await start_services(settings, {"smtp"})
-    try:
-        port = settings.submission.listen.port
+async def test_sessions_per_ip_limited(relay_factory) -> None:  # type: ignore[no-untyped-def]
+    async with relay_factory(submission={"max_sessions_per_ip": 2}) as running:
+        port = running.runtime.settings.submission.listen.port
         held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
         for reader, _ in held:
             assert (await raw_lines(reader)).startswith("220")
@@ -235,23 +218,13 @@ async def test_sessions_per_ip_limited(make_settings, client_tls: ssl.SSLContext
         writer.close()
         for _, held_writer in held:
             held_writer.close()
-    finally:
-        await stop_services(running, grace=1)
 
 
-async def test_implicit_tls_listener(make_settings, client_tls: ssl.SSLContext) -> None:  # type: ignore[no-untyped-def]
+async def test_implicit_tls_listener(relay_factory, client_tls: ssl.SSLContext) -> None:  # type: ignore[no-untyped-def]
     from helpers.net import free_port
 
-    from phigate.queue.db import make_engine, upgrade
-    from phigate.serve import start_services, stop_services
-
     port = free_port()
-    settings = make_settings(submission={"implicit_tls_listen": f"127.0.0.1:{port}"})
-    engine = make_engine(settings.storage.url)
-    upgrade(engine)
-    engine.dispose()
-    running = await start_services(settings, {"smtp"})
-    try:
+    async with relay_factory(submission={"implicit_tls_listen": f"127.0.0.1:{port}"}) as running:
         running.runtime.accounts.add("clinic", "pw", senders=["practice.test"],
                                      classes=["treatment"])
         async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, use_tls=True,
@@ -259,5 +232,3 @@ async def test_implicit_tls_listener(make_settings, client_tls: ssl.SSLContext) 
             await client.login("clinic", "pw")
             _, reply = await client.send_message(make_message("IMPLICIT"))
         assert reply.startswith("2.0.0 Queued as")
-    finally:
-        await stop_services(running, grace=1)
