@@ -187,12 +187,15 @@ PHONE_CUES = ("phone", "tel", "telephone", "call", "mobile", "cell", "fax", "des
               "home", "work", "text", "contact", "reach", "number", "dial", "answering", "ph",
               "pager", "sms", "whatsapp", "on", "at", "registered")
 FAX_CUES = ("fax", "facsimile")
+SEVEN_DIGITS = re.compile(r"\d(?:\D{0,3}\d){6}")
 BEFORE_STREET_NAME = re.compile(r"[ \t]+(?:[A-ZÀ-Þ][\wÀ-ÿ-]+|\w+[ \t]+(?i:street|avenue|road))")
 
 
 def find_phone_numbers(text: str, part: str) -> list[Finding]:
     results: list[Finding] = []
     taken: list[tuple[int, int]] = []
+    if not SEVEN_DIGITS.search(text):
+        return results  # no phone number has fewer than seven digits; skip the costly matcher
     # libphonenumber knows the numbering plans; a US-region match is strong evidence.
     for match in phonenumbers.PhoneNumberMatcher(text, "US", leniency=phonenumbers.Leniency.VALID):
         taken.append((match.start, match.end))

@@ -42,12 +42,14 @@ class Chunk:
     text: str
 
 
-def name_candidate_chunks(text: str, explained: Sequence[tuple[int, int]] = ()) -> list[Chunk]:
-    """Lines (or sentences of long lines) with a capitalised word that could be a name.
+def name_candidate_chunks(text: str, explained: Sequence[tuple[int, int]] = (),
+                          ordinary_words: frozenset[str] = frozenset()) -> list[Chunk]:
+    """Windows of lines (or sentences) around capitalised words that could be names.
 
     A word inside an ``explained`` span (what the cheap recognizers already found: a cue or
-    lexicon name, an address, a drug) needs no model; a chunk with no other candidate word
-    is not sent to NER. NER is the cost of a scan, so every chunk skipped counts.
+    lexicon name, an address, a drug) needs no model, and neither does a dictionary word
+    that is capitalised only because it starts the sentence ("Energetic", "Unlike"). NER is
+    the cost of a scan, so every word skipped counts.
     """
     merged = _merge(explained)
     starts = [start for start, _ in merged]
@@ -60,10 +62,12 @@ def name_candidate_chunks(text: str, explained: Sequence[tuple[int, int]] = ()) 
     position = 0
     for boundary in [*CHUNK_BOUNDARY.finditer(text), None]:
         end = boundary.start() if boundary else len(text)
-        candidates = [(position + word.start(), position + word.end())
+        candidates = [(word.start(), word.end())
                       for word in CAPITALISED.finditer(text, position, end)
                       if word.group() not in COMMON_CAPITALISED
-                      and not is_explained(position + word.start())]
+                      and not is_explained(word.start())
+                      and not (word.start() == position
+                               and word.group().lower() in ordinary_words)]
         for start, stop in _windows(text, position, end, candidates):
             for offset in range(start, stop, MAX_CHUNK_CHARS):
                 chunks.append(Chunk(offset, text[offset:min(stop, offset + MAX_CHUNK_CHARS)]))

@@ -115,7 +115,8 @@ class Scanner:
 
         assert self._ner is not None  # noqa: S101 - checked by the caller
         chunks = []
-        for chunk in name_candidate_chunks(segment.text, explained):
+        for chunk in name_candidate_chunks(segment.text, explained,
+                                           self.name_lexicon.ordinary_words):
             budget -= len(chunk.text)
             if budget < 0:
                 break
