@@ -43,7 +43,7 @@ PERSON_DATE_CUES = (
 )
 
 
-class _Spans:
+class Spans:
     """Non-overlapping spans kept sorted, so each check is a bisection: a text full of dates
     (a hostile attachment) must not make the scan quadratic."""
 
@@ -68,7 +68,7 @@ class _Spans:
 
 def find_dates(text: str, part: str) -> list[Finding]:
     results: list[Finding] = []
-    spans = _Spans()
+    spans = Spans()
     for pattern in (NUMERIC_DATE, WORD_DATE):
         for m in pattern.finditer(text):
             if spans.overlaps(m.start(), m.end()):

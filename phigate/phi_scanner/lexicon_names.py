@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from phigate.phi_scanner import findings as cat
 from phigate.phi_scanner.addresses import STREET_TYPES
+from phigate.phi_scanner.dates import Spans
 from phigate.phi_scanner.findings import Finding
 from phigate.phi_scanner.name_lexicon import (
     COMMON_CAPITALISED,
@@ -151,7 +152,7 @@ class _Finder:
         self._taken: set[int] = set()  # start offsets already reported
         # Lists that read as a firm's name ("at Jones, Mitchell and Williams"): their words
         # are not taken one by one either.
-        self._organisations: list[tuple[int, int]] = []
+        self._organisations = Spans()
 
     def add(self, start: int, end: int, confidence: float, reason: str) -> None:
         if start in self._taken:
@@ -300,7 +301,7 @@ class _Finder:
             return
         if not self.clear_name(token) or self.title_case_line(token.start):
             return
-        if any(start <= token.start < end for start, end in self._organisations):
+        if self._organisations.overlaps(token.start, token.end):
             return
         at_start = self.starts_sentence(token.start)
         follows = PERSON_CONTINUATION.match(self.text, token.end)
@@ -329,7 +330,7 @@ class _Finder:
             after = self.text[match.end():match.end() + 20]
             if (ORGANISATION_BEFORE.search(before) or ORGANISATION_AFTER.match(after)
                     or self._whole_line(match.start(), match.end())):
-                self._organisations.append((match.start(), match.end()))
+                self._organisations.add(match.start(), match.end())
                 continue
             clear = sum(self.clear_name(w) for w in members)
             # a surname that is also a word ("Reed", "Park") counts half in a list of names

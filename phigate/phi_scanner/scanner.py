@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from phigate.phi_scanner import findings as cat
 from phigate.phi_scanner.addresses import find_addresses
-from phigate.phi_scanner.dates import find_dates
+from phigate.phi_scanner.dates import Spans, find_dates
 from phigate.phi_scanner.extract import Limits, Segment, extract_message
 from phigate.phi_scanner.findings import Finding, ScanResult
 from phigate.phi_scanner.health import find_health_patterns, find_vocabulary_terms
@@ -151,22 +151,31 @@ def resolve_overlaps(findings: Iterable[Finding]) -> list[Finding]:
         health = _greedy([f for f in part_findings if f.category in cat.HEALTH_CATEGORIES])
         cue_people = [f for f in identifiers
                       if f.category == cat.PERSON and f.reason not in _WEAK_REASONS]
-        health = [h for h in health if not any(_overlap(h, p) for p in cue_people)]
+        people = _spans(cue_people)
+        health = [h for h in health if not people.overlaps(h.start, h.end)]
+        strong_health = _spans(h for h in health if h.confidence >= 0.75)
         identifiers = [f for f in identifiers
                        if not (f.reason in _WEAK_REASONS
-                               and any(_overlap(f, h) and h.confidence >= 0.75 for h in health))]
+                               and strong_health.overlaps(f.start, f.end))]
         kept.extend(identifiers)
         kept.extend(health)
     return kept
 
 
 def _greedy(findings: list[Finding]) -> list[Finding]:
+    """Best-ranked first, each kept if it overlaps none kept before: a bisection per finding,
+    so a text dense with findings (a hostile attachment) does not make this quadratic."""
     chosen: list[Finding] = []
+    taken = Spans()
     for finding in sorted(findings, key=_rank, reverse=True):
-        if not any(_overlap(finding, other) for other in chosen):
+        if not taken.overlaps(finding.start, finding.end):
+            taken.add(finding.start, finding.end)
             chosen.append(finding)
     return chosen
 
 
-def _overlap(a: Finding, b: Finding) -> bool:
-    return a.part == b.part and a.start < b.end and b.start < a.end
+def _spans(findings: Iterable[Finding]) -> Spans:
+    spans = Spans()
+    for finding in findings:  # disjoint: each list comes out of _greedy
+        spans.add(finding.start, finding.end)
+    return spans
