@@ -146,4 +146,6 @@ def make_resolver(servers: list[str], *, timeout: float = 30.0) -> dns.asyncreso
             nameservers.append(dns.nameserver.Do53Nameserver(hostport.host, hostport.port))
         resolver.nameservers = nameservers
     resolver.lifetime = timeout
+    # Honour TTLs: a busy destination is looked up once per TTL, not once per message.
+    resolver.cache = dns.resolver.LRUCache(10_000)
     return resolver

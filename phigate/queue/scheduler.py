@@ -116,6 +116,7 @@ class DeliveryScheduler:
         self._queued = 0  # recipients claimed and not yet started
         self._last_reclaim: datetime | None = None
         self._wake = asyncio.Event()
+        self._dropped_until: datetime | None = None  # latest lease of a dropped job
 
     @property
     def throttles(self) -> Throttles:
@@ -156,6 +157,12 @@ class DeliveryScheduler:
                 await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
                 continue
             if not claimed and not self._queued:
+                if self._dropped_until is not None and self._dropped_until >= self._clock.now():
+                    # Dropped stale jobs come back when their leases run out.
+                    wait = (self._dropped_until - self._clock.now()).total_seconds()
+                    self._dropped_until = None
+                    await self._clock.sleep(wait + 0.001)
+                    continue
                 break
             if not claimed:
                 # Jobs wait for a connection slot that no running worker will free
@@ -216,6 +223,16 @@ class DeliveryScheduler:
     async def _worker(self, name: str, domain: _Domain, slot: ConnectionSlot) -> None:
         try:
             while domain.jobs:
+                if self._lease_too_short(domain.jobs[0]):
+                    # Waited too long behind the throttle: drop it before it costs a
+                    # token; its lease runs out and it is claimed again (here or elsewhere).
+                    stale = domain.jobs.popleft()
+                    self._queued -= len(stale.recipients)
+                    self._dropped_until = max(self._dropped_until or stale.lease_until,
+                                              stale.lease_until)
+                    log_event(log, "delivery_lease_lost", level=logging.DEBUG,
+                              id=stale.message_id)
+                    continue
                 instant = self._clock.now().timestamp()
                 if not self._throttles.try_send(name, instant):
                     if self._throttles.paused(name, instant):
@@ -225,9 +242,6 @@ class DeliveryScheduler:
                 started = self._clock.now()  # when the rate allowed it: the attempt's time
                 job = domain.jobs.popleft()
                 self._queued -= len(job.recipients)
-                if self._lease_too_short(job):
-                    log_event(log, "delivery_lease_lost", id=job.message_id)
-                    continue
                 await self._process(job, started)
                 if self._throttles.over_connection_limit(name, self._clock.now().timestamp()):
                     break

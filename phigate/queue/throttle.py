@@ -25,8 +25,10 @@ from phigate.config import DeliverySettings
 
 SLOW_RATE_FACTOR = 0.25
 #: Float slack: waiting exactly ``wait()`` seconds must yield a token, or a caller that
-#: sleeps for ``wait()`` would spin on ever smaller waits.
-_EPSILON = 1e-9
+#: sleeps for ``wait()`` would spin on ever smaller waits; for the same reason no wait is
+#: shorter than a millisecond (clocks with microsecond steps would not move at all).
+_EPSILON = 1e-6
+_MIN_WAIT = 0.001
 
 
 @dataclass
@@ -62,7 +64,9 @@ class TokenBucket:
         self._refill(now, rate_factor)
         if self.tokens >= 1.0 - _EPSILON:
             return 0.0
-        return (1.0 - self.tokens) * 60.0 / rate if rate > 0 else float("inf")
+        if rate <= 0:
+            return float("inf")
+        return max(_MIN_WAIT, (1.0 - self.tokens) * 60.0 / rate)
 
 
 def make_bucket(rate_per_minute: float) -> TokenBucket:

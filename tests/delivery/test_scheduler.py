@@ -314,3 +314,19 @@ async def test_graceful_stop_releases_leases(world) -> None:  # noqa: ANN001
     assert recipient.lease_owner is None and recipient.lease_until is None
     assert recipient.state is RecipientState.QUEUED  # will be delivered by the next run
     assert world.sink.messages == []
+
+
+async def test_jobs_stale_behind_a_throttle_cost_no_rate(world) -> None:  # noqa: ANN001
+    """More claimed than the rate lets out within the lease: the stale ones are dropped
+    (claimed again later) without eating tokens, so the rate is still used in full."""
+    for index in range(30):
+        world.enqueue(f"p{index}@example.test")
+    scheduler = world.scheduler(rate_per_minute_per_domain=60, lease_seconds=10,
+                                claim_batch_size=30)
+    start = world.clock.now()
+
+    await scheduler.run_until_empty()
+
+    assert len(world.sink.messages) == 30  # each exactly once
+    assert len({m.rcpt_tos for m in world.sink.messages}) == 30
+    assert (world.clock.now() - start).total_seconds() <= 40  # 1/s, plus lease churn
