@@ -80,9 +80,10 @@ SENTENCE_START = re.compile(r"(?:^|[.!?:;\"“”(\[]|\n)[\s>*\-•\"“]*$")
 PERSON_CONTINUATION = re.compile(
     r"(?:['’]s\b|[ \t]*[:,]|[ \t]+(?:is|was|has|had|and|said|says|shouted|lives|lived|spent|"
     r"will|would|can|could|called|told|asked|wants|wanted|went|needs|works|worked)\b)")
-# "A, B and C", "A and B": capitalised single words in a coordination.
+# "A, B and C", "A and B": capitalised single words in a coordination (bounded, so a long
+# comma-separated list without "and" costs linear time, not quadratic).
 COORDINATION = re.compile(
-    r"(?<![\w'’-])([^\W\d_]{2,}(?:[ \t]*,[ \t]*[^\W\d_]{2,})*,?[ \t]+(?:and|&)[ \t]+"
+    r"(?<![\w'’-])([^\W\d_]{2,}(?:[ \t]*,[ \t]*[^\W\d_]{2,}){0,12},?[ \t]+(?:and|&)[ \t]+"
     r"[^\W\d_]{2,})(?![\w'’-])")
 ORGANISATION_BEFORE = re.compile(r"(?i)\b(?:at|from|of|the|for|by)[ \t]+$")
 ORGANISATION_AFTER = re.compile(
@@ -153,6 +154,8 @@ class _Finder:
         # Lists that read as a firm's name ("at Jones, Mitchell and Williams"): their words
         # are not taken one by one either.
         self._organisations = Spans()
+        self._title_case: dict[tuple[int, int], bool] = {}
+        self._lower_case: dict[tuple[int, int], bool] = {}
 
     def add(self, start: int, end: int, confidence: float, reason: str) -> None:
         if start in self._taken:
@@ -185,15 +188,19 @@ class _Finder:
     def starts_sentence(self, start: int) -> bool:
         return bool(SENTENCE_START.search(self.text[max(0, start - 6):start]))
 
+    def _line(self, position: int) -> tuple[int, int]:
+        line_start = self.text.rfind("\n", 0, position) + 1
+        line_end = self.text.find("\n", position)
+        return line_start, line_end if line_end >= 0 else len(self.text)
+
     def title_case_line(self, start: int) -> bool:
         """Headings capitalise every word: single words there say nothing."""
-        line_start = self.text.rfind("\n", 0, start) + 1
-        line_end = self.text.find("\n", start)
-        line = self.text[line_start:line_end if line_end >= 0 else len(self.text)]
-        words = WORD.findall(line)
-        if len(words) < 4:
-            return False
-        return sum(word[0].isupper() for word in words) >= 0.75 * len(words)
+        line = self._line(start)
+        if line not in self._title_case:  # once per line: a long line is read once
+            words = WORD.findall(self.text, *line)
+            self._title_case[line] = len(words) >= 4 and (
+                sum(word[0].isupper() for word in words) >= 0.75 * len(words))
+        return self._title_case[line]
 
     # -- cues -----------------------------------------------------------------------------
 
@@ -342,10 +349,10 @@ class _Finder:
                 self.add(word.start, word.end, 0.55, REASON_SINGLE)
 
     def _lower_case_line(self, position: int) -> bool:
-        line_start = self.text.rfind("\n", 0, position) + 1
-        line_end = self.text.find("\n", position)
-        line = self.text[line_start:line_end if line_end >= 0 else len(self.text)]
-        return not any(ch.isupper() for ch in line)
+        line = self._line(position)
+        if line not in self._lower_case:
+            self._lower_case[line] = not any(ch.isupper() for ch in self.text[slice(*line)])
+        return self._lower_case[line]
 
     def _whole_line(self, start: int, end: int) -> bool:
         """A list alone on its line is a letterhead's firm name ("Owens, Duran and Oneal")."""
