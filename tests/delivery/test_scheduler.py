@@ -330,3 +330,28 @@ async def test_jobs_stale_behind_a_throttle_cost_no_rate(world) -> None:  # noqa
     assert len(world.sink.messages) == 30  # each exactly once
     assert len({m.rcpt_tos for m in world.sink.messages}) == 30
     assert (world.clock.now() - start).total_seconds() <= 40  # 1/s, plus lease churn
+
+
+async def test_delivered_mail_is_dkim_signed_without_internal_headers(world) -> None:  # noqa: ANN001
+    import dkim
+
+    from phigate.mta.dkim import DkimSigner, dns_record, generate_key
+
+    key = generate_key("rsa")
+    signer = DkimSigner(domains=["practice.test"], selector="s1", rsa_key=key)
+    world.enqueue()
+    scheduler = DeliveryScheduler(world.settings(), world.store, clock=world.clock,
+                                  signer=signer)
+
+    await scheduler.run_until_empty()
+
+    [received] = world.sink.messages
+    assert received.content.startswith(b"DKIM-Signature:")
+    assert b"X-Phigate" not in received.content
+    record = dns_record(key, "rsa").encode()
+
+    def dnsfunc(name: bytes, timeout: int = 5) -> bytes:
+        assert name == b"s1._domainkey.practice.test."
+        return record
+
+    assert dkim.verify(received.content, dnsfunc=dnsfunc)
