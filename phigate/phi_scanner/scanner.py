@@ -9,7 +9,7 @@ names change nothing, and the model is not run.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from phigate.phi_scanner import findings as cat
@@ -163,19 +163,38 @@ def resolve_overlaps(findings: Iterable[Finding]) -> list[Finding]:
 
 
 def _greedy(findings: list[Finding]) -> list[Finding]:
-    """Best-ranked first, each kept if it overlaps none kept before: a bisection per finding,
-    so a text dense with findings (a hostile attachment) does not make this quadratic."""
+    """Best-ranked first, each kept if it overlaps none kept before.
+
+    Done per cluster of overlapping findings (found with one sort and a sweep): clusters
+    are small, so a text dense with findings (a hostile attachment) stays n log n.
+    """
     chosen: list[Finding] = []
-    taken = Spans()
-    for finding in sorted(findings, key=_rank, reverse=True):
-        if not taken.overlaps(finding.start, finding.end):
-            taken.add(finding.start, finding.end)
-            chosen.append(finding)
+    for cluster in _clusters(findings):
+        kept: list[Finding] = []
+        for finding in sorted(cluster, key=_rank, reverse=True):
+            if not any(finding.start < k.end and k.start < finding.end for k in kept):
+                kept.append(finding)
+        chosen.extend(kept)
     return chosen
+
+
+def _clusters(findings: list[Finding]) -> Iterator[list[Finding]]:
+    cluster: list[Finding] = []
+    reach = -1
+    for finding in sorted(findings, key=lambda f: f.start):
+        if cluster and finding.start < reach:
+            cluster.append(finding)
+            reach = max(reach, finding.end)
+            continue
+        if cluster:
+            yield cluster
+        cluster, reach = [finding], finding.end
+    if cluster:
+        yield cluster
 
 
 def _spans(findings: Iterable[Finding]) -> Spans:
     spans = Spans()
-    for finding in findings:  # disjoint: each list comes out of _greedy
+    for finding in sorted(findings, key=lambda f: f.start):  # disjoint, out of _greedy
         spans.add(finding.start, finding.end)
     return spans
