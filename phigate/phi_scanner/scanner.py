@@ -55,7 +55,12 @@ class Scanner:
     # -- public API ------------------------------------------------------------------------
 
     def scan_message(self, raw: bytes) -> ScanResult:
-        extraction = extract_message(raw, self.limits)
+        try:
+            extraction = extract_message(raw, self.limits)
+        except RecursionError:
+            # The stdlib walks MIME trees recursively: thousands of nested multiparts
+            # exhaust the stack. Such a message cannot be read, so it fails closed.
+            return ScanResult.unscannable_result("MIME structure nested too deeply")
         return self.scan_segments(extraction.segments, extraction.notes)
 
     def scan_text(self, text: str, part: str = "text") -> ScanResult:
