@@ -95,7 +95,7 @@ CUED_NAME = re.compile(
     r"last name(?: is)?\??|first name(?: is)?|my (?:kid|son|daughter|child|wife|husband|"
     r"partner|mom|mother|dad|father)|mr\.?|mrs\.?|ms\.?|miss|follow up with|speak (?:to|with)|"
     r"talk to)[ \t]+)"
-    r"([^\W\d_]{2,}(?:['’-][^\W\d_]+)*(?:[ \t]+[^\W\d_]\.?)?(?:[ \t]+[^\W\d_]{2,}"
+    r"([^\W\d_]{2,}(?:['’-][^\W\d_]+)*(?:[ \t]+[^\W\d_](?:\.|(?![\w'’-])))?(?:[ \t]+[^\W\d_]{2,}"
     r"(?:['’-][^\W\d_]+)*)?)")
 NAMING_CUE = re.compile(r"(?i)\b(?:name|call|calls|called|named)\b")
 # A speaker's name opening a line of dialogue ("Nicole: Remember me?").
@@ -378,13 +378,15 @@ class _Finder:
         words = [_Token(m.group(), m.start(), m.end())
                  for m in LOWER_WORD.finditer(self.text, start, end)]
         for index, word in enumerate(words):
+            initial = LOWER_INITIAL_NAME.match(self.text, word.end)
+            if initial and word.key not in STOP_WORDS and (
+                    self.clear_name(word) or self.lexicon.is_surname(initial.group().split()[-1])):
+                self.add(word.start, initial.end(), 0.6, REASON_RUN)
+                continue
             if not self.clear_name(word):
                 continue
             following = words[index + 1] if index + 1 < len(words) else None
-            initial = LOWER_INITIAL_NAME.match(self.text, word.end)
-            if initial:
-                self.add(word.start, initial.end(), 0.6, REASON_RUN)
-            elif (following is not None and self._joins(word, following)
+            if (following is not None and self._joins(word, following)
                   and self.first_name(word) and self.clear_name(following)
                   and self.surname(following)):
                 self.add(word.start, following.end, 0.5, REASON_RUN)

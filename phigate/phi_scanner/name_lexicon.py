@@ -18,6 +18,7 @@ Country names (from ``phonenumbers``' locale data) and nationality words are nev
 from __future__ import annotations
 
 import importlib.util
+import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
@@ -32,7 +33,7 @@ a about above across act add after again age ago ahead aid air all alone along a
 always am amber among an and another answer any april are area arm art as ask at
 august autumn away baby back bad bag ball band bank bar base be bear bed bell below bend
 best better between big bill bird birth black blank block blue board boat body bond book
-boss both bottom box boy brain branch bread brief bright bring broad brook brother brown
+boss both bottom box boy brain branch bread brief bright bring broad brook brother
 build burn bush but buy by call camp can candy cap car card care carry case cash cast cat
 cause center chance change chapel chase cherry chief child christian church city claim
 clay clear close coach coast cold colt cook cool copy corner cost could count country
@@ -150,7 +151,7 @@ def _ordinary_words() -> frozenset[str]:
 
     words = get_english_words_set(["web2"])
     capitalised = {word.lower() for word in words if word[:1].isupper()}
-    return frozenset(word for word in words if word not in capitalised)
+    return frozenset(word for word in words if word.islower() and word not in capitalised)
 
 
 def is_ordinary(word: str, ordinary: frozenset[str]) -> bool:
@@ -166,7 +167,7 @@ def _country_names() -> set[str]:
         name = by_language.get("en", "")
         while name.startswith("*"):  # "*aa": the same name as language "aa"
             name = by_language.get(name[1:], "")
-        names.update(word for word in name.lower().replace(",", " ").split() if len(word) > 3)
+        names.update(word for word in re.findall(r"[^\W\d_]{4,}", name.lower()))
     return names
 
 
