@@ -45,6 +45,7 @@ from phigate.mta.client import OutboundMessage, SmtpTransport, Transport
 from phigate.mta.dkim import DkimSigner, strip_internal_headers
 from phigate.mta.dsn import FailedRecipient, build_dsn
 from phigate.mta.outcomes import AttemptResult, RecipientOutcome
+from phigate.policy.outbound import decorate, token_signer
 from phigate.queue.models import RecipientState
 from phigate.queue.retry import RetrySchedule
 from phigate.queue.store import AttemptRecord, ClaimedRecipient, NewMessage, QueueStore
@@ -104,6 +105,10 @@ class DeliveryScheduler:
             smarthost_password=_read_password(settings.delivery.smarthost_password_file))
         self._signer = signer if signer is not None else DkimSigner.from_settings(
             settings.dkim, settings.server.domain)
+        # With a token key every recipient gets its own VERP return path (and, for
+        # marketing, its own List-Unsubscribe): one transaction per recipient then, over the
+        # same reused connection, so that a bounce or an unsubscribe names one recipient.
+        self._tokens = token_signer(settings)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._rng = rng or random.Random()  # noqa: S311 - retry jitter, not security
         self._retry = RetrySchedule(
@@ -183,7 +188,7 @@ class DeliveryScheduler:
                 self._store.claim_due, self.owner, now=now, limit=room,
                 lease_seconds=self._delivery.lease_seconds)
         lease_until = now + timedelta(seconds=self._delivery.lease_seconds)
-        for job in _group(claimed, lease_until):
+        for job in _group(claimed, lease_until, per_recipient=self._tokens is not None):
             self._domains.setdefault(job.domain, _Domain()).jobs.append(job)
             self._queued += len(job.recipients)
         await self._start_workers()
@@ -274,10 +279,18 @@ class DeliveryScheduler:
     async def _process(self, job: Job, started: datetime) -> None:
         try:
             original = await asyncio.to_thread(self._store.read_body, job.message_id)
-            content = self._outbound_bytes(original)
             first = job.first
+            sender, content = first.sender, original
+            if self._tokens is not None:
+                decorated = decorate(
+                    original, recipient=first.address, sender=first.sender,
+                    message_class=first.message_class, campaign_id=first.campaign_id,
+                    settings=self._settings, signer=self._tokens)
+                sender, content = decorated.mail_from, decorated.body
+            # RSA signing takes milliseconds of CPU: keep it off the event loop.
+            content = await asyncio.to_thread(self._outbound_bytes, content)
             result = await self._transport.deliver(OutboundMessage(
-                sender=first.sender, recipients=[r.address for r in job.recipients],
+                sender=sender, recipients=[r.address for r in job.recipients],
                 domain=job.domain, content=content, phi=first.phi, message_id=job.message_id))
             if result.rate_limited:
                 self._throttles.slow_down(job.domain, self._clock.now().timestamp())
@@ -358,10 +371,10 @@ class DeliveryScheduler:
         if dsn is None:
             return  # null sender or an automatic message: never bounce a bounce
         # ``now=`` keeps the DSN on the scheduler's clock (due at once, also under a test
-        # clock); SqlQueueStore takes it, the QueueStore Protocol does not declare it yet.
+        # clock).
         self._store.enqueue(NewMessage(sender="", recipients=[job.first.sender], body=dsn,
                                        message_class="operations"),
-                            now=now)  # type: ignore[call-arg]
+                            now=now)
         log_event(log, "delivery_bounce_queued", id=job.message_id, rcpts=len(failed))
 
     def _count_final(self, claimed: ClaimedRecipient, outcome: FinalOutcome,
@@ -388,10 +401,12 @@ class DeliveryScheduler:
         log_event(log, "delivery_stopped", owner=self.owner, released=released)
 
 
-def _group(claimed: Sequence[ClaimedRecipient], lease_until: datetime) -> list[Job]:
+def _group(claimed: Sequence[ClaimedRecipient], lease_until: datetime, *,
+           per_recipient: bool = False) -> list[Job]:
+    """One job per message and domain (one transaction), or per recipient under VERP."""
     jobs: dict[tuple[str, str], Job] = {}
     for recipient in claimed:
-        key = (recipient.message_id, recipient.domain)
+        key = (recipient.message_id, recipient.address if per_recipient else recipient.domain)
         if key not in jobs:
             jobs[key] = Job(recipient.message_id, recipient.domain, [], lease_until)
         jobs[key].recipients.append(recipient)

@@ -143,7 +143,7 @@ class QueueStore(Protocol):
       return False and change nothing once the owner has lost the lease.
     """
 
-    def enqueue(self, message: NewMessage) -> str: ...
+    def enqueue(self, message: NewMessage, *, now: datetime | None = None) -> str: ...
     def claim_due(
         self, owner: str, *, now: datetime, limit: int, lease_seconds: int
     ) -> list[ClaimedRecipient]: ...
@@ -479,6 +479,10 @@ def _message(session: Session, message_id: str) -> Message:
 
 
 def _close_message_if_done(session: Session, message_id: str, now: datetime) -> None:
+    # Lock the message first: two recipients finishing at once on PostgreSQL would each
+    # count the other as still pending (read committed) and neither would close it. With
+    # the lock, the second one counts after the first has committed.
+    session.execute(select(Message.id).where(Message.id == message_id).with_for_update())
     pending = session.scalar(
         select(func.count())
         .select_from(Recipient)

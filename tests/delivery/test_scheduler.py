@@ -355,3 +355,47 @@ async def test_delivered_mail_is_dkim_signed_without_internal_headers(world) -> 
         return record
 
     assert dkim.verify(received.content, dnsfunc=dnsfunc)
+
+
+async def test_marketing_gets_verp_and_signed_one_click_unsubscribe_per_recipient(
+        world, tmp_path: Path) -> None:  # noqa: ANN001
+    import dkim
+
+    from phigate.mta.dkim import DkimSigner, dns_record, generate_key
+    from phigate.policy.tokens import TokenSigner, token_in_address
+
+    token_key = tmp_path / "token.key"
+    token_key.write_bytes(b"k" * 32)
+    key = generate_key("rsa")
+    settings = world._make_settings(
+        delivery={"dns_servers": [world.dns.address], "ca_file": str(world._ca_file),
+                  "mx_port": world.sink.port, "poll_interval_seconds": 0.05},
+        policy={"token_key_file": str(token_key)},
+        http={"public_url": "https://relay.practice.test"},
+    )
+    message_id = world.store.enqueue(NewMessage(
+        sender=SENDER, recipients=("pat@example.test", "kim@example.test"),
+        body=BODY.replace(b"X-Phigate-Class: treatment", b"X-Phigate-Class: marketing"),
+        message_class="marketing", campaign_id="spring"), now=world.clock.now())
+    scheduler = DeliveryScheduler(
+        settings, world.store, clock=world.clock,
+        signer=DkimSigner(domains=["practice.test"], selector="s1", rsa_key=key))
+
+    await scheduler.run_until_empty()
+
+    received = sorted(world.sink.messages, key=lambda m: m.rcpt_tos)
+    assert [m.rcpt_tos for m in received] == [("kim@example.test",), ("pat@example.test",)]
+    tokens = TokenSigner(b"k" * 32)
+    record = dns_record(key, "rsa").encode()
+    for message in received:
+        (recipient,) = message.rcpt_tos
+        kind, token = token_in_address(message.mail_from) or ("", "")
+        claims = tokens.parse(token)
+        assert kind == "verp" and claims is not None
+        assert claims.recipient == recipient and claims.campaign == "spring"
+        assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in message.content
+        assert b"<https://relay.practice.test/u/" in message.content
+        signature = message.content.split(b"\r\n\r\n")[0]
+        assert b"list-unsubscribe" in signature.lower().split(b"h=")[1]
+        assert dkim.verify(message.content, dnsfunc=lambda name, timeout=5: record)
+    assert world.store.get_message(message_id).state is MessageState.DONE

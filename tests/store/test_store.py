@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select, text
@@ -176,3 +176,27 @@ def test_schema_is_current_after_upgrade(runtime: Runtime) -> None:
     assert differences == []
     with runtime.store.session() as session:
         assert session.scalars(select(Message)).all() == []
+
+
+def _finish_together(store: SqlQueueStore, recipient_id: int, now: datetime,
+                     barrier: threading.Barrier) -> None:
+    barrier.wait()
+    store.mark_delivered(recipient_id, "n", now=now)
+
+
+def test_recipients_finishing_at_once_close_the_message(runtime: Runtime) -> None:
+    """Two workers finishing the last two recipients concurrently: the message is done."""
+    store = runtime.store
+    for _ in range(10):
+        message_id = enqueue(store, recipients=2)
+        now = utcnow()
+        first, second = store.claim_due("n", now=now, limit=5, lease_seconds=60)
+        barrier = threading.Barrier(2)
+        threads = [threading.Thread(target=_finish_together, args=(store, c.recipient_id, now,
+                                                                   barrier))
+                   for c in (first, second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert store.get_message(message_id).state == MessageState.DONE
