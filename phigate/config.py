@@ -66,6 +66,9 @@ class SubmissionSettings:
     max_recipients: int = 100
     max_commands: int = 1000
     max_sessions_per_ip: int = 20
+    #: Messages per minute one account may submit (a minute's worth may come in a burst);
+    #: 0 means no limit. Over it, MAIL gets ``451 4.7.1`` and the client retries.
+    rate_per_minute_per_user: int = 0
     #: Failed AUTH attempts before a client IP or user is locked out.
     auth_max_failures: int = 5
     #: The first lockout; it doubles with each further lockout, up to a day.

@@ -35,6 +35,7 @@ from phigate.mta.server import SubmissionServices, start_submission_server
 from phigate.policy.engine import PolicyEngine
 from phigate.policy.rules import default_rules
 from phigate.policy.stores import PolicyStores
+from phigate.queue.throttle import KeyedRateLimiter
 from phigate.runtime import Runtime
 
 log = logging.getLogger("phigate.serve")
@@ -125,6 +126,11 @@ def _policy_stores(running: RunningServices) -> PolicyStores:
     return running.policy_stores
 
 
+def _user_rates(per_minute: int) -> KeyedRateLimiter | None:
+    # A minute's worth may come at once: applications submit in bursts (a reminder run).
+    return KeyedRateLimiter(per_minute, burst=per_minute) if per_minute else None
+
+
 def _ping(runtime: Runtime) -> None:
     with runtime.engine.connect() as connection:
         connection.execute(text("SELECT 1"))
@@ -152,6 +158,7 @@ async def _start_smtp(settings: Settings, running: RunningServices) -> None:
             base_lockout_seconds=settings.submission.auth_lockout_seconds,
         ),
         scanner=scanner,
+        user_rates=_user_rates(settings.submission.rate_per_minute_per_user),
         trusted_networks=[
             ipaddress.ip_network(n, strict=False) for n in settings.submission.trusted_networks
         ],

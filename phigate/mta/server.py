@@ -19,7 +19,7 @@ import time
 import uuid
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
@@ -37,6 +37,7 @@ from phigate.mta.auth import LockoutTracker
 from phigate.policy.engine import Action, Decision, PolicyContext, PolicyEngine
 from phigate.queue.models import MessageState
 from phigate.queue.store import NewMessage, SqlQueueStore
+from phigate.queue.throttle import KeyedRateLimiter
 
 if TYPE_CHECKING:
     from phigate.config import Settings, SubmissionSettings
@@ -110,6 +111,9 @@ class SubmissionServices:
     scanner: ScannerPool | None = None
     trusted_networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = ()
     sessions_per_ip: Counter[str] = field(default_factory=Counter)
+    #: Per-account submission rate ([submission] rate_per_minute_per_user); None: no limit.
+    user_rates: KeyedRateLimiter | None = None
+    clock: Callable[[], float] = time.monotonic
 
     def is_trusted(self, ip: str | None) -> bool:
         if ip is None:
@@ -171,6 +175,11 @@ class SubmissionHandler:
         if not address or not account.may_send_as(address):
             log_event(log, "sender_refused", ip=_peer_ip(session.peer), user=account.name)
             return "553 5.7.1 Sender address not allowed for this account"
+        rates = self.services.user_rates
+        if rates is not None and not rates.allow(account.name, self.services.clock()):
+            log_event(log, "user_rate_exceeded", level=logging.WARNING,
+                      ip=_peer_ip(session.peer), user=account.name)
+            return "451 4.7.1 Sending rate for this account exceeded, try again later"
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 Sender OK"

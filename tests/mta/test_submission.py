@@ -232,3 +232,19 @@ async def test_implicit_tls_listener(relay_factory, client_tls: ssl.SSLContext) 
             await client.login("clinic", "pw")
             _, reply = await client.send_message(make_message("IMPLICIT"))
         assert reply.startswith("2.0.0 Queued as")
+
+
+async def test_per_user_submission_rate(relay_factory, client_tls: ssl.SSLContext) -> None:  # type: ignore[no-untyped-def]
+    async with relay_factory(submission={"rate_per_minute_per_user": 3}) as running:
+        running.runtime.accounts.add("clinic", "pw", senders=["practice.test"],
+                                     classes=["treatment"])
+        port = running.runtime.settings.submission.listen.port
+        async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, tls_context=client_tls,
+                                   start_tls=True, timeout=10) as client:
+            await client.login("clinic", "pw")
+            for index in range(3):
+                await client.send_message(make_message(f"RATE-{index}"))
+            with pytest.raises(aiosmtplib.SMTPSenderRefused) as slowed:
+                await client.send_message(make_message("RATE-4"))
+        assert slowed.value.code == 451
+        assert "4.7.1" in slowed.value.message
