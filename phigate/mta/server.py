@@ -271,7 +271,8 @@ class SubmissionHandler:
             phi_categories=scan.categories if scan else [],
             rule_hits=[hit.as_dict() for hit in decision.hits],
             state=_state_for(decision),
-            hold_reason=decision.reason or None,
+            # Why it waits, for the admin; an accepted (or only tagged) message does not wait.
+            hold_reason=(decision.reason or None) if decision.action >= Action.HOLD else None,
         )
         try:
             message_id = await asyncio.to_thread(self.services.store.enqueue, message)
