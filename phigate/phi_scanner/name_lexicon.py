@@ -12,13 +12,13 @@ words are found with Webster's word list from ``english-words`` (MIT): a census 
 dictionary spells only in lower case ("wisdom", "singer") is a word; one it capitalises
 ("Teresa") or spells both ways ("Mark", "Bill") is not ruled out. The 1,000 most frequent
 surnames ("Smith", "Brown", "Baker") stay names: capitalised, they rarely mean the trade.
-Country names (from ``phonenumbers``' locale data) and nationality words are never names.
+Country names (ISO 3166, via libphonenumber's locale data) and nationality words are never
+names.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
@@ -99,6 +99,36 @@ moroccan norwegian pakistani peruvian polish portuguese romanian russian scottis
 slovak slovenian somali spanish swedish swiss thai turkish ukrainian venezuelan vietnamese
 welsh hispanic latino latina jewish muslim christian catholic protestant
 """.split())
+# Words of the English country names (ISO 3166, as listed in libphonenumber's locale data,
+# copied here because importing that module loads ~100 MB of geocoding tables).
+COUNTRY_WORDS = frozenset("""
+afghanistan africa african albania algeria american andorra angola anguilla antarctica
+antigua antilles arab arabia argentina armenia aruba australia austria azerbaijan bahamas
+bahrain bangladesh barbados barbuda barthélemy belarus belgium belize benin bermuda bhutan
+bissau bolivia bonaire bosnia botswana bouvet brazil british brunei bulgaria burkina burundi
+caicos caledonia cambodia cameroon canada cape cayman central chad chile china christmas
+cocos colombia comoros congo cook costa croatia cuba curaçao cyprus czech côte democratic
+denmark djibouti dominica dominican dutch ecuador egypt emirates equatorial eritrea estonia
+ethiopia eustatius falkland faroe faso fiji finland france french futuna gabon gambia
+georgia germany ghana gibraltar greece greenland grenada grenadines guadeloupe guam
+guatemala guernsey guiana guinea guyana haiti heard helena herzegovina honduras hong hungary
+iceland india indian indonesia iran iraq ireland island islands isle israel italy ivoire
+jamaica japan jersey jordan kazakhstan kenya kingdom kiribati kitts kong korea kuwait
+kyrgyzstan lanka laos latvia lebanon leone lesotho leste liberia libya liechtenstein
+lithuania lucia luxembourg maarten macao macedonia madagascar malawi malaysia maldives mali
+malta mariana marino marshall martin martinique mauritania mauritius mayen mayotte mcdonald
+mexico micronesia minor miquelon moldova monaco mongolia montenegro montserrat morocco
+mozambique myanmar namibia nauru nepal netherlands nevis nicaragua niger nigeria niue
+norfolk north northern norway ocean oman outlying pakistan palau palestine panama papua
+paraguay part peru philippines pierre pitcairn poland polynesia portugal principe puerto
+qatar republic reunion rica rico romania russia rwanda saba sahara saint salvador samoa
+sandwich saudi senegal serbia seychelles sierra singapore sint slovakia slovenia solomon
+somalia south southern spain states sudan suriname svalbard swaziland sweden switzerland
+syria taiwan tajikistan tanzania territories territory thailand timor tobago togo tokelau
+tome tonga trinidad tunisia turkey turkmenistan turks tuvalu uganda ukraine united uruguay
+uzbekistan vanuatu vatican venezuela verde vietnam vincent virgin wallis western yemen
+zambia zealand zimbabwe åland
+""".split())
 POPULAR_SURNAME_RANK = 1000
 
 
@@ -159,18 +189,6 @@ def is_ordinary(word: str, ordinary: frozenset[str]) -> bool:
     return word in ordinary or (word.endswith("s") and word[:-1] in ordinary)
 
 
-def _country_names() -> set[str]:
-    from phonenumbers.geodata.locale import LOCALE_DATA
-
-    names: set[str] = set()
-    for by_language in LOCALE_DATA.values():
-        name = by_language.get("en", "")
-        while name.startswith("*"):  # "*aa": the same name as language "aa"
-            name = by_language.get(name[1:], "")
-        names.update(word for word in re.findall(r"[^\W\d_]{4,}", name.lower()))
-    return names
-
-
 @lru_cache(maxsize=1)
 def load_name_lexicon() -> NameLexicon:
     directory = _data_dir()
@@ -182,6 +200,6 @@ def load_name_lexicon() -> NameLexicon:
     ordinary = _ordinary_words()
     dictionary_names = {name for name in everything if is_ordinary(name, ordinary)}
     not_alone = ((dictionary_names - popular) | ENGLISH_WORDS_THAT_ARE_NAMES
-                 | NATIONALITY_WORDS | _country_names())
+                 | NATIONALITY_WORDS | COUNTRY_WORDS)
     return NameLexicon(first_names=frozenset(first), surnames=frozenset(surnames),
                        not_alone=frozenset(not_alone), ordinary_words=ordinary)
