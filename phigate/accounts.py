@@ -11,6 +11,7 @@ from sqlalchemy.orm import sessionmaker
 
 from phigate.errors import UserError
 from phigate.passwords import hash_password, verify_password
+from phigate.queue.db import read_only
 from phigate.queue.models import User
 from phigate.queue.store import utcnow
 
@@ -48,6 +49,7 @@ def parse_list(text: str | None) -> list[str]:
 class AccountStore:
     def __init__(self, engine: Engine) -> None:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._readers = sessionmaker(read_only(engine), expire_on_commit=False)
 
     def add(
         self, name: str, password: str, *, senders: Sequence[str], classes: Sequence[str]
@@ -85,17 +87,17 @@ class AccountStore:
             session.delete(user)
 
     def get(self, name: str) -> Account | None:
-        with self._sessions.begin() as session:
+        with self._readers.begin() as session:
             user = session.get(User, name)
             return None if user is None else _account(user)
 
     def list(self) -> list[Account]:
-        with self._sessions.begin() as session:
+        with self._readers.begin() as session:
             return [_account(u) for u in session.scalars(select(User).order_by(User.name))]
 
     def authenticate(self, name: str, password: str) -> Account | None:
         """The account if the password is right and the account enabled; slow on purpose."""
-        with self._sessions.begin() as session:
+        with self._readers.begin() as session:
             user = session.get(User, name)
             encoded = None if user is None else user.password_hash
             account = None if user is None else _account(user)

@@ -30,6 +30,7 @@ from phigate.errors import UserError
 from phigate.logs import log_event
 from phigate.metrics import CampaignSnapshot
 from phigate.policy.queue_effects import close_if_done
+from phigate.queue.db import read_only
 from phigate.queue.models import Message, MessageState, Recipient, RecipientState
 from phigate.queue.policy_models import Campaign, CampaignState
 from phigate.queue.store import utcnow
@@ -83,12 +84,14 @@ class CampaignView:
 class CampaignStore:
     def __init__(self, engine: Engine, audit: AuditLog, settings: PolicySettings) -> None:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        # Lookups asked per recipient and message: they must not queue for the write lock.
+        self._readers = sessionmaker(read_only(engine), expire_on_commit=False)
         self._audit = audit
         self._settings = settings
 
     def state_of(self, campaign_id: str) -> CampaignState:
         """The campaign's state; a campaign nobody approved yet is ``pending``."""
-        with self._sessions.begin() as session:
+        with self._readers.begin() as session:
             state = session.scalar(select(Campaign.state).where(Campaign.id == campaign_id))
         return CampaignState(state) if state is not None else CampaignState.PENDING
 

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from phigate.audit import Actor, AuditLog
 from phigate.errors import UserError
 from phigate.policy.queue_effects import cancel_pending, normalize_address
+from phigate.queue.db import read_only
 from phigate.queue.policy_models import Consent, ConsentEvent, ConsentPurpose
 from phigate.queue.store import utcnow
 
@@ -98,6 +99,8 @@ def validate_change(change: ConsentChange) -> ConsentChange:
 class ConsentStore:
     def __init__(self, engine: Engine, audit: AuditLog) -> None:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        # Lookups asked per recipient and message: they must not queue for the write lock.
+        self._readers = sessionmaker(read_only(engine), expire_on_commit=False)
         self._audit = audit
 
     def apply(self, change: ConsentChange, *, actor: Actor, now: datetime | None = None
@@ -169,7 +172,7 @@ class ConsentStore:
         if not wanted:
             return set()
         now = now or utcnow()
-        with self._sessions.begin() as session:
+        with self._readers.begin() as session:
             return set(session.scalars(
                 select(Consent.address).where(
                     Consent.address.in_(wanted),

@@ -20,6 +20,7 @@ from phigate.audit import Actor, AuditLog
 from phigate.errors import UserError
 from phigate.metrics import METRICS
 from phigate.policy.queue_effects import cancel_pending, normalize_address
+from phigate.queue.db import read_only
 from phigate.queue.policy_models import Suppression, SuppressionScope
 from phigate.queue.store import utcnow
 
@@ -55,6 +56,8 @@ class AddResult:
 class SuppressionStore:
     def __init__(self, engine: Engine, audit: AuditLog) -> None:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        # Lookups asked per recipient and message: they must not queue for the write lock.
+        self._readers = sessionmaker(read_only(engine), expire_on_commit=False)
         self._audit = audit
 
     def add(
@@ -137,7 +140,7 @@ class SuppressionStore:
         if not wanted:
             return {}
         found: dict[str, set[str]] = {}
-        with self._sessions.begin() as session:
+        with self._readers.begin() as session:
             rows = session.execute(
                 select(Suppression.address, Suppression.scope)
                 .where(Suppression.address.in_(wanted))

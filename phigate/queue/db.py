@@ -17,6 +17,8 @@ from phigate.errors import ConfigError, PhigateError
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: Execution option set by :func:`read_only` (see there).
+READ_ONLY_OPTION = "phigate_read_only"
 
 
 class SchemaError(PhigateError):
@@ -63,11 +65,28 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
+        if connection.get_execution_options().get(READ_ONLY_OPTION):
+            # A reader needs no lock: under WAL it reads a snapshot while a writer commits.
+            # Taking the write lock here would queue every policy lookup behind the fsync of
+            # whichever message is being committed.
+            connection.exec_driver_sql("BEGIN")
+            return
         # Take the write lock up front: a deferred transaction that later tries to write can
         # fail with "database is locked" without waiting for the busy timeout.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def read_only(engine: Engine) -> Engine:
+    """``engine`` for transactions that only read (policy lookups, bodies, admin views).
+
+    On SQLite these begin with a plain (deferred) BEGIN instead of BEGIN IMMEDIATE, so they
+    never wait for the write lock. Never write through it: a deferred transaction that
+    tries to write fails with "database is locked" instead of waiting its turn. On
+    PostgreSQL it changes nothing. The returned engine shares ``engine``'s pool.
+    """
+    return engine.execution_options(**{READ_ONLY_OPTION: True})
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:
