@@ -48,7 +48,13 @@ from phigate.mta.outcomes import AttemptResult, RecipientOutcome
 from phigate.policy.outbound import decorate, token_signer
 from phigate.queue.models import RecipientState
 from phigate.queue.retry import RetrySchedule
-from phigate.queue.store import AttemptRecord, ClaimedRecipient, NewMessage, QueueStore
+from phigate.queue.store import (
+    AttemptRecord,
+    ClaimedRecipient,
+    Disposition,
+    NewMessage,
+    QueueStore,
+)
 from phigate.queue.throttle import ConnectionSlot, Throttles
 
 log = logging.getLogger(__name__)
@@ -278,17 +284,9 @@ class DeliveryScheduler:
 
     async def _process(self, job: Job, started: datetime) -> None:
         try:
-            original = await asyncio.to_thread(self._store.read_body, job.message_id)
+            # Reading the body, decorating and signing: one trip to a thread, not three.
+            original, sender, content = await asyncio.to_thread(self._prepare, job)
             first = job.first
-            sender, content = first.sender, original
-            if self._tokens is not None:
-                decorated = decorate(
-                    original, recipient=first.address, sender=first.sender,
-                    message_class=first.message_class, campaign_id=first.campaign_id,
-                    settings=self._settings, signer=self._tokens)
-                sender, content = decorated.mail_from, decorated.body
-            # RSA signing takes milliseconds of CPU: keep it off the event loop.
-            content = await asyncio.to_thread(self._outbound_bytes, content)
             result = await self._transport.deliver(OutboundMessage(
                 sender=sender, recipients=[r.address for r in job.recipients],
                 domain=job.domain, content=content, phi=first.phi, message_id=job.message_id))
@@ -305,6 +303,20 @@ class DeliveryScheduler:
             log_event(log, "delivery_processing_error", level=logging.ERROR, id=job.message_id,
                       error=type(error).__name__, parked=parked)
 
+    def _prepare(self, job: Job) -> tuple[bytes, str, bytes]:
+        """(stored body, envelope sender, bytes to send) for ``job`` (runs in a thread: the
+        body read waits for the database, and RSA signing takes CPU)."""
+        original = self._store.read_body(job.message_id)
+        first = job.first
+        sender, content = first.sender, original
+        if self._tokens is not None:
+            decorated = decorate(
+                original, recipient=first.address, sender=first.sender,
+                message_class=first.message_class, campaign_id=first.campaign_id,
+                settings=self._settings, signer=self._tokens)
+            sender, content = decorated.mail_from, decorated.body
+        return original, sender, self._outbound_bytes(content)
+
     def _outbound_bytes(self, original: bytes) -> bytes:
         if self._signer is not None:
             return self._signer.sign(original)  # also strips X-Phigate-* headers
@@ -312,36 +324,49 @@ class DeliveryScheduler:
 
     def _dispose(self, job: Job, result: AttemptResult, original: bytes,
                  started: datetime) -> None:
-        """Record the attempt and move every recipient on (runs in a thread)."""
+        """Record the attempt and move every recipient on (runs in a thread).
+
+        Attempts, deliveries and deferrals of the job are written in one transaction (one
+        fsync); failures are finished after their DSN is queued (see below).
+        """
         now = self._clock.now()
         failed: list[tuple[ClaimedRecipient, RecipientOutcome, RecipientState]] = []
         tls_label: TlsLevel = ("verified" if result.tls.cert_verified
                                else "encrypted" if result.tls.encrypted else "none")
+        dispositions: list[Disposition] = []
+        pending_failures: list[RecipientState | None] = []
         for claimed, outcome in zip(job.recipients, result.outcomes, strict=True):
-            recorded = self._store.record_attempt(claimed.recipient_id, self.owner, AttemptRecord(
+            attempt = AttemptRecord(
                 started_at=started, host=result.host, code=outcome.code, text=outcome.text,
                 permanent=outcome.permanent, tls_version=result.tls.version,
                 tls_cipher=result.tls.cipher, cert_verified=result.tls.cert_verified,
-                duration_seconds=result.duration))
-            if not recorded:
+                duration_seconds=result.duration)
+            next_at = None
+            failure: RecipientState | None = None
+            if outcome.permanent and not outcome.delivered:
+                failure = RecipientState.BOUNCED
+            elif not outcome.delivered:
+                next_at = self._retry.next_attempt(
+                    attempts=claimed.attempts + 1, created_at=claimed.created_at, now=now,
+                    random_unit=self._rng.random())
+                if next_at is None:
+                    failure = RecipientState.EXPIRED
+            dispositions.append(Disposition(claimed.recipient_id, attempt,
+                                            delivered=outcome.delivered,
+                                            next_attempt_at=next_at))
+            pending_failures.append(failure)
+        recorded = self._store.record_outcomes(self.owner, dispositions, now=now)
+        for claimed, outcome, failure, ok in zip(job.recipients, result.outcomes,
+                                                 pending_failures, recorded, strict=True):
+            if not ok:
                 continue  # the lease ran out and another node owns the recipient now
             METRICS.record_delivery_attempt(_attempt_outcome(outcome), tls=tls_label)
             if outcome.delivered:
-                self._store.mark_delivered(claimed.recipient_id, self.owner, now=now)
                 self._count_final(claimed, "delivered", now)
-                continue
-            if outcome.permanent:
-                failed.append((claimed, outcome, RecipientState.BOUNCED))
-                continue
-            next_at = self._retry.next_attempt(
-                attempts=claimed.attempts + 1, created_at=claimed.created_at, now=now,
-                random_unit=self._rng.random())
-            if next_at is None:
-                failed.append((claimed, outcome, RecipientState.EXPIRED))
-                continue
-            self._store.defer(claimed.recipient_id, self.owner, next_attempt_at=next_at,
-                              code=outcome.code, text=outcome.text)
-            METRICS.record_recipient("deferred", claimed.message_class)
+            elif failure is not None:
+                failed.append((claimed, outcome, failure))
+            else:
+                METRICS.record_recipient("deferred", claimed.message_class)
         if failed:
             # The bounce is queued before the recipients are marked: a crash in between
             # sends a second bounce, never none.

@@ -1,8 +1,7 @@
-"""The rsa-sha256 signature made by OpenSSL is byte for byte dkimpy's own, and much cheaper."""
+"""The rsa-sha256 signature made by OpenSSL is byte for byte dkimpy's own (and cheaper)."""
 
 from __future__ import annotations
 
-import time
 from unittest import mock
 
 import dkim
@@ -36,24 +35,16 @@ def test_signature_is_byte_identical_to_dkimpy() -> None:
     assert dkim.verify(ours, dnsfunc=lambda name, timeout=5: _record(key, name))
 
 
-def test_signing_costs_well_under_the_pure_python_rsa() -> None:
+def test_dkimpys_pure_python_rsa_is_not_used() -> None:
+    # dkimpy's RSA costs ~5 ms of CPU per signature against well under 1 ms in OpenSSL
+    # (bench/RESULTS.md); a timing assertion would be flaky on a shared machine, so check
+    # that the slow path is never taken.
     key = generate_key("rsa")
     signer = DkimSigner(domains=["clinic.example"], selector="s1", rsa_key=key)
-    stripped = strip_internal_headers(MESSAGE)
-    include = [h.encode() for h in headers_to_sign(stripped)]
-    rounds = 20
-
-    started = time.process_time()
-    for _ in range(rounds):
-        signer.sign(MESSAGE)
-    ours = time.process_time() - started
-    started = time.process_time()
-    for _ in range(rounds):
-        dkim.sign(stripped, b"s1", b"clinic.example", key,
-                  canonicalize=(b"relaxed", b"relaxed"), include_headers=include)
-    pure_python = time.process_time() - started
-    # Measured ~0.5 ms against ~6 ms per message; a factor of 2 leaves room for noise.
-    assert ours * 2 < pure_python
+    with mock.patch("dkim.RSASSA_PKCS1_v1_5_sign", side_effect=AssertionError("slow RSA")):
+        signed = signer.sign(MESSAGE)
+    assert signed.startswith(b"DKIM-Signature: v=1; a=rsa-sha256;")
+    assert dkim.verify(signed, dnsfunc=lambda name, timeout=5: _record(key, name))
 
 
 def _record(key: bytes, name: bytes) -> bytes | None:
