@@ -241,41 +241,27 @@ class SubmissionHandler:
             return REPLY_TEMPFAIL_SCANNER
         # Every recipient is checked again here, for the header's class (see
         # phigate.policy.marketing_rules: one failing recipient refuses the message).
-        decision = await self._evaluate(
-            PolicyContext(
-                stage="data", account=account, sender=envelope.mail_from or "",
-                recipients=list(envelope.rcpt_tos), message_class=message_class,
-                client_ip=ip, headers=headers, scan=scan, campaign_id=campaign,
-            ),
+        ctx = PolicyContext(
+            stage="data", account=account, sender=envelope.mail_from or "",
+            recipients=list(envelope.rcpt_tos), message_class=message_class,
+            client_ip=ip, headers=headers, scan=scan, campaign_id=campaign,
         )
-        if decision is None:
+        body = self._with_trace_headers(content, headers, session)
+
+        def decide_and_store() -> tuple[Decision, NewMessage | None, str | None]:
+            # Policy lookups and the commit in one trip to a worker thread, not two: each
+            # trip is a wake-up of the event loop and a wait in the thread pool's queue.
+            decision = self._decide(ctx)
+            if decision.action == Action.REJECT:
+                return decision, None, None
+            message = _new_message(ctx, envelope, body, decision)
+            return decision, message, self.services.store.enqueue(message)
+
+        try:
+            decision, message, message_id = await asyncio.to_thread(decide_and_store)
+        except _PolicyFailed:
             METRICS.record_received("tempfailed")
             return REPLY_TEMPFAIL_POLICY
-        for hit in decision.hits:
-            METRICS.record_policy_decision(hit.rule, hit.action.label)
-        if decision.action == Action.REJECT:
-            log_event(log, "refused_by_policy", ip=ip, user=account.name,
-                      rules=[h.rule for h in decision.hits], verdict=_verdict(scan))
-            METRICS.record_received("rejected")
-            return decision.reply
-        message = NewMessage(
-            sender=envelope.mail_from or "",
-            recipients=list(envelope.rcpt_tos),
-            body=self._with_trace_headers(content, headers, session),
-            username=account.name,
-            client_ip=ip,
-            message_class=message_class,
-            campaign_id=campaign,
-            phi_verdict=_verdict(scan),
-            phi_score=scan.score if scan else 0.0,
-            phi_categories=scan.categories if scan else [],
-            rule_hits=[hit.as_dict() for hit in decision.hits],
-            state=_state_for(decision),
-            # Why it waits, for the admin; an accepted (or only tagged) message does not wait.
-            hold_reason=(decision.reason or None) if decision.action >= Action.HOLD else None,
-        )
-        try:
-            message_id = await asyncio.to_thread(self.services.store.enqueue, message)
         except OperationalError as error:
             full = "full" in str(error.orig).lower()
             log_event(log, "store_failed", level=logging.ERROR, ip=ip, user=account.name,
@@ -287,6 +273,13 @@ class SubmissionHandler:
                       error=type(error).__name__)
             METRICS.record_received("tempfailed")
             return REPLY_TEMPFAIL_STORAGE
+        for hit in decision.hits:
+            METRICS.record_policy_decision(hit.rule, hit.action.label)
+        if message is None or message_id is None:  # refused by policy
+            log_event(log, "refused_by_policy", ip=ip, user=account.name,
+                      rules=[h.rule for h in decision.hits], verdict=_verdict(scan))
+            METRICS.record_received("rejected")
+            return decision.reply
         log_event(
             log, "accepted", id=message_id, ip=ip, user=account.name,
             rcpts=len(envelope.rcpt_tos), size=len(content), cls=message_class,
@@ -300,15 +293,25 @@ class SubmissionHandler:
         """The policy decision; None if a rule could not decide (the store failed).
 
         Rules query the store (suppressions, consent) and DNS, so they run off the event
-        loop. A failure is a temporary refusal: never accept mail policy could not check,
-        and never show the driver's message (it can quote addresses) to the client.
+        loop.
         """
         try:
-            return await asyncio.to_thread(self.services.policy.evaluate, ctx)
+            return await asyncio.to_thread(self._decide, ctx)
+        except _PolicyFailed:
+            return None
+
+    def _decide(self, ctx: PolicyContext) -> Decision:
+        """The policy decision (blocking: call it in a thread); raises :class:`_PolicyFailed`.
+
+        A failure is a temporary refusal: never accept mail policy could not check, and
+        never show the driver's message (it can quote addresses) to the client.
+        """
+        try:
+            return self.services.policy.evaluate(ctx)
         except SQLAlchemyError as error:
             log_event(log, "policy_failed", level=logging.ERROR, stage=ctx.stage,
                       error=type(error).__name__)
-            return None
+            raise _PolicyFailed from None
 
     def _check_headers(self, headers: EmailMessage, account: Account) -> str | None:
         try:
@@ -361,6 +364,27 @@ def _verdict(scan: ScanResult | None) -> str:
     return scan.verdict if scan is not None else "none"
 
 
+def _new_message(ctx: PolicyContext, envelope: Envelope, body: bytes,
+                 decision: Decision) -> NewMessage:
+    scan = ctx.scan
+    return NewMessage(
+        sender=envelope.mail_from or "",
+        recipients=list(envelope.rcpt_tos),
+        body=body,
+        username=ctx.account.name if ctx.account else None,
+        client_ip=ctx.client_ip,
+        message_class=ctx.message_class,
+        campaign_id=ctx.campaign_id,
+        phi_verdict=_verdict(scan),
+        phi_score=scan.score if scan else 0.0,
+        phi_categories=scan.categories if scan else [],
+        rule_hits=[hit.as_dict() for hit in decision.hits],
+        state=_state_for(decision),
+        # Why it waits, for the admin; an accepted (or only tagged) message does not wait.
+        hold_reason=(decision.reason or None) if decision.action >= Action.HOLD else None,
+    )
+
+
 _RECEIVED_RESULT: dict[MessageState, ReceivedResult] = {
     MessageState.ACTIVE: "accepted",
     MessageState.QUARANTINED: "quarantined",
@@ -378,6 +402,10 @@ def _state_for(decision: Decision) -> MessageState:
 
 class _ScanFailed(Exception):
     """The scanner pool could not give a result (not: the message was unscannable)."""
+
+
+class _PolicyFailed(Exception):
+    """A rule could not decide (the store failed); logged where it happened."""
 
 
 class PhigateSMTP(SMTP):
