@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +79,28 @@ def _sqlite_engine(url: str) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def writer_turn(engine: Engine) -> contextlib.AbstractContextManager[Any]:
+    """Hold this around a write transaction on a hot path: on SQLite, one writer at a time
+    per process, waiting on a Python lock; elsewhere nothing.
+
+    SQLite admits one writer; the others wait in its busy handler, which polls with sleeps
+    growing to 100 ms, so under load a writer often sleeps long after the lock was freed.
+    Waiting here instead wakes the next writer the moment the previous one committed.
+    (Writers in other processes still meet SQLite's own lock and busy timeout.)
+    """
+    if engine.dialect.name != "sqlite":
+        return contextlib.nullcontext()
+    with _WRITE_LOCKS_GUARD:
+        lock = _WRITE_LOCKS.get(engine)
+        if lock is None:
+            lock = _WRITE_LOCKS[engine] = threading.RLock()
+    return lock
 
 
 def read_only(engine: Engine) -> Engine:

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from phigate.crypto import DecryptionError, MasterKey, SealedBody
 from phigate.errors import PhigateError
-from phigate.queue.db import read_only
+from phigate.queue.db import read_only, writer_turn
 from phigate.queue.models import (
     PENDING_RECIPIENT_STATES,
     Attempt,
@@ -191,10 +191,11 @@ class SqlQueueStore:
         self._master_key = master_key
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._readers = sessionmaker(read_only(engine), expire_on_commit=False)
+        self._writer_turn = writer_turn(engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with self._sessions.begin() as session:
+        with self._writer_turn, self._sessions.begin() as session:
             yield session
 
     @contextmanager

@@ -6,11 +6,12 @@ from __future__ import annotations
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, func, select, text
 
-from phigate.queue.db import make_engine, read_only
+from phigate.queue.db import make_engine, read_only, writer_turn
 from phigate.queue.models import Attempt, MessageState, RecipientState
 from phigate.queue.store import AttemptRecord, Disposition, NewMessage, SqlQueueStore, utcnow
 from phigate.runtime import Runtime
@@ -118,3 +119,36 @@ def test_record_outcomes_closes_the_message_and_respects_lost_leases(
         Disposition(first.recipient_id, _attempt(250), delivered=True),
         Disposition(taken.recipient_id, _attempt(250), delivered=True)], now=later) == [True, True]
     assert store.get_message(message_id).state == MessageState.DONE
+
+
+def test_sqlite_writers_of_one_process_take_turns_on_one_lock(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'a.db'}")
+    other = make_engine(f"sqlite:///{tmp_path / 'b.db'}")
+    postgres = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")  # never connects
+    try:
+        assert writer_turn(engine) is writer_turn(engine)
+        assert writer_turn(engine) is not writer_turn(other)
+        assert not isinstance(writer_turn(postgres), type(writer_turn(engine)))
+    finally:
+        for each in (engine, other, postgres):
+            each.dispose()
+
+
+def test_concurrent_enqueues_all_commit(runtime: Runtime) -> None:
+    store = runtime.store
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def submit() -> None:
+        for _ in range(10):
+            message_id = _enqueue(store, 1)
+            with lock:
+                ids.append(message_id)
+
+    threads = [threading.Thread(target=submit) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(set(ids)) == 60
+    assert store.count_messages() == {"active": 60}
