@@ -18,9 +18,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import Engine, func, or_, select, update
+from sqlalchemy import Engine, Table, func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from phigate.crypto import DecryptionError, MasterKey, SealedBody
@@ -35,6 +35,11 @@ from phigate.queue.models import (
     Recipient,
     RecipientState,
 )
+
+# The tables, for the statements of the hot paths that skip the ORM.
+_MESSAGES = cast(Table, Message.__table__)
+_RECIPIENTS = cast(Table, Recipient.__table__)
+_ATTEMPTS = cast(Table, Attempt.__table__)
 
 #: After this many crashes of our own code on one message it is parked as corrupt
 #: (Mailman's MAX_BAK_COUNT): never retried forever, never dropped.
@@ -324,27 +329,53 @@ class SqlQueueStore:
         for each recipient, but atomic. Returns, per outcome, False where the owner had lost
         the lease (nothing changed for that recipient).
         """
+        # Plain SQL statements rather than the ORM's unit of work: this runs once per
+        # delivery, and the ORM's bookkeeping cost more CPU than the database work.
+        wanted = [outcome.recipient_id for outcome in outcomes]
         with self.session() as session:
-            leased = [self._leased(session, o.recipient_id, owner) for o in outcomes]
-            closing = sorted({recipient.message_id for recipient, outcome in zip(
-                leased, outcomes, strict=True) if recipient is not None and outcome.delivered})
+            message_of: dict[int, str] = dict(session.execute(
+                select(_RECIPIENTS.c.id, _RECIPIENTS.c.message_id)
+                .where(_RECIPIENTS.c.id.in_(wanted), _RECIPIENTS.c.lease_owner == owner)
+            ).all())
+            mine = [outcome for outcome in outcomes if outcome.recipient_id in message_of]
+            closing = sorted({message_of[o.recipient_id] for o in mine if o.delivered})
             if closing:
                 # Lock the messages a delivery may close before any attempt row refers to
                 # them. On PostgreSQL inserting an attempt takes a KEY SHARE lock on its
                 # message; two jobs of one message that each held one and then asked for the
-                # closing lock (FOR UPDATE, see _close_message_if_done) would deadlock.
-                session.execute(select(Message.id).where(Message.id.in_(closing))
-                                .order_by(Message.id).with_for_update())
-            for recipient, outcome in zip(leased, outcomes, strict=True):
-                if recipient is None:
-                    continue
-                _add_attempt(session, recipient, outcome.attempt)
+                # closing lock would deadlock. Held to the commit, the lock also makes the
+                # closing check below see every other finished recipient (see
+                # _close_message_if_done).
+                session.execute(select(_MESSAGES.c.id).where(_MESSAGES.c.id.in_(closing))
+                                .order_by(_MESSAGES.c.id).with_for_update())
+            if mine:
+                session.execute(insert(_ATTEMPTS), [
+                    _attempt_row(o.recipient_id, message_of[o.recipient_id], o.attempt)
+                    for o in mine])
+            for outcome in mine:
+                values: dict[str, Any] = {
+                    "attempts": _RECIPIENTS.c.attempts + 1,
+                    "last_code": outcome.attempt.code, "last_text": outcome.attempt.text}
                 if outcome.delivered:
-                    _finish_recipient(session, recipient, RecipientState.DELIVERED, now)
+                    values.update(state=RecipientState.DELIVERED, final_at=now,
+                                  lease_owner=None, lease_until=None)
                 elif outcome.next_attempt_at is not None:
-                    _defer_recipient(recipient, outcome.next_attempt_at, outcome.attempt.code,
-                                     outcome.attempt.text)
-        return [recipient is not None for recipient in leased]
+                    values.update(state=RecipientState.DEFERRED,
+                                  next_attempt_at=outcome.next_attempt_at,
+                                  lease_owner=None, lease_until=None)
+                session.execute(update(_RECIPIENTS)
+                                .where(_RECIPIENTS.c.id == outcome.recipient_id)
+                                .values(values))
+            for message_id in closing:
+                pending = (select(_RECIPIENTS.c.id)
+                           .where(_RECIPIENTS.c.message_id == message_id,
+                                  _RECIPIENTS.c.state.in_(PENDING_RECIPIENT_STATES))
+                           .exists())
+                session.execute(update(_MESSAGES)
+                                .where(_MESSAGES.c.id == message_id,
+                                       _MESSAGES.c.state == MessageState.ACTIVE, ~pending)
+                                .values(state=MessageState.DONE, final_at=now))
+        return [outcome.recipient_id in message_of for outcome in outcomes]
 
     def mark_delivered(self, recipient_id: int, owner: str, *, now: datetime) -> bool:
         return self._finish(recipient_id, owner, RecipientState.DELIVERED, now, None, None)
@@ -507,21 +538,23 @@ def _add_attempt(session: Session, recipient: Recipient, attempt: AttemptRecord)
     recipient.attempts += 1
     recipient.last_code = attempt.code
     recipient.last_text = attempt.text
-    session.add(
-        Attempt(
-            recipient_id=recipient.id,
-            message_id=recipient.message_id,
-            started_at=attempt.started_at,
-            duration_seconds=attempt.duration_seconds,
-            host=attempt.host,
-            code=attempt.code,
-            text=attempt.text,
-            permanent=attempt.permanent,
-            tls_version=attempt.tls_version,
-            tls_cipher=attempt.tls_cipher,
-            cert_verified=attempt.cert_verified,
-        )
-    )
+    session.add(Attempt(**_attempt_row(recipient.id, recipient.message_id, attempt)))
+
+
+def _attempt_row(recipient_id: int, message_id: str, attempt: AttemptRecord) -> dict[str, Any]:
+    return {
+        "recipient_id": recipient_id,
+        "message_id": message_id,
+        "started_at": attempt.started_at,
+        "duration_seconds": attempt.duration_seconds,
+        "host": attempt.host,
+        "code": attempt.code,
+        "text": attempt.text,
+        "permanent": attempt.permanent,
+        "tls_version": attempt.tls_version,
+        "tls_cipher": attempt.tls_cipher,
+        "cert_verified": attempt.cert_verified,
+    }
 
 
 def _defer_recipient(recipient: Recipient, next_attempt_at: datetime, code: int | None,
