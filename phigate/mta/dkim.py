@@ -168,9 +168,11 @@ class DkimSigner:
 
     def signing_domain(self, message: bytes) -> str | None:
         """The From: domain when it is exactly one address in a domain we sign for."""
+        head, _, _ = _split_head(message)  # the body is not needed: do not parse it
         try:
-            headers = BytesHeaderParser(policy=policy.default).parsebytes(message)
-            addresses: tuple[Address, ...] = headers["from"].addresses if headers["from"] else ()
+            headers = BytesHeaderParser(policy=policy.default).parsebytes(head)
+            from_header = headers["from"]  # parsed on each access: once
+            addresses: tuple[Address, ...] = from_header.addresses if from_header else ()
         except (ValueError, TypeError, IndexError, AttributeError):
             return None
         if len(addresses) != 1:
