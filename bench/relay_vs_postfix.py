@@ -17,6 +17,7 @@ phigate/Postfix ratios.
 
     .venv/bin/python bench/relay_vs_postfix.py                 # N=500, M=10
     .venv/bin/python bench/relay_vs_postfix.py -n 2000 -c 20 --skip-postfix
+    .venv/bin/python bench/relay_vs_postfix.py --skip-scan --skip-postfix   # relay only
 """
 
 from __future__ import annotations
@@ -277,6 +278,8 @@ def main() -> int:
     parser.add_argument("--delivery-timeout", type=float, default=180.0)
     parser.add_argument("--skip-postfix", action="store_true")
     parser.add_argument("--skip-noscan", action="store_true")
+    parser.add_argument("--skip-scan", action="store_true",
+                        help="leave out the scanning-on run (the relay's own costs only)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
     if os.geteuid() != 0 and not args.skip_postfix:
@@ -288,8 +291,9 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="phigate-bench-"))
     results: list[Figures] = []
     try:
-        results.append(run_phigate(workdir, messages, scanning=True, args=args))
-        print(f"done: {results[-1].name}", file=sys.stderr)
+        if not args.skip_scan:
+            results.append(run_phigate(workdir, messages, scanning=True, args=args))
+            print(f"done: {results[-1].name}", file=sys.stderr)
         if not args.skip_noscan:
             results.append(run_phigate(workdir, messages, scanning=False, args=args))
             print(f"done: {results[-1].name}", file=sys.stderr)
