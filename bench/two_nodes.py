@@ -14,7 +14,7 @@ of the way, one recipient per message over ``--domains`` domains.
 A run: start the nodes on an empty queue and wait until both say ``delivery_started``;
 then commit all messages in one transaction and time until every recipient is delivered.
 Figures: msg/s over the wall time from the commit (includes up to one poll interval,
-0.2 s, before the first claim) and over the delivery span (first attempt started to last
+``--poll``, 0.2 s, before the first claim) and over the delivery span (first attempt started to last
 recipient final, from the queue's own timestamps); CPU per message of the node processes
 during the run (from /proc, start-up excluded); attempts per recipient (1.00 = nothing
 delivered twice); each node's share.
@@ -62,8 +62,6 @@ sys.path.insert(0, str(BENCH))
 from delivery_bench import _Zone, free_port, start_sink  # noqa: E402 - sibling script
 from helpers.postgres import start_cluster  # noqa: E402 - the test helpers live in tests/
 
-POLL_SECONDS = 0.2
-
 
 @dataclass
 class Run:
@@ -85,7 +83,8 @@ class Run:
 
 
 def node_config(path: Path, *, url: str, key_file: Path, tls: tuple[Path, Path],
-                dns_port: int, sink_port: int, workers: int, state_dir: Path) -> None:
+                dns_port: int, sink_port: int, workers: int, poll: float,
+                state_dir: Path) -> None:
     cert, key = tls
     path.write_text(f"""
 [server]
@@ -110,7 +109,7 @@ mx_port = {sink_port}
 workers = {workers}
 max_connections_per_domain = 10
 rate_per_minute_per_domain = 10000000
-poll_interval_seconds = {POLL_SECONDS}
+poll_interval_seconds = {poll}
 """, encoding="utf-8")
 
 
@@ -211,7 +210,8 @@ def one_run(nodes: int, args: argparse.Namespace, server_url: str, workdir: Path
             for n in range(nodes):
                 config, log = workdir / f"node{n}.toml", workdir / f"node{n}.log"
                 node_config(config, url=url, key_file=key_file, tls=tls, dns_port=dns_port,
-                            sink_port=sink_port, workers=args.workers, state_dir=workdir)
+                            sink_port=sink_port, workers=args.workers, poll=args.poll,
+                            state_dir=workdir)
                 with log.open("wb") as out:
                     node = subprocess.Popen(
                         [sys.executable, "-m", "phigate", "--config", str(config), "serve",
@@ -251,6 +251,8 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=2048, help="body bytes per message")
     parser.add_argument("--domains", type=int, default=5)
     parser.add_argument("--workers", type=int, default=20, help="[delivery] workers per node")
+    parser.add_argument("--poll", type=float, default=0.2,
+                        help="[delivery] poll_interval_seconds per node")
     parser.add_argument("--rounds", type=int, default=2, help="runs of 1 then 2 nodes")
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--pg-url", help="an existing PostgreSQL server (default: a "
@@ -297,7 +299,7 @@ def main() -> int:
     two_span = statistics.median(r.span_rate for r in runs if r.nodes == 2)
     print()
     print(f"messages={args.messages} size={args.size} domains={args.domains} "
-          f"workers/node={args.workers} rounds={args.rounds} (median of rounds)")
+          f"workers/node={args.workers} poll={args.poll}s rounds={args.rounds} (median of rounds)")
     print("| delivery processes | msg/s (wall from commit) | msg/s (delivery span) |")
     print("|---|---:|---:|")
     print(f"| 1 | {one:.0f} | {one_span:.0f} |")
