@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Engine, Table, func, insert, or_, select, update
+from sqlalchemy import Engine, Select, Table, func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from phigate.crypto import DecryptionError, MasterKey, SealedBody
@@ -274,24 +274,18 @@ class SqlQueueStore:
         self, owner: str, *, now: datetime, limit: int, lease_seconds: int
     ) -> list[ClaimedRecipient]:
         lease_until = now + timedelta(seconds=lease_seconds)
-        query = (
-            select(Recipient, Message)
-            .join(Message, Message.id == Recipient.message_id)
-            .where(
-                Recipient.state.in_(PENDING_RECIPIENT_STATES),
-                Recipient.next_attempt_at <= now,
-                or_(Recipient.lease_until.is_(None), Recipient.lease_until < now),
-                Message.state == MessageState.ACTIVE,
-            )
-            .order_by(Recipient.next_attempt_at, Recipient.id)
-            .limit(limit)
-            # PostgreSQL: concurrent claimers skip each other's rows instead of waiting.
-            # SQLite ignores this; its BEGIN IMMEDIATE already serialises claimers.
-            .with_for_update(of=Recipient, skip_locked=True)
-        )
         with self.session() as session:
+            # One scan per pending state: with ``state = X`` the (state, next_attempt_at)
+            # index yields rows already in due order, so a claim reads ~limit rows whatever
+            # the queue's size. (``state IN (queued, deferred)`` made both backends read and
+            # sort every due row: 0.3-0.9 s per claim at a million queued recipients.)
+            candidates = [
+                row for state in PENDING_RECIPIENT_STATES
+                for row in session.execute(_due_query(state, now, limit))
+            ]
+            candidates.sort(key=lambda row: (row[0].next_attempt_at, row[0].id))
             claimed = []
-            for recipient, message in session.execute(query):
+            for recipient, message in candidates[:limit]:
                 recipient.lease_owner = owner
                 recipient.lease_until = lease_until
                 claimed.append(
@@ -527,6 +521,27 @@ class SqlQueueStore:
                 return False
             _finish_recipient(session, recipient, state, now, code, text)
         return True
+
+
+def _due_query(state: RecipientState, now: datetime, limit: int
+               ) -> Select[Recipient, Message]:
+    """Due, unleased recipients in one state, of active messages, oldest due first."""
+    return (
+        select(Recipient, Message)
+        .join(Message, Message.id == Recipient.message_id)
+        .where(
+            Recipient.state == state,
+            Recipient.next_attempt_at <= now,
+            or_(Recipient.lease_until.is_(None), Recipient.lease_until < now),
+            Message.state == MessageState.ACTIVE,
+        )
+        .order_by(Recipient.next_attempt_at)
+        .limit(limit)
+        # PostgreSQL: concurrent claimers skip each other's rows instead of waiting (rows
+        # locked here but not leased are free again at commit). SQLite ignores this; its
+        # BEGIN IMMEDIATE already serialises claimers.
+        .with_for_update(of=Recipient, skip_locked=True)
+    )
 
 
 def _release(recipient: Recipient) -> None:
