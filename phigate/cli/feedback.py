@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from phigate.cli.context import CliContext, SubParsers
-from phigate.errors import UserError
+from phigate.cli.files import read_message_files
 
 
 def register(subparsers: SubParsers) -> None:
@@ -36,7 +36,7 @@ def run_classify(args: argparse.Namespace, ctx: CliContext) -> int:
     from phigate.policy.feedback import classify
     from phigate.policy.tokens import TokenSigner
 
-    contents = [_read(path) for path in args.files]  # fail on a typo before any output
+    contents = read_message_files(args.files)
     signer = None
     authserv_id = "phigate"
     if ctx.has_config():
@@ -64,15 +64,3 @@ def run_classify(args: argparse.Namespace, ctx: CliContext) -> int:
             print(f"  Authentication-Results: {report.authentication_results}")
     return 0
 
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a directory, expected a message file") from None
-    except PermissionError:
-        raise UserError(f"{path}: not readable (permission denied)") from None
-    except OSError as error:
-        raise UserError(f"{path}: cannot read ({error.strerror})") from None

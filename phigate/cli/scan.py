@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from phigate.cli.context import CliContext, SubParsers
+from phigate.cli.files import read_message_files
 from phigate.errors import UserError
 
 
@@ -25,27 +26,10 @@ def register(subparsers: SubParsers) -> None:
     parser.set_defaults(handler=run)
 
 
-def _read_all(paths: list[Path]) -> list[bytes]:
-    # Read every file before loading the model, so a typo fails fast.
-    contents = []
-    for path in paths:
-        try:
-            contents.append(path.read_bytes())
-        except FileNotFoundError:
-            raise UserError(f"{path}: no such file") from None
-        except IsADirectoryError:
-            raise UserError(f"{path}: is a directory, expected a message file") from None
-        except PermissionError:
-            raise UserError(f"{path}: not readable (permission denied)") from None
-        except OSError as error:
-            raise UserError(f"{path}: cannot read ({error.strerror})") from None
-    return contents
-
-
 def run(args: argparse.Namespace, ctx: CliContext) -> int:
     from phigate.config import ScannerSettings
 
-    contents = _read_all(args.files)
+    contents = read_message_files(args.files)
     settings = ctx.settings().scanner if ctx.has_config() else ScannerSettings()
     from phigate.phi_scanner import Scanner
 
