@@ -14,7 +14,6 @@ import random
 import re
 import signal
 import smtplib
-import socket
 import ssl
 import subprocess
 import sys
@@ -25,31 +24,13 @@ from pathlib import Path
 
 import pytest
 from helpers.net import free_port
+from helpers.relay_process import start_relay
 from helpers.smtp_sink import SmtpSink
 
 ROUNDS = 20
 CONNECTIONS = 4
 KILL_AFTER = (0.0, 1.5)  # seconds after the round's first acknowledgement
 TOKEN = re.compile(rb"body (ROUND\d\d-\d+-\d+)")
-
-
-def start_relay(config: Path, env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    log = config.with_name("relay.log")
-    with log.open("ab") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "phigate", "--config", str(config), "serve", "--role",
-             "smtp,delivery"], env=env, stdout=output, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return process
-        except OSError:
-            if process.poll() is not None:
-                raise RuntimeError(log.read_text()[-3000:]) from None
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError("relay did not start")
 
 
 class Sender(threading.Thread):
@@ -106,7 +87,7 @@ def test_sigkill_rounds_deliver_every_acknowledged_message(tmp_path: Path) -> No
     acked_per_round: list[int] = []
     try:
         for round_number in range(ROUNDS):
-            relay = start_relay(config, env, port)
+            relay = start_relay(config, port, roles="smtp,delivery", env=env)
             senders = [Sender(port, context, f"ROUND{round_number:02d}-{c}")
                        for c in range(CONNECTIONS)]
             for sender in senders:
@@ -126,7 +107,7 @@ def test_sigkill_rounds_deliver_every_acknowledged_message(tmp_path: Path) -> No
             acked.extend(round_acked)
 
         # The last run: no kill, until the queue is drained (or a minute passes).
-        relay = start_relay(config, env, port)
+        relay = start_relay(config, port, roles="smtp,delivery", env=env)
         try:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:

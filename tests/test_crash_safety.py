@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import smtplib
-import socket
 import ssl
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from helpers.net import free_port
+from helpers.relay_process import start_relay
 
 from phigate.config import load_settings
 from phigate.runtime import Runtime
@@ -23,26 +23,9 @@ TOTAL = 300
 CONNECTIONS = 4
 
 
-def start_relay(config: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PHIGATE_SUBMISSION__LISTEN": f"127.0.0.1:{port}",
-           "PHIGATE_SCANNER__ENABLED": "false"}
-    log = config.with_name("relay.log")
-    with log.open("ab") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "phigate", "--config", str(config), "serve", "--role",
-             "smtp"], env=env, stdout=output, stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return process
-        except OSError:
-            if process.poll() is not None:
-                raise RuntimeError(log.read_text()) from None
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("relay did not start")
+def relay_env(port: int) -> dict[str, str]:
+    return {**os.environ, "PHIGATE_SUBMISSION__LISTEN": f"127.0.0.1:{port}",
+            "PHIGATE_SCANNER__ENABLED": "false"}
 
 
 class Sender(threading.Thread):
@@ -80,7 +63,7 @@ def test_sigkill_mid_stream_loses_no_acknowledged_message(tmp_path: Path) -> Non
                     "ehr"], input="pw\n", text=True, check=True, capture_output=True)
     context = ssl.create_default_context(cafile=str(tmp_path / "tls" / "cert.pem"))
     port = free_port()
-    relay = start_relay(config, port)
+    relay = start_relay(config, port, roles="smtp", env=relay_env(port))
 
     tokens = [f"CRASH-{index:04d}" for index in range(TOTAL)]
     senders = [Sender(port, context, tokens[i::CONNECTIONS]) for i in range(CONNECTIONS)]
@@ -98,7 +81,7 @@ def test_sigkill_mid_stream_loses_no_acknowledged_message(tmp_path: Path) -> Non
     assert TOTAL // 3 <= len(acked) < TOTAL, "the kill should land mid-stream"
 
     # Restart on the same files: recovery, then every acknowledged message is there.
-    relay = start_relay(config, port)
+    relay = start_relay(config, port, roles="smtp", env=relay_env(port))
     try:
         runtime = Runtime.open(load_settings(config))
         try:

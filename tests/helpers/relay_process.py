@@ -1,0 +1,34 @@
+"""``phigate serve`` as a separate process, for tests that must kill it for real."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+
+def start_relay(config: Path, port: int, *, roles: str, env: Mapping[str, str]
+                ) -> subprocess.Popen[bytes]:
+    """Start ``serve --role ROLES`` and wait until ``port`` accepts connections.
+
+    Its output goes to ``relay.log`` beside the config; its tail is the error if it dies.
+    """
+    log = config.with_name("relay.log")
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "phigate", "--config", str(config), "serve", "--role",
+             roles], env=dict(env), stdout=output, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return process
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(log.read_text()[-3000:]) from None
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError("relay did not start")
