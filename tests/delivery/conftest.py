@@ -12,17 +12,12 @@ from pathlib import Path
 import pytest
 import trustme
 from helpers.dns_server import DnsServer
+from helpers.net import free_port
 from helpers.smtp_sink import SmtpSink
 
 from phigate.config import DeliverySettings
 
 MX_NAMES = ["mx1.example.test", "mx2.example.test", "mx.other.test", "relay.partner.test"]
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

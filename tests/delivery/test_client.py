@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from helpers.net import free_port
 from helpers.smtp_sink import DROP, Stall
 
 from phigate.config import DomainPolicy
 from phigate.mta.client import OutboundMessage, SmtpTransport
-
-from .conftest import free_port
 
 BODY = (b"From: clinic@practice.test\r\nTo: pat@example.test\r\nSubject: hello\r\n"
         b"Message-ID: <1@practice.test>\r\n\r\nSee you on Tuesday.\r\n")
