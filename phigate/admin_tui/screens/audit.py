@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Input, Static
 
 from phigate.admin.audit_chain import ChainReport
-from phigate.admin_tui.screens.base import AdminScreen
+from phigate.admin_tui.screens.base import ListScreen
 from phigate.admin_tui.widgets.format import cells, clip
 from phigate.errors import PhigateError
 
@@ -19,7 +19,7 @@ COLUMNS = ("Id", "When (UTC)", "Who", "Action", "Message", "Detail")
 LIMIT = 500
 
 
-class AuditScreen(AdminScreen):
+class AuditScreen(ListScreen):
     BINDINGS = [Binding("g", "reload", "Refresh"), Binding("slash", "filter", "Filter")]
 
     def compose(self) -> ComposeResult:
@@ -33,15 +33,9 @@ class AuditScreen(AdminScreen):
         yield footer
 
     def on_mount(self) -> None:
-        table = self.query_one("#audit-table", DataTable)
-        for column in COLUMNS:
-            table.add_column(column, key=column)
+        table = self.table_with_columns("#audit-table", COLUMNS)
         self.action_reload()
         table.focus()
-
-    def on_screen_resume(self) -> None:
-        if self.is_mounted:
-            self.action_reload()
 
     def action_filter(self) -> None:
         self.query_one("#audit-filter", Input).focus()

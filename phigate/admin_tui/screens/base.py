@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from textual.screen import Screen
-from textual.widgets import Footer, Header
+from textual.widgets import DataTable, Footer, Header
 
 from phigate.errors import PhigateError
 
@@ -39,3 +39,22 @@ class AdminScreen(Screen[None]):
 
     def chrome(self) -> tuple[Header, Footer]:
         return Header(), Footer()
+
+    def table_with_columns(self, selector: str, columns: Sequence[str]) -> DataTable[Any]:
+        """The DataTable at ``selector``, given its columns (keyed by their titles)."""
+        table: DataTable[Any] = self.query_one(selector, DataTable)
+        for column in columns:
+            table.add_column(column, key=column)
+        return table
+
+
+class ListScreen(AdminScreen):
+    """A screen of lists that reloads whenever it is shown again (after a dialog or
+    another screen), so an action taken elsewhere is visible at once."""
+
+    def on_screen_resume(self) -> None:
+        if self.is_mounted:
+            self.action_reload()
+
+    def action_reload(self) -> None:
+        raise NotImplementedError

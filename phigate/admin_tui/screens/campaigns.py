@@ -41,16 +41,10 @@ class CampaignsScreen(PolicyScreen):
         yield footer
 
     def on_mount(self) -> None:
-        table = self.query_one("#campaign-table", DataTable)
-        for column in COLUMNS:
-            table.add_column(column, key=column)
+        table = self.table_with_columns("#campaign-table", COLUMNS)
         self.query_one("#campaign-detail").border_title = "Campaign"
         self.action_reload()
         table.focus()
-
-    def on_screen_resume(self) -> None:
-        if self.is_mounted:
-            self.action_reload()
 
     def action_reload(self) -> None:
         views = self.guarded(self.service.campaigns)

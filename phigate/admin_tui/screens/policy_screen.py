@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from phigate.admin_tui.screens.base import AdminScreen
+from phigate.admin_tui.screens.base import ListScreen
 from phigate.errors import PhigateError
 
 
-class PolicyScreen(AdminScreen):
+class PolicyScreen(ListScreen):
     def may(self, action: str) -> bool:
         """True for an operator; a viewer gets a notification and the refusal is audited."""
         try:
@@ -25,6 +25,3 @@ class PolicyScreen(AdminScreen):
         if done is not None:
             self.notify(done, title="Done", markup=False)
         self.action_reload()
-
-    def action_reload(self) -> None:
-        raise NotImplementedError

@@ -8,13 +8,13 @@ from textual.widgets import DataTable, Static
 
 from phigate.admin import QuarantineItem
 from phigate.admin_tui.operations import request_action
-from phigate.admin_tui.screens.base import AdminScreen
+from phigate.admin_tui.screens.base import ListScreen
 from phigate.admin_tui.widgets.format import age, cells, clip
 
 COLUMNS = ("Message", "Age", "Class", "Verdict", "Rcpts", "Sender", "Reason")
 
 
-class QuarantineScreen(AdminScreen):
+class QuarantineScreen(ListScreen):
     BINDINGS = [
         Binding("l", "act('release-quarantine')", "Release"),
         Binding("j", "act('reject')", "Reject"),
@@ -35,15 +35,9 @@ class QuarantineScreen(AdminScreen):
         yield footer
 
     def on_mount(self) -> None:
-        table = self.query_one("#quarantine-table", DataTable)
-        for column in COLUMNS:
-            table.add_column(column, key=column)
+        table = self.table_with_columns("#quarantine-table", COLUMNS)
         self.action_reload()
         table.focus()
-
-    def on_screen_resume(self) -> None:
-        if self.is_mounted:
-            self.action_reload()
 
     def action_reload(self) -> None:
         items = self.guarded(lambda: self.service.quarantine())

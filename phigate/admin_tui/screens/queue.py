@@ -57,9 +57,7 @@ class QueueScreen(AdminScreen):
         yield footer
 
     def on_mount(self) -> None:
-        table = self.query_one("#queue-table", DataTable)
-        for column in COLUMNS:
-            table.add_column(column, key=column)
+        table = self.table_with_columns("#queue-table", COLUMNS)
         self.load()
         table.focus()
 

@@ -147,20 +147,11 @@ class SuppressionsScreen(PolicyScreen):
         yield footer
 
     def on_mount(self) -> None:
-        suppressions = self.query_one("#suppression-table", DataTable)
+        suppressions = self.table_with_columns("#suppression-table", SUPPRESSION_COLUMNS)
         suppressions.border_title = "Suppressions"
-        for column in SUPPRESSION_COLUMNS:
-            suppressions.add_column(column, key=column)
-        consents = self.query_one("#consent-table", DataTable)
-        consents.border_title = "Consent"
-        for column in CONSENT_COLUMNS:
-            consents.add_column(column, key=column)
+        self.table_with_columns("#consent-table", CONSENT_COLUMNS).border_title = "Consent"
         self.action_reload()
         suppressions.focus()
-
-    def on_screen_resume(self) -> None:
-        if self.is_mounted:
-            self.action_reload()
 
     @property
     def search_term(self) -> str:
