@@ -7,7 +7,6 @@ can be raised later without invalidating stored passwords.
 from __future__ import annotations
 
 import base64
-import hmac
 import os
 
 from cryptography.exceptions import InvalidKey
@@ -40,10 +39,6 @@ def verify_password(password: str, encoded: str) -> bool:
     except (ValueError, InvalidKey):
         return False
     return True
-
-
-def constant_time_equal(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
 
 
 def _kdf(salt: bytes, log2_n: int, r: int, p: int) -> Scrypt:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 if TYPE_CHECKING:
     from phigate.config import Settings
@@ -29,10 +29,6 @@ class CliContext:
 
     def has_config(self) -> bool:
         return self.config_path.exists()
-
-
-class Handler(Protocol):
-    def __call__(self, args: argparse.Namespace, ctx: CliContext) -> int: ...
 
 
 # What each command module's ``register`` receives.

@@ -457,25 +457,6 @@ class SqlQueueStore:
             message.state = state
             message.hold_reason = reason
 
-    def retry_now(self, message_id: str, *, now: datetime | None = None) -> int:
-        """Make every pending recipient of the message due at once."""
-        with self.session() as session:
-            result = session.execute(
-                update(Recipient)
-                .where(
-                    Recipient.message_id == message_id,
-                    Recipient.state.in_(PENDING_RECIPIENT_STATES),
-                )
-                .values(next_attempt_at=now or utcnow())
-            )
-        return int(result.rowcount)  # type: ignore[attr-defined]
-
-    def delete(self, message_id: str) -> None:
-        """Remove a message entirely; its body and key go with it."""
-        with self.session() as session:
-            message = _message(session, message_id)
-            session.delete(message)
-
     def destroy_body(self, message_id: str, *, now: datetime | None = None) -> None:
         """Crypto-shred: drop the wrapped key and the ciphertext, keep the metadata."""
         with self.session() as session:
