@@ -1,0 +1,1 @@
+"""Mail in: the aiosmtpd submission server, AUTH, and the feedback listener."""
