@@ -28,10 +28,12 @@ logger = logging.getLogger(__name__)
 _worker_scanner: Scanner | None = None
 
 
-def _init_worker(settings: ScannerSettings) -> None:
+def _init_worker(settings: ScannerSettings, parent_pid: int) -> None:
     global _worker_scanner
+    from phigate.lifeline import exit_with_parent
     from phigate.phi_scanner.scanner import Scanner
 
+    exit_with_parent(parent_pid)  # no orphan worker after a SIGKILL of serve
     _worker_scanner = Scanner(settings)
 
 
@@ -57,7 +59,7 @@ class ScannerPool:
 
     def _new_executor(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self.size, mp_context=self._context,
-                                   initializer=_init_worker, initargs=(self.settings,))
+                                   initializer=_init_worker, initargs=(self.settings, os.getpid()))
 
     async def warm_up(self) -> None:
         """Start the workers and load the model now rather than on the first message."""

@@ -220,3 +220,11 @@ def test_unit_environment_points_phigate_at_its_credentials(tmp_path: Path) -> N
                           env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
                           timeout=120, check=False)
     assert bare.returncode != 0
+
+
+def test_serving_units_raise_the_open_files_limit_above_the_session_caps() -> None:
+    """Issue 14: 999 idle sessions exhausted the default 1,024 descriptors."""
+    serving = [unit for unit in SERVICES if any("serve" in v for v in values(unit, "ExecStart"))]
+    assert serving
+    for unit in serving:
+        assert [int(v) for v in values(unit, "LimitNOFILE")] == [65536], unit.name
