@@ -157,6 +157,20 @@ class DeliverySettings:
     poll_interval_seconds: float = 1.0
     #: Graceful stop: in-flight deliveries get this long before they are cancelled.
     shutdown_timeout_seconds: float = 30.0
+    # -- transport security (issue 17) --
+    #: ``HOST:PORT`` of a DNSSEC-validating resolver (a local Unbound) for DANE's TLSA
+    #: lookups; only answers it marks authentic (AD) are trusted. Empty: DANE is off.
+    dnssec_resolver: str = ""
+    #: Apply destinations' MTA-STS policies (RFC 8461).
+    mta_sts: bool = True
+    #: Port of the MTA-STS policy host (443; tests point it at a loopback server).
+    mta_sts_port: int = 443
+    #: Send daily TLS reports (RFC 8460) to destinations that publish ``_smtp._tls``.
+    tls_reports: bool = True
+    #: Tell the sender once per recipient that delivery is delayed after this long (0: never).
+    delay_warning_seconds: int = 4 * 3600
+    #: PHI that finds no acceptable TLS route bounces after this long (not the full lifetime).
+    phi_tls_max_wait_seconds: int = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -410,6 +424,10 @@ def validate(settings: Settings, *, check_files: bool = True) -> None:
                        key="[submission] implicit_tls_listen")
     if settings.delivery.smarthost:
         HostPort.parse(settings.delivery.smarthost, key="[delivery] smarthost")
+    if settings.delivery.dnssec_resolver:
+        server = settings.delivery.dnssec_resolver
+        HostPort.parse(server if ":" in server else f"{server}:53",
+                       key="[delivery] dnssec_resolver")
     for index, server in enumerate(settings.delivery.dns_servers):
         HostPort.parse(server if ":" in server else f"{server}:53",
                        key=f"[delivery] dns_servers[{index}]")

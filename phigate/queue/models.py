@@ -128,6 +128,9 @@ class Message(Base):
     #: The data key wrapped by the master key; NULL once purged (the body is then unreadable).
     wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
     nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    #: Sent with ``MAIL FROM:<...> REQUIRETLS`` (RFC 8689): only verified TLS to hops that
+    #: offer REQUIRETLS, and the flag is passed on.
+    require_tls: Mapped[bool] = mapped_column(Boolean, default=False)
 
     recipients: Mapped[list[Recipient]] = relationship(
         back_populates="message", cascade="all, delete-orphan", passive_deletes=True
@@ -170,6 +173,8 @@ class Recipient(Base):
     last_code: Mapped[int | None] = mapped_column(Integer)
     last_text: Mapped[str | None] = mapped_column(Text)
     final_at: Mapped[datetime | None]
+    #: When the sender was told this recipient is delayed (one notice per recipient).
+    delay_notified_at: Mapped[datetime | None]
 
     message: Mapped[Message] = relationship(back_populates="recipients")
 
@@ -195,6 +200,8 @@ class Attempt(Base):
     tls_version: Mapped[str | None] = mapped_column(String(32))
     tls_cipher: Mapped[str | None] = mapped_column(String(128))
     cert_verified: Mapped[bool | None] = mapped_column(Boolean)
+    #: The TLS policy the attempt ran under (phigate.mta.delivery.tls_policy.TlsPolicy).
+    tls_policy: Mapped[str | None] = mapped_column(String(16))
 
 
 class AuditEvent(Base):
@@ -226,3 +233,49 @@ class User(Base):
     classes: Mapped[list[Any]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime]
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class MtaStsPolicyRow(Base):
+    """A destination's MTA-STS policy (RFC 8461), cached until ``expires_at``."""
+
+    __tablename__ = "mta_sts_policies"
+
+    domain: Mapped[str] = mapped_column(String(255), primary_key=True)
+    policy_id: Mapped[str] = mapped_column(String(32))
+    mode: Mapped[str] = mapped_column(String(16))
+    mx: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    max_age: Mapped[int] = mapped_column(Integer)
+    fetched_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    #: The last refresh that failed (the cached policy stays in force meanwhile).
+    refresh_failed_at: Mapped[datetime | None]
+
+
+class TlsReportCount(Base):
+    """TLS-RPT (RFC 8460) counters: sessions per day, policy domain, policy and result."""
+
+    __tablename__ = "tls_report_counts"
+    __table_args__ = (
+        Index("ix_tls_report_counts_key", "day", "policy_domain", "policy_type",
+              "policy_id", "result_type", "receiving_mx", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    day: Mapped[str] = mapped_column(String(10))  # YYYY-MM-DD (UTC)
+    policy_domain: Mapped[str] = mapped_column(String(255))
+    policy_type: Mapped[str] = mapped_column(String(16))  # sts | tlsa | no-policy-found
+    policy_id: Mapped[str] = mapped_column(String(64), default="")
+    #: "" for a successful session, else an RFC 8460 result type.
+    result_type: Mapped[str] = mapped_column(String(48), default="")
+    receiving_mx: Mapped[str] = mapped_column(String(255), default="")
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class TlsReportSent(Base):
+    """A day's report for a policy domain was queued: at most one per day and domain."""
+
+    __tablename__ = "tls_reports_sent"
+
+    policy_domain: Mapped[str] = mapped_column(String(255), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    sent_at: Mapped[datetime]

@@ -9,7 +9,8 @@
 
 Unlike dnslib's ZoneResolver it answers NOERROR with no records for a name that exists
 without the asked type (what real servers do), NXDOMAIN only for unknown names, and it can
-be told to stay silent (timeouts) or answer SERVFAIL for a name.
+be told to stay silent (timeouts) or answer SERVFAIL for a name. ``secure(name)`` marks
+the answers for a name authentic (the AD bit), as a DNSSEC-validating resolver would.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class _Resolver(BaseResolver):  # type: ignore[misc]
         self.lock = threading.Lock()
         self.records = records
         self.servfail: set[str] = set()
+        self.authentic: set[str] = set()
         self.queries: list[tuple[str, str]] = []
 
     def resolve(self, request: DNSRecord, handler: Any) -> DNSRecord:
@@ -36,6 +38,8 @@ class _Resolver(BaseResolver):  # type: ignore[misc]
         qtype = QTYPE[request.q.qtype]
         with self.lock:
             self.queries.append((name, qtype))
+            if name in self.authentic:
+                reply.header.ad = 1
             if name in self.servfail:
                 reply.header.rcode = RCODE.SERVFAIL
                 return reply
@@ -68,6 +72,11 @@ class DnsServer:
         """Answer SERVFAIL for ``name`` from now on."""
         with self._resolver.lock:
             self._resolver.servfail.add(name.lower())
+
+    def secure(self, *names: str) -> None:
+        """Answer for ``names`` with the AD bit set (as a validating resolver would)."""
+        with self._resolver.lock:
+            self._resolver.authentic.update(n.lower() for n in names)
 
     @property
     def queries(self) -> list[tuple[str, str]]:

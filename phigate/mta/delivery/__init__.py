@@ -1,0 +1,1 @@
+"""Outbound delivery: routing, TLS policy (MTA-STS, DANE), the SMTP client, reports."""
