@@ -54,3 +54,27 @@ def _watch(parent_pid: int, interval: float) -> None:
         time.sleep(interval)
         if os.getppid() != parent_pid:
             os._exit(1)
+
+
+def exit_hard_after(seconds: float, *, status: int = 1) -> threading.Timer:
+    """A backstop for shutdown: end the process after ``seconds`` whatever it is doing.
+
+    A worker thread busy in Python code (a pathological parse, a hung driver call) cannot
+    be interrupted, and the interpreter's exit waits for the thread pool's threads: without
+    this, SIGTERM could leave ``serve`` running until SIGKILL. Leases not released here
+    are taken back at the next start (see the delivery scheduler).
+    """
+    timer = threading.Timer(seconds, _hard_exit, args=(status, seconds))
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def _hard_exit(status: int, seconds: float) -> None:
+    log.error("shutdown_forced after_seconds=%s", seconds)
+    for handler in logging.getLogger().handlers:
+        try:
+            handler.flush()
+        except Exception:  # noqa: BLE001, S110 - exiting anyway
+            pass
+    os._exit(status)
