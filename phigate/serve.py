@@ -188,7 +188,7 @@ async def _start_feedback(settings: Settings, running: RunningServices) -> None:
     from phigate.policy.feedback_actions import FeedbackProcessor
     from phigate.policy.outbound import token_signer
 
-    signer = token_signer(settings)
+    signer = token_signer(settings, running.runtime.engine)
     processor = FeedbackProcessor(settings, _policy_stores(running), running.runtime.engine,
                                   signer)
     listen = settings.feedback.listen
@@ -207,7 +207,7 @@ def _add_unsubscribe_routes(app: Any, settings: Settings, running: RunningServic
     from phigate.policy.outbound import token_signer
     from phigate.unsubscribe_http import add_unsubscribe_routes
 
-    signer = token_signer(settings)
+    signer = token_signer(settings, running.runtime.engine)
     processor = FeedbackProcessor(settings, _policy_stores(running), running.runtime.engine,
                                   signer)
     add_unsubscribe_routes(app, signer=signer, processor=processor,

@@ -10,9 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from phigate.cli.context import CliContext, SubParsers
 from phigate.cli.files import read_message_files
+
+if TYPE_CHECKING:
+    from phigate.policy.tokens import TokenSigner
 
 
 def register(subparsers: SubParsers) -> None:
@@ -33,17 +37,31 @@ def register(subparsers: SubParsers) -> None:
 
 
 def run_classify(args: argparse.Namespace, ctx: CliContext) -> int:
-    from phigate.policy.feedback import classify
-    from phigate.policy.tokens import TokenSigner
+    from phigate.policy.token_registry import signer_for
+    from phigate.queue.db import make_engine
 
     contents = read_message_files(args.files)
     signer = None
+    engine = None
     authserv_id = "phigate"
     if ctx.has_config():
         settings = ctx.settings()
         authserv_id = settings.server.hostname
         if settings.policy.token_key_file:
-            signer = TokenSigner.from_key_file(Path(settings.policy.token_key_file))
+            engine = make_engine(settings.storage.url)
+            signer = signer_for(settings, engine)
+    try:
+        _print_reports(args, contents, signer, authserv_id)
+    finally:
+        if engine is not None:
+            engine.dispose()
+    return 0
+
+
+def _print_reports(args: argparse.Namespace, contents: list[bytes],
+                   signer: TokenSigner | None, authserv_id: str) -> None:
+    from phigate.policy.feedback import classify
+
     for path, raw in zip(args.files, contents, strict=True):
         report = classify(raw, signer=signer, envelope_recipient=args.envelope_recipient,
                           verify_dkim=not args.no_dkim, authserv_id=authserv_id)
@@ -62,5 +80,4 @@ def run_classify(args: argparse.Namespace, ctx: CliContext) -> int:
             print(f"  token: {report.token.kind} for {report.token.recipient}")
         if report.authentication_results:
             print(f"  Authentication-Results: {report.authentication_results}")
-    return 0
 

@@ -17,9 +17,11 @@ Only the header block is touched, byte for byte: the body is passed through unch
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+
+from sqlalchemy import Engine
 
 from phigate.config import Settings
+from phigate.policy.token_registry import signer_for
 from phigate.policy.tokens import TokenClaims, TokenSigner, unsubscribe_headers, verp_address
 
 _REPLACED = (b"list-unsubscribe", b"list-unsubscribe-post")
@@ -35,10 +37,10 @@ def bounce_domain(settings: Settings) -> str:
     return settings.feedback.bounce_domain or settings.server.domain
 
 
-def token_signer(settings: Settings) -> TokenSigner | None:
-    """The signer of ``[policy] token_key_file``; None when no key is configured."""
-    path = settings.policy.token_key_file
-    return TokenSigner.from_key_file(Path(path)) if path else None
+def token_signer(settings: Settings, engine: Engine) -> TokenSigner | None:
+    """The signer of ``[policy] token_key_file`` over the database's token registry;
+    None when no key is configured."""
+    return signer_for(settings, engine)
 
 
 def decorate(

@@ -1,18 +1,25 @@
-"""HMAC-signed tokens for unsubscribe links and VERP return paths.
+"""Opaque tokens for unsubscribe links and VERP return paths.
 
-A token carries its claims (kind, recipient, scope, campaign, message id) in a compact
-binary encoding followed by a truncated HMAC-SHA256 over them, written in lowercase
-base32 without padding. So a token
+A token is ``base32(header, id, mac)`` in lowercase without padding, 20 bytes = 32
+characters whatever the recipient:
 
-- is validated with nothing but the key: no database lookup, nothing the client says
-  is trusted beyond the bytes the MAC covers;
-- survives MTAs that lowercase local parts (base32 decodes the same in either case)
-  and is safe in a URL path and in an address local part (``[a-z2-7]`` only);
-- stays short: 1 header byte, length-prefixed strings and an 80-bit MAC, so a VERP
-  address for a recipient of up to 22 characters fits RFC 5321's 64-character local part.
-  Longer recipients give longer tokens; most MTAs accept them, strict ones may not.
+- ``header``: format version 2 and the kind (unsubscribe | verp);
+- ``id``: 9 bytes of HMAC-SHA256 over the claims (kind, recipient, scope, campaign,
+  message id) under the token key: a keyed identifier, so the same claims always give
+  the same token (one token per recipient and campaign, counted once) and nothing about
+  the address can be read from it;
+- ``mac``: 10 bytes (80 bits) of HMAC-SHA256 over header and id, so a forged or mangled
+  token is refused before the database is asked.
 
-The kind is covered by the MAC, so a VERP token cannot be replayed as an unsubscribe.
+The id is mapped to its claims in the database (:class:`TokenRegistry`, table
+``issued_tokens``), with an expiry refreshed whenever the token is issued again. So a
+token survives MTAs that change the case of local parts, is safe in a URL path and in an
+address local part (``[a-z2-7]``), and a VERP address always fits RFC 5321's 64
+characters. The kind is covered by the MAC, so a VERP token cannot be replayed as an
+unsubscribe.
+
+Tokens issued before this format (v1, :mod:`phigate.policy.token_legacy`) carried the
+address; they are accepted until the registry's ``legacy_until`` and never issued again.
 """
 
 from __future__ import annotations
@@ -22,43 +29,83 @@ import binascii
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from phigate.errors import ConfigError
+from phigate.policy.token_legacy import KINDS, TokenClaims, encode_claims, parse_legacy
 
-KINDS = ("unsubscribe", "verp")
+__all__ = ["KINDS", "TokenClaims", "TokenRegistry", "TokenSigner", "MemoryTokenRegistry"]
+
 VERP_PREFIX = "bounces+"
 UNSUBSCRIBE_PREFIX = "unsubscribe+"
 
-_VERSION = 1
+_VERSION = 2
+_ID_BYTES = 9
 _MAC_BYTES = 10  # 80 bits: forging needs ~2**79 online guesses, each a mail or HTTP request
+_TOKEN_BYTES = 1 + _ID_BYTES + _MAC_BYTES
 _MIN_KEY_BYTES = 16
-_MAC_CONTEXT = b"phigate-token-v1\x00"
-# Scope codes in the header byte; anything else is carried as a string.
-_SCOPE_CODES = {"marketing": 0, "all": 1}
-_SCOPE_STRING = 3
+_ID_CONTEXT = b"phigate-token-id-v2\x00"
+_MAC_CONTEXT = b"phigate-token-v2\x00"
+#: How long a token is honoured after it was last issued. Bounces come back within days;
+#: people unsubscribe from mail they kept for months.
+TOKEN_LIFETIME = {"verp": timedelta(days=60), "unsubscribe": timedelta(days=400)}
+#: Issuing a token again within this time writes nothing (retries, batches).
+_REFRESH = timedelta(days=1)
+_CACHE_LIMIT = 100_000
 
 
-@dataclass(frozen=True)
-class TokenClaims:
-    kind: str  # "unsubscribe" | "verp"
-    recipient: str
-    scope: str = "marketing"
-    campaign: str | None = None
-    message_id: str | None = None
+class TokenRegistry(Protocol):
+    """Where token ids are mapped to their claims. Ids are lowercase hex strings."""
+
+    def record(self, token_id: str, claims: TokenClaims, issued_at: datetime,
+               expires_at: datetime) -> None:
+        """Store (or extend the expiry of) ``token_id``; idempotent, safe concurrently."""
+
+    def lookup(self, token_id: str) -> tuple[TokenClaims, datetime] | None:
+        """The claims and expiry of ``token_id``, or None when unknown."""
+
+    def legacy_until(self) -> datetime | None:
+        """Until when v1 tokens are accepted; None: never."""
+
+
+class MemoryTokenRegistry:
+    """A registry in this process only: for tests and one-process tools."""
+
+    def __init__(self, legacy_until: datetime | None = None) -> None:
+        self._rows: dict[str, tuple[TokenClaims, datetime]] = {}
+        self._legacy_until = legacy_until
+
+    def record(self, token_id: str, claims: TokenClaims, issued_at: datetime,
+               expires_at: datetime) -> None:
+        known = self._rows.get(token_id)
+        if known is None or known[1] < expires_at:
+            self._rows[token_id] = (claims, expires_at)
+
+    def lookup(self, token_id: str) -> tuple[TokenClaims, datetime] | None:
+        return self._rows.get(token_id)
+
+    def legacy_until(self) -> datetime | None:
+        return self._legacy_until
 
 
 class TokenSigner:
-    """Makes and checks tokens with one secret key (at least 16 bytes)."""
+    """Makes and checks tokens with one secret key (at least 16 bytes) and a registry."""
 
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key: bytes, registry: TokenRegistry | None = None, *,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         if len(key) < _MIN_KEY_BYTES:
             raise ValueError(f"token key must be at least {_MIN_KEY_BYTES} bytes")
         self._key = key
+        self._registry: TokenRegistry = registry or MemoryTokenRegistry()
+        self._clock = clock
+        self._recorded: dict[str, datetime] = {}  # id -> when this process last recorded it
+        self._legacy_until: tuple[datetime | None] | None = None
 
     @classmethod
-    def from_key_file(cls, path: Path) -> TokenSigner:
+    def from_key_file(cls, path: Path, registry: TokenRegistry | None = None) -> TokenSigner:
         """Load ``[policy] token_key_file`` (raw bytes; surrounding whitespace ignored)."""
         try:
             key = path.read_bytes().strip()
@@ -68,28 +115,81 @@ class TokenSigner:
         if len(key) < _MIN_KEY_BYTES:
             raise ConfigError(f"[policy] token_key_file: key in {path} is shorter than "
                               f"{_MIN_KEY_BYTES} bytes")
-        return cls(key)
+        return cls(key, registry)
 
     def make(self, claims: TokenClaims) -> str:
-        payload = _encode(claims)
-        raw = payload + self._mac(payload)
-        return base64.b32encode(raw).decode("ascii").rstrip("=").lower()
+        """The token for ``claims``, recorded in the registry (writes at most once a day)."""
+        token_id = hmac.new(self._key, _ID_CONTEXT + encode_claims(claims),
+                            hashlib.sha256).digest()[:_ID_BYTES]
+        body = bytes([_VERSION << 5 | KINDS.index(claims.kind) << 4]) + token_id
+        self._record(token_id.hex(), claims)
+        return base64.b32encode(body + self._mac(body)).decode("ascii").lower()
+
+    def looks_genuine(self, token: str, *, kind: str | None = None) -> bool:
+        """The MAC verifies (and the kind matches): no database lookup, for hot paths
+        such as RCPT. :meth:`parse` still decides whether the token is known and valid."""
+        raw = _b32decode(token)
+        if raw is None:
+            return False
+        if raw[0] >> 5 == _VERSION:
+            return self._v2_id(raw, kind) is not None
+        return self._legacy(raw, kind) is not None
 
     def parse(self, token: str, *, kind: str | None = None) -> TokenClaims | None:
-        """The claims of a genuine token, else None (forged, mangled, truncated, other kind)."""
+        """The claims of a genuine, known, unexpired token, else None (forged, mangled,
+        truncated, unknown, expired, other kind). One read of the registry."""
         raw = _b32decode(token)
-        if raw is None or len(raw) <= _MAC_BYTES:
+        if raw is None:
             return None
-        payload, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
-        if not hmac.compare_digest(mac, self._mac(payload)):
+        if raw[0] >> 5 != _VERSION:
+            return self._legacy(raw, kind)
+        token_id = self._v2_id(raw, kind)
+        if token_id is None:
             return None
-        claims = _decode(payload)
+        found = self._registry.lookup(token_id)
+        if found is None or found[1] <= self._clock():
+            return None
+        claims = found[0]
+        return claims if KINDS[raw[0] >> 4 & 1] == claims.kind else None
+
+    def token_id(self, token: str) -> str | None:
+        """The registry id of a genuine v2 token (for de-duplication), else None."""
+        raw = _b32decode(token)
+        return None if raw is None else self._v2_id(raw, None)
+
+    def _v2_id(self, raw: bytes, kind: str | None) -> str | None:
+        if len(raw) != _TOKEN_BYTES or raw[0] & 0b1111 or raw[0] >> 5 != _VERSION:
+            return None
+        body, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
+        if not hmac.compare_digest(mac, self._mac(body)):
+            return None
+        if kind is not None and KINDS[raw[0] >> 4 & 1] != kind:
+            return None
+        return body[1:].hex()
+
+    def _legacy(self, raw: bytes, kind: str | None) -> TokenClaims | None:
+        if self._legacy_until is None:  # constant per installation: ask once
+            self._legacy_until = (self._registry.legacy_until(),)
+        until = self._legacy_until[0]
+        if until is None or until <= self._clock():
+            return None
+        claims = parse_legacy(self._key, raw)
         if claims is None or (kind is not None and claims.kind != kind):
             return None
         return claims
 
-    def _mac(self, payload: bytes) -> bytes:
-        return hmac.new(self._key, _MAC_CONTEXT + payload, hashlib.sha256).digest()[:_MAC_BYTES]
+    def _record(self, token_id: str, claims: TokenClaims) -> None:
+        now = self._clock()
+        last = self._recorded.get(token_id)
+        if last is not None and now - last < _REFRESH:
+            return
+        self._registry.record(token_id, claims, now, now + TOKEN_LIFETIME[claims.kind])
+        if len(self._recorded) >= _CACHE_LIMIT:
+            self._recorded.clear()
+        self._recorded[token_id] = now
+
+    def _mac(self, body: bytes) -> bytes:
+        return hmac.new(self._key, _MAC_CONTEXT + body, hashlib.sha256).digest()[:_MAC_BYTES]
 
 
 def generate_token_key() -> bytes:
@@ -139,75 +239,12 @@ def token_in_address(address: str) -> tuple[str, str] | None:
     return None
 
 
-# -- encoding ------------------------------------------------------------------------------
-# header byte: version (3 bits) | kind (1 bit) | scope code (2 bits) | campaign? | message id?
-
-
-def _encode(claims: TokenClaims) -> bytes:
-    if claims.kind not in KINDS:
-        raise ValueError(f"unknown token kind {claims.kind!r}")
-    scope_code = _SCOPE_CODES.get(claims.scope, _SCOPE_STRING)
-    header = (
-        _VERSION << 5
-        | KINDS.index(claims.kind) << 4
-        | scope_code << 2
-        | (claims.campaign is not None) << 1
-        | (claims.message_id is not None)
-    )
-    parts = [bytes([header]), _field(claims.recipient)]
-    if scope_code == _SCOPE_STRING:
-        parts.append(_field(claims.scope))
-    if claims.campaign is not None:
-        parts.append(_field(claims.campaign))
-    if claims.message_id is not None:
-        parts.append(_field(claims.message_id))
-    return b"".join(parts)
-
-
-def _field(text: str) -> bytes:
-    data = text.encode("utf-8")
-    if len(data) > 255:
-        raise ValueError("token field longer than 255 bytes")
-    return bytes([len(data)]) + data
-
-
-def _decode(payload: bytes) -> TokenClaims | None:
-    # Only reached for payloads with a valid MAC, so malformed input means a bug or a
-    # key shared with something else: refuse rather than guess.
-    header, rest = payload[0], payload[1:]
-    if header >> 5 != _VERSION:
-        return None
-    kind = KINDS[header >> 4 & 1]
-    scope_code = header >> 2 & 3
-    fields: list[str] = []
-    while rest:
-        length = rest[0]
-        if len(rest) < 1 + length:
-            return None
-        try:
-            fields.append(rest[1 : 1 + length].decode("utf-8"))
-        except UnicodeDecodeError:
-            return None
-        rest = rest[1 + length :]
-    expected = 1 + (scope_code == _SCOPE_STRING) + (header >> 1 & 1) + (header & 1)
-    if len(fields) != expected or scope_code not in (*_SCOPE_CODES.values(), _SCOPE_STRING):
-        return None
-    values = iter(fields)
-    recipient = next(values)
-    if scope_code == _SCOPE_STRING:
-        scope = next(values)
-    else:
-        scope = next(name for name, code in _SCOPE_CODES.items() if code == scope_code)
-    campaign = next(values) if header >> 1 & 1 else None
-    message_id = next(values) if header & 1 else None
-    return TokenClaims(kind, recipient, scope, campaign, message_id)
-
-
 def _b32decode(token: str) -> bytes | None:
     text = token.strip().upper()
     if not text or not text.isascii():
         return None
     try:
-        return base64.b32decode(text + "=" * (-len(text) % 8))
+        raw = base64.b32decode(text + "=" * (-len(text) % 8))
     except (binascii.Error, ValueError):
         return None
+    return raw or None

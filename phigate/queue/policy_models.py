@@ -147,3 +147,32 @@ class SoftBounceCount(Base):
     count: Mapped[int] = mapped_column(Integer, default=0)
     window_start: Mapped[datetime]
     last_at: Mapped[datetime]
+
+
+class IssuedToken(Base):
+    """What an opaque unsubscribe/VERP token stands for (:mod:`phigate.policy.tokens`).
+
+    The token itself carries only ``id`` (a keyed hash of these claims) and a MAC, so no
+    address is readable in URLs, return paths, or the logs of proxies and web servers.
+    """
+
+    __tablename__ = "issued_tokens"
+
+    #: Hex of the token's 9-byte keyed identifier.
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str] = mapped_column(String(320))
+    scope: Mapped[str] = mapped_column(String(64))
+    campaign_id: Mapped[str | None] = mapped_column(String(128))
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    issued_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class MetaValue(Base):
+    """Small facts about the installation itself (e.g. until when legacy tokens count)."""
+
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

@@ -46,6 +46,7 @@ from phigate.mta.dkim import DkimSigner, strip_internal_headers
 from phigate.mta.dsn import FailedRecipient, build_dsn
 from phigate.mta.outcomes import AttemptResult, RecipientOutcome
 from phigate.policy.outbound import decorate, token_signer
+from phigate.policy.tokens import TokenSigner
 from phigate.queue.models import RecipientState
 from phigate.queue.retry import RetrySchedule
 from phigate.queue.store import (
@@ -101,7 +102,8 @@ class _Domain:
 class DeliveryScheduler:
     def __init__(self, settings: Settings, store: QueueStore, *, clock: Clock | None = None,
                  transport: Transport | None = None, signer: DkimSigner | None = None,
-                 owner: str | None = None, rng: random.Random | None = None) -> None:
+                 owner: str | None = None, rng: random.Random | None = None,
+                 tokens: TokenSigner | None = None) -> None:
         self._settings = settings
         self._delivery = settings.delivery
         self._store = store
@@ -114,7 +116,7 @@ class DeliveryScheduler:
         # With a token key every recipient gets its own VERP return path (and, for
         # marketing, its own List-Unsubscribe): one transaction per recipient then, over the
         # same reused connection, so that a bounce or an unsubscribe names one recipient.
-        self._tokens = token_signer(settings)
+        self._tokens = tokens if tokens is not None else _default_tokens(settings, store)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._rng = rng or random.Random()  # noqa: S311 - retry jitter, not security
         self._retry = RetrySchedule(
@@ -458,3 +460,9 @@ def _read_password(path: str) -> str:
     if not path:
         return ""
     return Path(path).read_text(encoding="utf-8").strip()
+
+
+def _default_tokens(settings: Settings, store: QueueStore) -> TokenSigner | None:
+    """The token signer over the store's own database (stores without one: no tokens)."""
+    engine = getattr(store, "engine", None)
+    return None if engine is None else token_signer(settings, engine)

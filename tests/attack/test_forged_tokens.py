@@ -5,7 +5,7 @@ so a refusal is known to come from the token check."""
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 
 from phigate.config import Settings
 from phigate.policy.suppression import SuppressionStore
+from phigate.policy.token_registry import SqlTokenRegistry
 from phigate.policy.tokens import TokenClaims, TokenSigner
+from phigate.queue.db import make_engine, upgrade
 from phigate.serve import RunningServices, start_services, stop_services
 
 B32 = "abcdefghijklmnopqrstuvwxyz234567"
@@ -26,8 +28,12 @@ emails = st.emails().map(str.lower)
 
 
 @pytest.fixture
-def signer(token_key: Path) -> TokenSigner:
-    return TokenSigner.from_key_file(token_key)
+def signer(token_key: Path, settings: Settings) -> Iterator[TokenSigner]:
+    """Tokens recorded in (and checked against) the relay's own database."""
+    engine = make_engine(settings.storage.url)
+    upgrade(engine)
+    yield TokenSigner.from_key_file(token_key, SqlTokenRegistry(engine))
+    engine.dispose()
 
 
 def b32(raw: bytes) -> str:

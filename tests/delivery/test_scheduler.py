@@ -362,6 +362,7 @@ async def test_marketing_gets_verp_and_signed_one_click_unsubscribe_per_recipien
     import dkim
 
     from phigate.mta.dkim import DkimSigner, dns_record, generate_key
+    from phigate.policy.token_registry import SqlTokenRegistry
     from phigate.policy.tokens import TokenSigner, token_in_address
 
     token_key = tmp_path / "token.key"
@@ -385,13 +386,16 @@ async def test_marketing_gets_verp_and_signed_one_click_unsubscribe_per_recipien
 
     received = sorted(world.sink.messages, key=lambda m: m.rcpt_tos)
     assert [m.rcpt_tos for m in received] == [("kim@example.test",), ("pat@example.test",)]
-    tokens = TokenSigner(b"k" * 32)
+    tokens = TokenSigner(b"k" * 32, SqlTokenRegistry(world.store.engine))
     record = dns_record(key, "rsa").encode()
     for message in received:
         (recipient,) = message.rcpt_tos
         kind, token = token_in_address(message.mail_from) or ("", "")
         claims = tokens.parse(token)
         assert kind == "verp" and claims is not None
+        # Opaque (issue 13 finding 4): the address is not readable in the return path.
+        assert recipient.split("@")[0] not in message.mail_from.lower()
+        assert len(message.mail_from.split("@")[0]) <= 64
         assert claims.recipient == recipient and claims.campaign == "spring"
         assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in message.content
         assert b"<https://relay.practice.test/u/" in message.content

@@ -12,7 +12,9 @@ import pytest
 from phigate.cli.main import main
 from phigate.mta.dkim import dns_record
 from phigate.mta.dsn import FailedRecipient, build_dsn
+from phigate.policy.token_registry import SqlTokenRegistry
 from phigate.policy.tokens import TokenClaims, TokenSigner, verp_address
+from phigate.queue.db import make_engine, upgrade
 
 NO_CONFIG = ["--config", "/nonexistent/phigate.toml"]
 ARF_002 = Path("/work/shared/eval/arf/stalwart-mail-auth/resources/arf/002.eml")
@@ -47,8 +49,11 @@ def test_feedback_classify_json_lines(tmp_path: Path, capsys: pytest.CaptureFixt
     key_file = tmp_path / "token.key"
     key_file.write_bytes(b"0123456789abcdef0123456789abcdef\n")
     config = tmp_path / "phigate.toml"
-    config.write_text(f'[policy]\ntoken_key_file = "{key_file}"\n')
-    signer = TokenSigner(key_file.read_bytes().strip())
+    url = f"sqlite:///{tmp_path / 'phigate.db'}"
+    config.write_text(f'[policy]\ntoken_key_file = "{key_file}"\n[storage]\nurl = "{url}"\n')
+    engine = make_engine(url)
+    upgrade(engine)
+    signer = TokenSigner(key_file.read_bytes().strip(), SqlTokenRegistry(engine))
     verp = verp_address(signer, TokenClaims("verp", "pat@example.net"), "clinic.example")
     dsn = build_dsn(original=b"From: dr@clinic.example\r\n\r\nbody\r\n",
                     envelope_sender=verp,
@@ -59,6 +64,7 @@ def test_feedback_classify_json_lines(tmp_path: Path, capsys: pytest.CaptureFixt
     bounce = tmp_path / "bounce.eml"
     bounce.write_bytes(dsn)
 
+    engine.dispose()
     assert main(["--config", str(config), "feedback", "classify", str(bounce), str(ARF_002),
                  "--json", "--no-dkim"]) == 0
     first, second = (json.loads(line) for line in capsys.readouterr().out.splitlines())

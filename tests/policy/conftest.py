@@ -16,6 +16,7 @@ from helpers.dns_server import DnsServer
 from helpers.net import free_port
 
 from phigate.config import Settings
+from phigate.policy.token_registry import SqlTokenRegistry
 from phigate.policy.tokens import TokenSigner
 from phigate.queue.db import make_engine, upgrade
 from phigate.serve import start_services, stop_services
@@ -40,8 +41,12 @@ def token_key(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def signer(token_key: Path) -> TokenSigner:
-    return TokenSigner.from_key_file(token_key)
+def signer(token_key: Path, policy_settings: Settings) -> Iterator[TokenSigner]:
+    """Tokens recorded in (and checked against) the relay's own database."""
+    engine = make_engine(policy_settings.storage.url)
+    upgrade(engine)
+    yield TokenSigner.from_key_file(token_key, SqlTokenRegistry(engine))
+    engine.dispose()
 
 
 @pytest.fixture
