@@ -3,7 +3,7 @@
 v1 tokens carry the recipient's address readably (base32 is an encoding, not a cipher), so
 phigate no longer issues them (:mod:`phigate.policy.tokens` issues opaque v2 tokens). Mail
 sent before the upgrade still holds them, so they are accepted until the cut-off migration
-0004 recorded. The claims encoding also serves v2 as the canonical input of the keyed id.
+0005 recorded. The claims encoding also serves v2 as the canonical input of the keyed id.
 
 header byte: version (3 bits) | kind (1 bit) | scope code (2 bits) | campaign? | message id?
 """

@@ -1,7 +1,7 @@
 """Issue 13 finding 4: unsubscribe and VERP tokens no longer carry the address.
 
 Tokens are a keyed id plus a MAC; the id is mapped to the recipient in the database.
-Old (v1, address-bearing) tokens keep working until the cut-off migration 0004 records,
+Old (v1, address-bearing) tokens keep working until the cut-off migration 0005 records,
 only on installations that had already sent mail.
 """
 
@@ -93,7 +93,7 @@ def test_tokens_resolve_through_the_database_across_signers(engine: Engine) -> N
 def test_legacy_tokens_work_until_the_cut_off_on_installs_that_sent_mail(
         engine: Engine) -> None:
     config = alembic_config(engine)
-    command.upgrade(config, "0003")
+    command.upgrade(config, "0004")
     with engine.begin() as connection:
         connection.execute(sa.text(
             "INSERT INTO messages (id, created_at, state, sender, size, message_class,"

@@ -4,8 +4,8 @@ Installations that already sent mail hold address-bearing (v1) tokens in mailbox
 keep working until ``meta.legacy_tokens_until`` (upgrade time + 400 days, the unsubscribe
 token lifetime). A fresh database never accepts them.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-02
 """
 
@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004"
-down_revision: str | None = "0003"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
