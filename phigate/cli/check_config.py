@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from phigate.cli.context import CliContext, SubParsers
+from phigate.cli.file_modes import loose_files
 from phigate.config import validate
 from phigate.crypto import MasterKey
 from phigate.queue.db import current_revision, head_revision, make_engine, upgrade
@@ -27,6 +29,8 @@ def run_check(args: argparse.Namespace, ctx: CliContext) -> int:
     settings = ctx.settings()
     validate(settings)
     MasterKey.load(settings.storage.master_key_file)
+    for loose in loose_files(settings, ctx.config_path):
+        print(f"phigate: warning: {loose.warning()}", file=sys.stderr)
     print(f"phigate: configuration OK: {ctx.config_path}")
     return 0
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from phigate.cli.context import CliContext, SubParsers
+from phigate.cli.file_modes import GROUP_READABLE, create_private, sqlite_path, tighten
 from phigate.config import load_settings
 from phigate.crypto import MasterKey
 from phigate.errors import UserError
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     if not (cert.exists() and key.exists()):
         cert_pem, key_pem = generate_self_signed(hostname)
         _write_secret(key, key_pem)
-        cert.write_bytes(cert_pem)
+        _write_new(cert, cert_pem, GROUP_READABLE)
         _say(f"wrote a self-signed TLS certificate for {hostname}: {cert}")
     master = base / "keys" / "master.key"
     if not master.exists():
@@ -69,20 +70,16 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
         dkim_key = Path(settings.dkim.key_file) if settings.dkim.key_file else None
     else:
         dkim_key = base / "dkim" / f"{selector}.key"
-        config_path.write_text(
-            _config_text(base, domain, hostname, selector, dkim_key, cert, key, master, token_key)
-        )
+        _write_new(config_path, _config_text(
+            base, domain, hostname, selector, dkim_key, cert, key, master, token_key).encode(),
+            GROUP_READABLE)
         _say(f"wrote {config_path}")
         settings = load_settings(config_path)
     if dkim_key is not None and not dkim_key.exists():
         _write_secret(dkim_key, generate_key("rsa"))
         _say(f"wrote a 2048-bit RSA DKIM key: {dkim_key}")
 
-    engine = make_engine(settings.storage.url)
-    try:
-        upgrade(engine)
-    finally:
-        engine.dispose()
+    _create_database(settings.storage.url)
     _say(f"database ready: {settings.storage.url}")
 
     print()
@@ -159,9 +156,32 @@ def _make_private_dir(path: Path) -> None:
 
 
 def _write_secret(path: Path, content: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+    _write_new(path, content, stat.S_IRUSR | stat.S_IWUSR)
+
+
+def _write_new(path: Path, content: bytes, mode: int) -> None:
+    # O_EXCL: never replace a key; the mode is given at creation, so no moment exists in
+    # which the file is readable by others (a chmod afterwards would leave one).
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     with os.fdopen(fd, "wb") as stream:
         stream.write(content)
+
+
+def _create_database(url: str) -> None:
+    """Migrate the database, creating a SQLite file as 0600 first: SQLite gives its -wal
+    and -shm files the database's mode, and would otherwise create it 0644 under root."""
+    database = sqlite_path(url)
+    if database is not None:
+        create_private(database)
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    if database is not None:
+        for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+            if path.exists():
+                tighten(path)
 
 
 def _say(text: str) -> None:
