@@ -93,3 +93,29 @@ def test_dane_ta_needs_the_chain_and_the_name() -> None:
     assert not matches((_record(ta_tlsa(trustme.CA())),), chain, MX)
     wrong = trustme.CA().issue_cert(MX)  # same name, another CA, TA cert appended anyway
     assert not matches((record,), [_der(wrong.cert_chain_pems[0].bytes()), chain[1]], MX)
+
+
+# -- real DNSSEC validation: Unbound over a zone signed with ldns-signzone ------------------
+
+
+async def test_real_validation_with_unbound(tmp_path: Path) -> None:
+    from helpers.unbound import ValidatingResolver, require_unbound
+
+    require_unbound()
+    cert = self_signed(MX, str(tmp_path))
+    signed = {"example.test": {f"_25._tcp.{MX}": [("TLSA", cert.tlsa())],
+                               MX: [("A", "127.0.0.1")],
+                               "_25._tcp.mx2.example.test": [("TLSA", cert.tlsa())]}}
+    unsigned = {"plain.test": {"_25._tcp.mx.plain.test": [("TLSA", cert.tlsa())]}}
+    bogus = {"_25._tcp.mx2.example.test": [("TLSA", "3 1 1 " + "ab" * 32)]}
+    with ValidatingResolver(tmp_path, signed=signed, unsigned=unsigned, bogus=bogus) as ub:
+        resolver = make_validating_resolver(ub.address, timeout=3)
+        good = await lookup_tlsa(resolver, MX)
+        absent = await lookup_tlsa(resolver, "nothing.example.test")
+        insecure = await lookup_tlsa(resolver, "mx.plain.test")
+        forged = await lookup_tlsa(resolver, "mx2.example.test")
+    assert good.state is DaneState.SECURE and [str(r) for r in good.records] == [
+        cert.tlsa().lower()]
+    assert absent.state is DaneState.NONE  # NSEC-proven absence
+    assert insecure.state is DaneState.INSECURE  # real records, but no chain of trust
+    assert forged.state is DaneState.FAILED  # signature does not match: bogus, SERVFAIL
