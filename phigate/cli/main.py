@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "phigate.cli.campaign",
     "phigate.cli.feedback",
     "phigate.cli.dkim_cmd",
+    "phigate.cli.tls_cmd",
 )
 
 
