@@ -55,6 +55,7 @@ class Received:
     peer: Any
     session_id: int
     at: float
+    mail_options: tuple[str, ...] = ()
 
 
 @dataclass
@@ -159,14 +160,46 @@ class _Handler:
                 self._state.messages.append(Received(
                     str(envelope.mail_from), tuple(envelope.rcpt_tos), content,
                     ssl_object.version() if ssl_object is not None else None,
-                    session.peer, id(server), time.monotonic()))
+                    session.peer, id(server), time.monotonic(),
+                    tuple(envelope.mail_options)))
         return reply
 
 
 class _CountingSMTP(SMTP):
-    def __init__(self, state: _State, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, state: _State, *args: Any, requiretls: bool = False,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._state = state
+        self._requiretls = requiretls
+
+    async def smtp_EHLO(self, hostname: str) -> None:
+        if not self._requiretls or self._tls_protocol is None:
+            await super().smtp_EHLO(hostname)
+            return
+        # RFC 8689: REQUIRETLS is offered only over TLS; aiosmtpd has no hook to add a
+        # keyword, so the last reply line gets one before it.
+        push = self.push
+
+        async def with_requiretls(status: str) -> None:
+            if status == "250 HELP":
+                await push("250-REQUIRETLS")
+            await push(status)
+
+        self.push = with_requiretls  # type: ignore[method-assign]
+        try:
+            await super().smtp_EHLO(hostname)
+        finally:
+            self.push = push  # type: ignore[method-assign]
+
+    async def smtp_MAIL(self, arg: str) -> None:
+        # aiosmtpd refuses parameters it does not know; take REQUIRETLS off and keep it.
+        words = (arg or "").split()
+        flagged = self._requiretls and any(w.upper() == "REQUIRETLS" for w in words[1:])
+        if flagged:
+            arg = " ".join([words[0]] + [w for w in words[1:] if w.upper() != "REQUIRETLS"])
+        await super().smtp_MAIL(arg)
+        if flagged and self.envelope.mail_from is not None:
+            self.envelope.mail_options.append("REQUIRETLS")
 
     def connection_lost(self, error: Exception | None) -> None:
         with self._state.lock:
@@ -179,16 +212,21 @@ class _Controller(Controller):
         super().__init__(*args, **kwargs)
         self._state = state
 
+    requiretls = False
+
     def factory(self) -> SMTP:
-        return _CountingSMTP(self._state, self.handler, **self.SMTP_kwargs)
+        return _CountingSMTP(self._state, self.handler, requiretls=self.requiretls,
+                             **self.SMTP_kwargs)
 
 
 class SmtpSink:
     def __init__(self, port: int, *, tls_context: SSLContext | None = None,
                  implicit_tls: SSLContext | None = None, hostname: str = "127.0.0.1",
-                 timeout: float = 30.0, credentials: dict[str, str] | None = None) -> None:
+                 timeout: float = 30.0, credentials: dict[str, str] | None = None,
+                 requiretls: bool = False) -> None:
         """``tls_context`` offers STARTTLS; ``implicit_tls`` speaks TLS from the start;
-        ``credentials`` (user -> password) requires AUTH, only after TLS."""
+        ``credentials`` (user -> password) requires AUTH, only after TLS; ``requiretls``
+        offers REQUIRETLS (RFC 8689) after STARTTLS and records it in ``mail_options``."""
         self.port = port
         self.hostname = hostname
         self._state = _State()
@@ -205,6 +243,7 @@ class SmtpSink:
             kwargs["auth_require_tls"] = True
         self._controller = _Controller(self._state, _Handler(self._state), hostname=hostname,
                                        port=port, **kwargs)
+        self._controller.requiretls = requiretls
 
     def _authenticator(self, credentials: dict[str, str]) -> Any:
         def check(server: SMTP, session: Session, envelope: Envelope, mechanism: str,
