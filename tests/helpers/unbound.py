@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from helpers.net import free_port
 
 Records = dict[str, list[tuple[str, str]]]
