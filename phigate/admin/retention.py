@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from phigate.admin.audit_chain import ANCHOR_KEY, PURGE_ACTION
 from phigate.audit import Actor, AuditLog
 from phigate.config import RetentionSettings
+from phigate.queue.db import shred_checkpoint
 from phigate.queue.models import AuditEvent, Message, MessageBody, MessageState
 
 BATCH = 500
@@ -111,6 +112,8 @@ def purge(engine: Engine, audit: AuditLog, settings: RetentionSettings, actor: A
             detail["audit_entries_removed"] = audit_removed
             detail[ANCHOR_KEY] = last_removed.hash
         audit.record(actor, PURGE_ACTION, detail=detail, session=session)
+    if shredded or removed:
+        shred_checkpoint(engine)
     return PurgeReport(False, shredded, removed, audit_removed, kept)
 
 

@@ -35,6 +35,7 @@ from phigate.policy.campaigns import CampaignStore, CampaignView, valid_campaign
 from phigate.policy.consent import ConsentChange, ConsentEntry, ConsentStore
 from phigate.policy.stores import PolicyStores
 from phigate.policy.suppression import AddResult, SuppressionEntry, SuppressionStore
+from phigate.queue.db import shred_checkpoint
 from phigate.queue.models import Attempt, Message, MessageState, Recipient
 from phigate.queue.store import MessageView, NewMessage, SqlQueueStore, UnknownMessage, utcnow
 
@@ -220,10 +221,13 @@ class AdminService:
                          lambda d: f"released from {d['from_state']}")
 
     def delete(self, message_ids: Sequence[str]) -> list[ActionOutcome]:
-        return self._act("queue.delete", message_ids,
-                         lambda s, m, now: actions.cancel(s, m, now),
-                         lambda d: f"deleted ({d['cancelled']} recipient(s) cancelled, "
-                                   "body destroyed)")
+        outcomes = self._act("queue.delete", message_ids,
+                             lambda s, m, now: actions.cancel(s, m, now),
+                             lambda d: f"deleted ({d['cancelled']} recipient(s) cancelled, "
+                                       "body destroyed)")
+        if any(outcome.ok for outcome in outcomes):
+            shred_checkpoint(self.store.engine)
+        return outcomes
 
     def bounce(self, message_ids: Sequence[str], *, reason: str | None = None,
                action: str = "queue.bounce") -> list[ActionOutcome]:

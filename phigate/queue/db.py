@@ -63,6 +63,9 @@ def _sqlite_engine(url: str) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # Deleted content (a destroyed message's wrapped key and ciphertext) is overwritten
+        # with zeros instead of lingering in free space; see shred_checkpoint.
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
 
@@ -112,6 +115,28 @@ def read_only(engine: Engine) -> Engine:
     PostgreSQL it changes nothing. The returned engine shares ``engine``'s pool.
     """
     return engine.execution_options(**{READ_ONLY_OPTION: True})
+
+
+def shred_checkpoint(engine: Engine) -> bool:
+    """Make destroyed keys unreadable on disk now, not at the next checkpoint.
+
+    On SQLite the zeroed pages a crypto-shred writes sit in ``-wal`` next to the older page
+    images that still hold the wrapped key, and the database file keeps the old page until
+    a checkpoint copies the new one over it. ``wal_checkpoint(TRUNCATE)`` does that copy and
+    empties the WAL. It waits (busy timeout) for readers of older snapshots; False means it
+    could not finish and the next checkpoint will. PostgreSQL: nothing to do here (dead
+    tuples go at VACUUM; see docs/operations.md).
+    """
+    if engine.dialect.name != "sqlite":
+        return True
+    connection = engine.raw_connection()  # autocommit (isolation_level None): no BEGIN
+    try:
+        cursor = connection.cursor()
+        busy, _pages, _moved = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        cursor.close()
+    finally:
+        connection.close()
+    return not busy
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:
