@@ -20,6 +20,7 @@ from __future__ import annotations
 import email
 import logging
 import re
+from dataclasses import replace
 from email import policy
 from email.message import Message
 from email.utils import getaddresses
@@ -34,6 +35,8 @@ from phigate.policy.feedback_arf import (
 )
 from phigate.policy.feedback_bounce import bounced_recipients, is_delivery_report
 from phigate.policy.feedback_model import FeedbackRecipient, FeedbackReport
+from phigate.policy.feedback_reasons import judge
+from phigate.policy.feedback_ses import SesNotification, ses_notification
 from phigate.policy.tokens import TokenClaims, TokenSigner, token_in_address
 
 __all__ = ["FeedbackRecipient", "FeedbackReport", "classify"]
@@ -92,6 +95,10 @@ def _classify(
         kind = "complaint" if arf.feedback_type in COMPLAINT_TYPES else "other"
         return FeedbackReport(kind, _complaint_recipients(arf, claims, signer),
                               arf.feedback_type, claims, dkim_result, authentication_results)
+
+    ses = ses_notification(message)
+    if ses is not None:
+        return _from_ses(ses, claims)
 
     if addressed is not None and addressed[0] == "unsubscribe":
         recipients = [FeedbackRecipient(claims.recipient, False)] if claims else []
@@ -152,10 +159,29 @@ def _attribute_to_verp_recipient(found: list[FeedbackRecipient], claims: TokenCl
     if not found:
         if not _from_mail_system(message):
             return []
-        return [FeedbackRecipient(claims.recipient, False, None, "unrecognised bounce format")]
+        verdict = judge(text=None)
+        return [FeedbackRecipient(claims.recipient, False, verdict.status,
+                                  "unrecognised bounce format", verdict.reason.value)]
     same = [r for r in found if r.address.lower() == claims.recipient.lower()]
     basis = (same or [r for r in found if r.permanent] or found)[0]
-    return [FeedbackRecipient(claims.recipient, basis.permanent, basis.status, basis.reason)]
+    return [replace(basis, address=claims.recipient)]
+
+
+def _from_ses(ses: SesNotification, claims: TokenClaims | None) -> FeedbackReport:
+    if ses.kind == "complaint":
+        return FeedbackReport("complaint", [FeedbackRecipient(r.address, False)
+                                            for r in ses.recipients],
+                              ses.feedback_type, claims)
+    if ses.kind != "bounce":
+        return FeedbackReport("other", token=claims)
+    found = []
+    for entry in ses.recipients:
+        verdict = judge(status=entry.status, text=entry.diagnostic,
+                        temporary=True if entry.temporary else None)
+        found.append(FeedbackRecipient(
+            entry.address, verdict.hard, verdict.status, entry.diagnostic,
+            verdict.reason.value, verdict.reply_code, entry.temporary))
+    return FeedbackReport("bounce", found, token=claims)
 
 
 def _from_mail_system(message: Message) -> bool:

@@ -1,8 +1,11 @@
 """What phigate does with feedback: bounces, complaints and unsubscribes become suppressions.
 
-- A hard bounce suppresses the address for ``all`` mail; soft bounces are counted per
-  address and suppress for ``all`` once ``[feedback] soft_bounce_limit`` arrive within
-  ``soft_bounce_window_days``.
+- A hard bounce (the address itself is bad: :mod:`phigate.policy.feedback_reasons`)
+  suppresses the address for ``all`` mail; soft bounces (a full or disabled mailbox, an
+  unclear reason, the way there) are counted per address and suppress for ``all`` once
+  ``[feedback] soft_bounce_limit`` arrive within ``soft_bounce_window_days``. A failure on
+  our side (blocklisted IP, SPF/DKIM, reverse DNS, rejected sender, rate limits) or about
+  the one message (size, content) never counts against the recipient.
 - A complaint (ARF) suppresses ``marketing`` and counts against the campaign, which is
   paused when its complaint rate passes the threshold (:mod:`phigate.policy.campaigns`).
 - An unsubscribe (mailto or one-click) suppresses ``marketing`` and counts on the campaign.
@@ -30,8 +33,9 @@ from phigate.audit import SYSTEM
 from phigate.config import Settings
 from phigate.metrics import METRICS
 from phigate.policy.campaigns import valid_campaign_id
-from phigate.policy.feedback import FeedbackReport, classify
+from phigate.policy.feedback import FeedbackRecipient, FeedbackReport, classify
 from phigate.policy.feedback_arf import DnsTxtLookup, find_arf, returned_header_values
+from phigate.policy.feedback_reasons import counts_against_address
 from phigate.policy.null_mx import make_sync_resolver
 from phigate.policy.queue_effects import normalize_address
 from phigate.policy.stores import PolicyStores
@@ -96,14 +100,14 @@ class FeedbackProcessor:
             campaign_id = None
         addresses = list(dict.fromkeys(
             normalize_address(r.address) for r in report.recipients if "@" in r.address))
-        permanent = {normalize_address(r.address): r for r in report.recipients}
+        by_address = {normalize_address(r.address): r for r in report.recipients}
         suppressed = 0
         paused = False
         with self._sessions.begin() as session:
             if report.kind == "bounce":
                 for address in addresses:
-                    suppressed += self._bounce(session, address, permanent[address].permanent,
-                                               permanent[address].status, campaign_id, now)
+                    suppressed += self._bounce(session, address, by_address[address],
+                                               campaign_id, now)
             elif report.kind in ("complaint", "unsubscribe"):
                 for address in addresses:
                     added = self._suppress_marketing(session, report.kind, address,
@@ -120,7 +124,8 @@ class FeedbackProcessor:
                 received_at=now, kind=report.kind, feedback_type=report.feedback_type,
                 campaign_id=campaign_id,
                 recipients=[{"address": normalize_address(r.address), "permanent": r.permanent,
-                             "status": r.status} for r in report.recipients],
+                             "status": r.status, "category": r.category}
+                            for r in report.recipients],
                 dkim_result=report.dkim_result,
                 authentication_results=report.authentication_results,
                 suppressed=suppressed,
@@ -156,9 +161,13 @@ class FeedbackProcessor:
             address, "marketing", kind=kind, reason=reason, source=source,
             actor=SYSTEM, campaign_id=campaign_id, now=now, session=session)
 
-    def _bounce(self, session: Session, address: str, permanent: bool, status: str | None,
+    def _bounce(self, session: Session, address: str, recipient: FeedbackRecipient,
                 campaign_id: str | None, now: datetime) -> int:
-        if permanent:
+        """By reason: a bad address is suppressed for ``all``; a problem on our side (our IP
+        blocklisted, our SPF failing, ...) or with this one message says nothing about the
+        address and is only recorded; the rest counts as a soft bounce."""
+        status = recipient.status
+        if recipient.permanent:
             if campaign_id:
                 self._stores.campaigns.count(session, campaign_id, "feedback_bounces", now=now)
             added = self._stores.suppressions.add(
@@ -166,6 +175,8 @@ class FeedbackProcessor:
                 source="feedback", actor=SYSTEM, campaign_id=campaign_id, now=now,
                 session=session)
             return int(added.added)
+        if not counts_against_address(recipient.category):
+            return 0
         settings = self._settings.feedback
         row = session.get(SoftBounceCount, address, with_for_update=True)
         window = timedelta(days=settings.soft_bounce_window_days)

@@ -28,6 +28,14 @@ from email.utils import getaddresses
 from flufl.bounce import all_failures
 
 from phigate.policy.feedback_model import FeedbackRecipient
+from phigate.policy.feedback_reasons import judge
+from phigate.policy.feedback_text import (
+    failure_text,
+    is_auto_reply,
+    looks_like_bounce,
+    returned_recipients,
+    text_failures,
+)
 
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _ADDRESS = re.compile(r"^[^\s@<>()\[\],;:\"]+@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
@@ -36,6 +44,7 @@ _EXPANDED_FROM = re.compile(r"^\s*\(expanded from:\s*<?([^\s<>()]+@[^\s<>()]+?)>
                             re.IGNORECASE)
 _LONE_ADDRESS = re.compile(r"^\s*<?([^\s<>()]+@[^\s<>()]+?)>?\s*$")
 _MAX_REASON = 300
+_LEADING_REPLY = re.compile(r"^\s*([245]\d\d)(?:[ \-]|$)")
 _DETECTOR_HEADERS = ("From", "To", "Subject", "X-Mailer", "Message-ID", "Content-Type")
 
 log = logging.getLogger(__name__)
@@ -43,9 +52,12 @@ log = logging.getLogger(__name__)
 
 def bounced_recipients(legacy: Message) -> list[FeedbackRecipient]:
     """Failed or delayed recipients reported by a message parsed with policy.compat32
-    (what flufl.bounce's detectors are written against)."""
-    from_dsn = _from_delivery_status(legacy)
-    if from_dsn:
+    (what flufl.bounce's detectors are written against), each with its reason."""
+    if is_auto_reply(legacy):
+        return []
+    texts = {failure.address.lower(): failure.diagnostic for failure in text_failures(legacy)}
+    from_dsn = _from_delivery_status(legacy, texts)
+    if from_dsn or _only_successes(legacy):
         return from_dsn
     _make_detector_safe(legacy)
     try:
@@ -60,8 +72,44 @@ def bounced_recipients(legacy: Message) -> list[FeedbackRecipient]:
     expansions = _expanded_from(legacy)
     permanent_addresses = _undo_expansions(permanent_addresses, expansions)
     temporary_addresses = _undo_expansions(temporary_addresses, expansions) - permanent_addresses
-    return ([FeedbackRecipient(address, True) for address in sorted(permanent_addresses)]
-            + [FeedbackRecipient(address, False) for address in sorted(temporary_addresses)])
+    if not permanent_addresses and not temporary_addresses:
+        return _from_text(legacy, texts)
+    whole = failure_text(legacy)
+    found = [(a, False) for a in permanent_addresses] + [(a, True) for a in temporary_addresses]
+    return [_judged(address, texts.get(address.lower()) or whole, temporary=is_temporary)
+            for address, is_temporary in _in_text_order(found, whole)]
+
+
+def _from_text(legacy: Message, texts: dict[str, str]) -> list[FeedbackRecipient]:
+    """A bounce none of flufl.bounce's detectors knows: the addresses its text names, or
+    the returned message's one recipient."""
+    if not looks_like_bounce(legacy):
+        return []
+    if texts:
+        return [_judged(address, text) for address, text in texts.items()]
+    returned = returned_recipients(legacy)
+    if len(returned) != 1:
+        return []
+    return [_judged(returned[0], failure_text(legacy))]
+
+
+def _in_text_order(found: list[tuple[str, bool]], text: str) -> list[tuple[str, bool]]:
+    lowered = text.lower()
+
+    def position(item: tuple[str, bool]) -> tuple[int, str]:
+        at = lowered.find(item[0].lower())
+        return (at if at >= 0 else len(lowered), item[0].lower())
+
+    return sorted(found, key=position)
+
+
+def _judged(address: str, text: str | None, *, status: str | None = None,
+            temporary: bool | None = None) -> FeedbackRecipient:
+    compact = " ".join((text or "").split())[:_MAX_REASON] or None
+    verdict = judge(status=status, text=text, temporary=temporary)
+    return FeedbackRecipient(address, permanent=verdict.hard, status=verdict.status,
+                             reason=compact, category=verdict.reason.value,
+                             reply_code=verdict.reply_code, temporary=not verdict.permanent)
 
 
 def _make_detector_safe(legacy: Message) -> None:
@@ -91,15 +139,15 @@ def is_delivery_report(message: Message) -> bool:
 # -- RFC 3464 -------------------------------------------------------------------------------
 
 
-def _from_delivery_status(message: Message) -> list[FeedbackRecipient]:
+def _from_delivery_status(message: Message, texts: dict[str, str]) -> list[FeedbackRecipient]:
     found: dict[str, FeedbackRecipient] = {}
     for part in _delivery_status_parts(message):
         for block in _status_blocks(part):
-            recipient = _recipient_from_block(block)
+            recipient = _recipient_from_block(block, texts)
             if recipient is None:
                 continue
             known = found.get(recipient.address.lower())
-            if known is None or (recipient.permanent and not known.permanent):
+            if known is None or (known.temporary and not recipient.temporary):
                 found[recipient.address.lower()] = recipient
     return list(found.values())
 
@@ -132,22 +180,44 @@ def _status_blocks(part: Message) -> list[Message]:
             for chunk in re.split(rb"\r?\n\s*\r?\n", text) if chunk.strip()]
 
 
-def _recipient_from_block(block: Message) -> FeedbackRecipient | None:
+def _recipient_from_block(block: Message, texts: dict[str, str]) -> FeedbackRecipient | None:
     action = str(block.get("Action", "")).strip().lower()
     if action.startswith("delayed"):
-        failed = False
+        temporary: bool | None = True
     elif action.startswith(("fail", "error")):  # opensmtpd writes "error"
-        failed = True
+        temporary = None
     else:  # delivered, relayed, expanded: not a failure
         return None
     address = _address_field(block.get("Original-Recipient")) or _address_field(
         block.get("Final-Recipient"))
+    final = _address_field(block.get("Final-Recipient"))
     if address is None:
         return None
     status_match = _STATUS.search(str(block.get("Status", "")))
     status = ".".join(status_match.groups()) if status_match else None
-    return FeedbackRecipient(address, permanent=failed, status=status,
-                             reason=_diagnostic(block.get("Diagnostic-Code")))
+    diagnostic = _diagnostic(block.get("Diagnostic-Code"))
+    text = texts.get(address.lower()) or texts.get((final or "").lower())
+    evidence = " ".join(t for t in (diagnostic, text) if t)
+    verdict = judge(status=status, text=evidence or None, temporary=temporary)
+    reply = _reply_code(diagnostic) or verdict.reply_code
+    return FeedbackRecipient(address, permanent=verdict.hard, status=verdict.status,
+                             reason=diagnostic or (" ".join((text or "").split())[:_MAX_REASON]
+                                                   or None),
+                             category=verdict.reason.value, reply_code=reply,
+                             temporary=bool(temporary))
+
+
+def _only_successes(message: Message) -> bool:
+    """A delivery report whose recipients were all delivered, relayed or expanded."""
+    actions = [str(block.get("Action", "")).strip().lower()
+               for part in _delivery_status_parts(message) for block in _status_blocks(part)
+               if block.get("Action")]
+    return bool(actions) and all(a.startswith(("deliver", "relay", "expand")) for a in actions)
+
+
+def _reply_code(diagnostic: str | None) -> str | None:
+    match = _LEADING_REPLY.match(diagnostic or "")
+    return match.group(1) if match else None
 
 
 def _address_field(value: object) -> str | None:

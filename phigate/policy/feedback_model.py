@@ -18,6 +18,11 @@ class FeedbackRecipient:
     permanent: bool
     status: str | None = None  # enhanced status code, "5.1.1"
     reason: str | None = None  # the remote's diagnostic text, when the report has one
+    #: For bounces: sisimai's name for the reason (:class:`BounceReason`), e.g. "blocked".
+    category: str | None = None
+    reply_code: str | None = None  # SMTP reply code, "550"
+    #: For bounces: the failure is transient (``Action: delayed``, 4.x.x, 4xx).
+    temporary: bool = False
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,7 @@ class FeedbackReport:
             "kind": self.kind,
             "recipients": [
                 {"address": r.address, "permanent": r.permanent, "status": r.status,
-                 "reason": r.reason}
+                 "reason": r.reason, "category": r.category, "reply_code": r.reply_code}
                 for r in self.recipients
             ],
             "feedback_type": self.feedback_type,

@@ -70,7 +70,8 @@ def test_feedback_classify_json_lines(tmp_path: Path, capsys: pytest.CaptureFixt
     first, second = (json.loads(line) for line in capsys.readouterr().out.splitlines())
     assert first["file"] == str(bounce) and first["kind"] == "bounce"
     assert first["recipients"] == [{"address": "pat@example.net", "permanent": True,
-                                    "status": "5.1.1", "reason": "550 5.1.1 no such user"}]
+                                    "status": "5.1.1", "reason": "550 5.1.1 no such user",
+                                    "category": "userunknown", "reply_code": "550"}]
     assert first["token"]["kind"] == "verp"  # the key from the config verified the To: token
     assert second["kind"] == "complaint" and second["feedback_type"] == "abuse"
     assert second["recipients"][0]["address"] == "user@example.com"

@@ -15,8 +15,9 @@ from phigate.mta.dkim import DkimSigner, dns_record, generate_key
 from phigate.mta.dsn import FailedRecipient, build_dsn
 from phigate.policy.feedback import classify
 from phigate.policy.tokens import TokenClaims, TokenSigner, unsubscribe_headers, verp_address
+from tests.helpers.shared import EVAL
 
-EVAL = Path("/work/shared/eval")
+SISIMAI_DEV = EVAL / "bounce/sisimai-dev"
 ARF_DIR = EVAL / "arf/stalwart-mail-auth/resources/arf"
 SIGNER = TokenSigner(b"feedback-test-key-0123456789abcdef")
 
@@ -42,6 +43,18 @@ def test_every_arf_sample_gives_type_and_original_recipient() -> None:
     types, recipients = load_bench().score_arf(EVAL)
     assert (types.right, types.total) == (5, 5), types.misses
     assert recipients.total == 2 and recipients.right == recipients.total, recipients.misses
+
+
+@pytest.mark.skipif(not SISIMAI_DEV.is_dir(), reason="shared/eval/bounce/sisimai-dev absent")
+def test_sisimai_dev_figures_do_not_regress() -> None:
+    """Floors at the figures of bench/RESULTS.md (sisimai's development part)."""
+    scores = load_bench().score_sisimai(EVAL)
+    assert scores.bounce_files.rate >= 0.95, scores.bounce_files.misses
+    assert scores.hard.rate >= 0.92, scores.hard.misses
+    assert scores.category.rate >= 0.84, scores.category.misses
+    assert scores.status.rate >= 0.89, scores.status.misses
+    assert scores.complaints.right == scores.complaints.total
+    assert scores.left_alone.right == scores.left_alone.total, scores.left_alone.misses
 
 
 @pytest.mark.parametrize(("sample", "kind", "feedback_type"), [
