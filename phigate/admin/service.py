@@ -64,12 +64,15 @@ class AttemptView:
     tls_version: str | None
     tls_cipher: str | None
     cert_verified: bool | None
+    #: none | opportunistic | required | verify | mta-sts | dane (None: before issue 17)
+    tls_policy: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"recipient": self.recipient, "started_at": self.started_at.isoformat(),
                 "host": self.host, "code": self.code, "text": self.text,
                 "permanent": self.permanent, "tls_version": self.tls_version,
-                "tls_cipher": self.tls_cipher, "cert_verified": self.cert_verified}
+                "tls_cipher": self.tls_cipher, "cert_verified": self.cert_verified,
+                "tls_policy": self.tls_policy}
 
 
 @dataclass(frozen=True)
@@ -149,7 +152,8 @@ class AdminService:
             ).all()
             attempts = [
                 AttemptView(addresses.get(a.recipient_id, "?"), a.started_at, a.host, a.code,
-                            a.text, a.permanent, a.tls_version, a.tls_cipher, a.cert_verified)
+                            a.text, a.permanent, a.tls_version, a.tls_cipher, a.cert_verified,
+                            a.tls_policy)
                 for a in rows
             ]
         return MessageDetail(view, attempts)

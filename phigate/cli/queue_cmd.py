@@ -145,6 +145,8 @@ def _print_detail(detail: MessageDetail) -> None:
         tls = (f"{a.tls_version} {a.tls_cipher} "
                f"{'verified' if a.cert_verified else 'unverified'}" if a.tls_version
                else "no TLS")
+        if a.tls_policy:
+            tls = f"policy {a.tls_policy}, {tls}"
         print(f"  {a.started_at.isoformat(timespec='seconds')} {a.recipient} via "
               f"{a.host or '-'}: {a.code or '-'} {a.text or ''} [{tls}]")
     if not detail.attempts:

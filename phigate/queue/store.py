@@ -78,6 +78,8 @@ class NewMessage:
     rule_hits: Sequence[dict[str, str]] = ()
     state: MessageState = MessageState.ACTIVE
     hold_reason: str | None = None
+    #: ``MAIL FROM:<...> REQUIRETLS`` (RFC 8689).
+    require_tls: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,9 @@ class ClaimedRecipient:
     created_at: datetime
     message_class: str
     campaign_id: str | None
+    require_tls: bool = False
+    #: The sender was already told this recipient is delayed.
+    delay_notified: bool = False
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,7 @@ class AttemptRecord:
     tls_cipher: str | None = None
     cert_verified: bool | None = None
     duration_seconds: float = 0.0
+    tls_policy: str | None = None
 
 
 @dataclass(frozen=True)
@@ -232,6 +238,7 @@ class SqlQueueStore:
             phi_categories=list(message.phi_categories),
             rule_hits=[dict(hit) for hit in message.rule_hits],
             hold_reason=message.hold_reason,
+            require_tls=message.require_tls,
             processing_errors=0,
             key_id=sealed.key_id,
             wrapped_key=sealed.wrapped_key,
@@ -300,6 +307,8 @@ class SqlQueueStore:
                         created_at=message.created_at,
                         message_class=message.message_class,
                         campaign_id=message.campaign_id,
+                        require_tls=message.require_tls,
+                        delay_notified=recipient.delay_notified_at is not None,
                     )
                 )
         claimed.sort(key=lambda c: (c.domain, c.message_id))
@@ -370,6 +379,12 @@ class SqlQueueStore:
                                        _MESSAGES.c.state == MessageState.ACTIVE, ~pending)
                                 .values(state=MessageState.DONE, final_at=now))
         return [outcome.recipient_id in message_of for outcome in outcomes]
+
+    def mark_delay_notified(self, recipient_ids: Sequence[int], *, now: datetime) -> None:
+        """Remember that the sender was told these recipients are delayed (once each)."""
+        with self.session() as session:
+            session.execute(update(Recipient).where(Recipient.id.in_(list(recipient_ids)))
+                            .values(delay_notified_at=now))
 
     def mark_delivered(self, recipient_id: int, owner: str, *, now: datetime) -> bool:
         return self._finish(recipient_id, owner, RecipientState.DELIVERED, now, None, None)
@@ -550,6 +565,7 @@ def _attempt_row(recipient_id: int, message_id: str, attempt: AttemptRecord) -> 
         "tls_version": attempt.tls_version,
         "tls_cipher": attempt.tls_cipher,
         "cert_verified": attempt.cert_verified,
+        "tls_policy": attempt.tls_policy,
     }
 
 

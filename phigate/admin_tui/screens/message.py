@@ -80,6 +80,8 @@ class MessageScreen(AdminScreen):
         for a in detail.attempts:
             tls = (f"{a.tls_version} {'verified' if a.cert_verified else 'unverified'}"
                    if a.tls_version else "no TLS")
+            if a.tls_policy:
+                tls = f"policy {a.tls_policy}, {tls}"
             lines.append(f"  {a.started_at:%m-%d %H:%M} {a.recipient} via {a.host or '-'}: "
                          f"{a.code or '-'} {a.text or ''} [{tls}]")
         self.query_one("#attempts", Static).update("\n".join(lines))
