@@ -171,7 +171,8 @@ class FeedbackProcessor:
             if campaign_id:
                 self._stores.campaigns.count(session, campaign_id, "feedback_bounces", now=now)
             added = self._stores.suppressions.add(
-                address, "all", kind="hard_bounce", reason=f"hard bounce ({status or '5.0.0'})",
+                address, "all", kind="hard_bounce", reason=f"hard bounce ({status or '5.0.0'}, "
+                f"{recipient.category or 'undefined'})",
                 source="feedback", actor=SYSTEM, campaign_id=campaign_id, now=now,
                 session=session)
             return int(added.added)
