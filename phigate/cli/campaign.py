@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import sys
 
 from phigate.admin.roles import Role
 from phigate.cli.context import CliContext, SubParsers
 from phigate.cli.policy_common import acting_admin, policy_stores, print_json_array
+from phigate.cli.table import write_table
 from phigate.errors import UserError
 
 
@@ -34,13 +36,15 @@ def run_list(args: argparse.Namespace, ctx: CliContext) -> int:
     if args.json:
         print_json_array([view.as_dict() for view in views])
         return 0
-    print(f"{'CAMPAIGN':24} {'STATE':9} {'ACCEPTED':>8} {'DELIVERED':>9} {'BOUNCED':>7} "
-          f"{'COMPLAINTS':>10} {'UNSUBS':>6}  APPROVED BY")
+    rows = []
     for v in views:
         approved = f"{v.approved_by} ({v.approved_ip or '-'}) {v.approved_at:%Y-%m-%d %H:%M}" \
             if v.approved_at else "-"
-        print(f"{v.id:24} {v.state:9} {v.accepted:8} {v.delivered:9} {v.bounced:7} "
-              f"{v.complaints:10} {v.unsubscribes:6}  {approved}")
+        rows.append([v.id, str(v.state), str(v.accepted), str(v.delivered), str(v.bounced),
+                     str(v.complaints), str(v.unsubscribes), approved])
+    write_table(sys.stdout, ("CAMPAIGN", "STATE", "ACCEPTED", "DELIVERED", "BOUNCED",
+                             "COMPLAINTS", "UNSUBS", "APPROVED BY"), rows,
+                right=(2, 3, 4, 5, 6))
     return 0
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from phigate.admin.roles import Role
 from phigate.cli.context import CliContext, SubParsers
 from phigate.cli.policy_common import acting_admin, policy_stores, print_json_array
+from phigate.cli.table import write_table
 from phigate.errors import UserError
 from phigate.policy.consent import PURPOSES, ConsentChange, parse_consent_csv, parse_expiry
 
@@ -66,10 +68,12 @@ def run_list(args: argparse.Namespace, ctx: CliContext) -> int:
     if args.json:
         print_json_array([entry.as_dict() for entry in entries])
         return 0
+    rows = []
     for entry in entries:
         state = "granted" if entry.granted else "revoked"
         expiry = f" until {entry.expires_at:%Y-%m-%d}" if entry.expires_at else ""
-        print(f"{entry.address:40} {entry.purpose:30} {state}{expiry}  ({entry.source})")
+        rows.append([entry.address, str(entry.purpose), state + expiry, entry.source or "-"])
+    write_table(sys.stdout, ("ADDRESS", "PURPOSE", "STATE", "SOURCE"), rows)
     return 0
 
 

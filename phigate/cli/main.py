@@ -73,7 +73,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.exit_status
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _closed_pipe()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return _closed_pipe()
     return status
+
+
+def _closed_pipe() -> int:
+    """The reader went away (``phigate queue list | head``): stop quietly, as ``ls`` does.
+
+    Python would otherwise print a traceback when it flushes stdout on exit; pointing the
+    descriptor at /dev/null lets that last flush succeed."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141  # 128 + SIGPIPE, what a shell reports for a command killed by the pipe
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from phigate.admin.durations import parse_duration
 from phigate.admin.service import MessageDetail, open_service
 from phigate.admin.shape import format_shape
 from phigate.cli.context import CliContext, SubParsers
+from phigate.cli.table import write_table
 from phigate.queue.store import as_dict, utcnow
 
 PAGE = 1000
@@ -83,17 +84,18 @@ def _age(created_at: datetime, now: datetime) -> str:
     return f"{max(seconds, 0)}s"
 
 
+def _table_row(row: QueueRow, now: datetime) -> list[str]:
+    state = row.recipient_state if row.message_state == "active" else row.message_state
+    last = " ".join(part for part in (str(row.last_code or ""), (row.last_text or "")[:60])
+                    if part)
+    return [row.message_id, _age(row.created_at, now), str(state), str(row.attempts),
+            row.sender or "<>", row.recipient, last or "-"]
+
+
 def _print_table(rows: Iterator[QueueRow], out: TextIO) -> int:
     now = utcnow()
-    count = 0
-    print(f"{'ID':<21} {'AGE':>5} {'STATE':<11} {'ATT':>3} {'SENDER':<28} RECIPIENT  LAST REPLY",
-          file=out)
-    for row in rows:
-        count += 1
-        state = row.recipient_state if row.message_state == "active" else row.message_state
-        last = f"{row.last_code or ''} {(row.last_text or '')[:50]}".strip()
-        print(f"{row.message_id:<21} {_age(row.created_at, now):>5} {state!s:<11} "
-              f"{row.attempts:>3} {row.sender or '<>':<28} {row.recipient}  {last}", file=out)
+    count = write_table(out, ("ID", "AGE", "STATE", "ATT", "SENDER", "RECIPIENT", "LAST REPLY"),
+                        (_table_row(row, now) for row in rows), right=(1, 3))
     print(f"-- {count} recipient(s)", file=out)
     return count
 
@@ -134,11 +136,14 @@ def _print_detail(detail: MessageDetail) -> None:
     print(f"PHI verdict  {view.phi_verdict} (categories: {categories})")
     print(f"body         {'destroyed (purged)' if view.purged else 'stored encrypted'}")
     print("rule hits")
-    for hit in view.rule_hits or [{"rule": "-", "action": "", "reason": ""}]:
+    for hit in view.rule_hits:
         print(f"  {hit.get('rule', '?')}: {hit.get('action', '')} {hit.get('reason', '')}".rstrip())
+    if not view.rule_hits:
+        print("  (none)")
     print("recipients")
     for r in view.recipients:
-        last = f" last {r.last_code} {r.last_text}" if r.last_code or r.last_text else ""
+        reply = " ".join(part for part in (str(r.last_code or ""), r.last_text or "") if part)
+        last = f"  last reply {reply}" if reply else ""
         print(f"  {r.address}  {r.state}  attempts {r.attempts}{last}")
     print("attempts")
     for a in detail.attempts or []:

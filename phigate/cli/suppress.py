@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from phigate.admin.roles import Role
 from phigate.cli.context import CliContext, SubParsers
 from phigate.cli.policy_common import acting_admin, policy_stores, print_json_array
+from phigate.cli.table import write_table
 from phigate.policy.suppression import SCOPES
 from phigate.policy.suppression_lift import bounce_suppressions, lift
 
@@ -103,7 +104,8 @@ def run_list(args: argparse.Namespace, ctx: CliContext) -> int:
     if args.json:
         print_json_array([entry.as_dict() for entry in entries])
         return 0
-    for entry in entries:
-        print(f"{entry.address:40} {entry.scope:9} {entry.kind:12} "
-              f"{entry.created_at:%Y-%m-%d %H:%M}  {entry.reason}")
+    write_table(sys.stdout, ("ADDRESS", "SCOPE", "KIND", "SINCE", "REASON"),
+                ([entry.address, str(entry.scope), str(entry.kind),
+                  f"{entry.created_at:%Y-%m-%d %H:%M}", entry.reason or "-"]
+                 for entry in entries))
     return 0

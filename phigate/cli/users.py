@@ -10,6 +10,7 @@ import sys
 from phigate.accounts import MESSAGE_CLASSES, parse_list
 from phigate.audit import Actor
 from phigate.cli.context import CliContext, SubParsers
+from phigate.cli.table import write_table
 from phigate.errors import UserError
 from phigate.runtime import Runtime
 
@@ -69,8 +70,9 @@ def run_list(args: argparse.Namespace, ctx: CliContext) -> int:
         print(json.dumps([{"name": a.name, "senders": list(a.senders), "classes": list(a.classes),
                            "disabled": a.disabled} for a in accounts], indent=2))
         return 0
-    for account in accounts:
-        print(f"{account.name:24} {','.join(account.classes):30} {','.join(account.senders)}")
+    write_table(sys.stdout, ("USER", "CLASSES", "SENDERS"),
+                ([account.name, ",".join(account.classes), ",".join(account.senders) or "-"]
+                 for account in accounts))
     return 0
 
 
