@@ -17,9 +17,9 @@ import spacy
 from spacy.tokens import Doc
 
 from phigate.phi_scanner import findings as cat
-from phigate.phi_scanner.dates import date_finding
+from phigate.phi_scanner.census_lexicon import COMMON_CAPITALISED
 from phigate.phi_scanner.findings import Finding
-from phigate.phi_scanner.name_lexicon import COMMON_CAPITALISED
+from phigate.phi_scanner.recognizers.dates import date_finding
 
 UNUSED_COMPONENTS = ["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "senter"]
 MAX_CHUNK_CHARS = 1000

@@ -13,17 +13,17 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from phigate.phi_scanner import findings as cat
-from phigate.phi_scanner.addresses import find_addresses
-from phigate.phi_scanner.dates import Spans, find_dates
+from phigate.phi_scanner.census_lexicon import load_name_lexicon
 from phigate.phi_scanner.extract import Limits, Segment, extract_message
 from phigate.phi_scanner.findings import Finding, ScanResult
-from phigate.phi_scanner.health import find_health_patterns, find_vocabulary_terms
-from phigate.phi_scanner.identifiers import PATTERN_RECOGNIZERS
-from phigate.phi_scanner.lexicon_names import LEXICON_REASONS, find_lexicon_names
-from phigate.phi_scanner.name_lexicon import load_name_lexicon
-from phigate.phi_scanner.names import find_cued_names
+from phigate.phi_scanner.health_vocabulary import load_vocabulary
+from phigate.phi_scanner.recognizers import PATTERN_RECOGNIZERS
+from phigate.phi_scanner.recognizers.addresses import find_addresses
+from phigate.phi_scanner.recognizers.census_names import LEXICON_REASONS, find_lexicon_names
+from phigate.phi_scanner.recognizers.cued_names import find_cued_names
+from phigate.phi_scanner.recognizers.dates import Spans, find_dates
+from phigate.phi_scanner.recognizers.health_terms import find_health_patterns, find_vocabulary_terms
 from phigate.phi_scanner.verdict import Thresholds, judge, verdict_outcome_is_settled
-from phigate.phi_scanner.vocabulary import load_vocabulary
 
 if TYPE_CHECKING:
     from phigate.config import ScannerSettings

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from phigate.phi_scanner.addresses import find_addresses
-from phigate.phi_scanner.dates import find_dates
-from phigate.phi_scanner.identifiers import find_phone_numbers
+from phigate.phi_scanner.recognizers.addresses import find_addresses
+from phigate.phi_scanner.recognizers.contact import find_phone_numbers
+from phigate.phi_scanner.recognizers.dates import find_dates
 
 
 def streets(text):

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import pytest
 
-from phigate.phi_scanner.addresses import find_addresses
-from phigate.phi_scanner.dates import find_dates
-from phigate.phi_scanner.health import find_health_patterns, find_vocabulary_terms
-from phigate.phi_scanner.identifiers import (
-    find_ages,
+from phigate.phi_scanner.health_vocabulary import load_vocabulary
+from phigate.phi_scanner.recognizers.addresses import find_addresses
+from phigate.phi_scanner.recognizers.contact import (
     find_emails,
     find_ip_addresses,
-    find_labelled_ids,
     find_phone_numbers,
-    find_ssns,
     find_urls,
+)
+from phigate.phi_scanner.recognizers.cued_names import find_cued_names, is_clinician
+from phigate.phi_scanner.recognizers.dates import find_dates
+from phigate.phi_scanner.recognizers.health_terms import find_health_patterns, find_vocabulary_terms
+from phigate.phi_scanner.recognizers.numbers import (
+    find_ages,
+    find_labelled_ids,
+    find_ssns,
     find_zip_codes,
     luhn_valid,
 )
-from phigate.phi_scanner.names import find_cued_names, is_clinician
-from phigate.phi_scanner.vocabulary import load_vocabulary
 
 
 def texts(findings, category=None):

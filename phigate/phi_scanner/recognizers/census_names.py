@@ -13,13 +13,12 @@ the speaker of a line ("Nicole: ..."). This pass finds them without the model:
 - two capitalised words that are neither dictionary words nor known names ("Miklós Hajdu");
 - in lines written all in lower case, a known first name followed by a known surname.
 
-Common English words, countries and nationalities that are also census names never count
-alone (see :mod:`.name_lexicon`); a run containing a word that names an organisation or a
-street ("Clinic", "Streets", "Inc") is not a person. Findings carry a lower confidence than
-a cue name, so a health term of the same spelling wins an overlap. (The small model's
-ORG/GPE labels were tried as a veto and rejected: it calls more real names organisations
-than it catches firms.)
-"""
+Common English words, countries and nationalities that are also census names never count alone
+(see :mod:`phigate.phi_scanner.census_lexicon`); a run containing a word that names an
+organisation or a street ("Clinic", "Streets", "Inc") is not a person. Findings carry a lower
+confidence than a cue name, so a health term of the same spelling wins an overlap. (The small
+model's ORG/GPE labels were tried as a veto and rejected: it calls more real names
+organisations than it catches firms.)"""
 
 from __future__ import annotations
 
@@ -27,16 +26,16 @@ import re
 from dataclasses import dataclass
 
 from phigate.phi_scanner import findings as cat
-from phigate.phi_scanner.addresses import STREET_TYPES
-from phigate.phi_scanner.dates import Spans
-from phigate.phi_scanner.findings import Finding
-from phigate.phi_scanner.name_lexicon import (
+from phigate.phi_scanner.census_lexicon import (
     COMMON_CAPITALISED,
     NAME_PARTICLES,
     NameLexicon,
     fold,
     is_ordinary,
 )
+from phigate.phi_scanner.findings import Finding
+from phigate.phi_scanner.recognizers.addresses import STREET_TYPES
+from phigate.phi_scanner.recognizers.dates import Spans
 
 REASON_RUN = "name from lexicon"
 REASON_SINGLE = "single name from lexicon"

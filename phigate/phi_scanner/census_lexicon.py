@@ -5,16 +5,14 @@ files, 5,163 first names and 88,799 surnames (every surname held by about a hund
 or more), read from the package directory, nothing fetched at run time. A US practice
 writes to US patients, which is the population these files describe.
 
-Many surnames are also English words ("Hall", "Park", "Wisdom", "Care", "Medicine"), so a
-word in the lexicon is evidence, not proof: :mod:`.lexicon_names` asks for capitalisation and
-context on top, and a name that is also a common English word never counts on its own. Those
-words are found with Webster's word list from ``english-words`` (MIT): a census name that the
-dictionary spells only in lower case ("wisdom", "singer") is a word; one it capitalises
-("Teresa") or spells both ways ("Mark", "Bill") is not ruled out. The 1,000 most frequent
-surnames ("Smith", "Brown", "Baker") stay names: capitalised, they rarely mean the trade.
-Country names (ISO 3166, via libphonenumber's locale data) and nationality words are never
-names.
-"""
+Many surnames are also English words ("Hall", "Park", "Wisdom", "Care", "Medicine"), so a word
+in the lexicon is evidence, not proof: census_names asks for capitalisation and context on
+top, and a name that is also a common English word never counts on its own. Those words are
+found with Webster's word list from ``english-words`` (MIT): a census name that the dictionary
+spells only in lower case ("wisdom", "singer") is a word; one it capitalises ("Teresa") or
+spells both ways ("Mark", "Bill") is not ruled out. The 1,000 most frequent surnames ("Smith",
+"Brown", "Baker") stay names: capitalised, they rarely mean the trade. Country names (ISO
+3166, via libphonenumber's locale data) and nationality words are never names."""
 
 from __future__ import annotations
 

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from phigate.phi_scanner.lexicon_names import find_lexicon_names
-from phigate.phi_scanner.name_lexicon import fold, load_name_lexicon
+from phigate.phi_scanner.census_lexicon import fold, load_name_lexicon
+from phigate.phi_scanner.recognizers.census_names import find_lexicon_names
 
 
 @pytest.fixture(scope="module")

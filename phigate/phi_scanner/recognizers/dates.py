@@ -12,8 +12,8 @@ import bisect
 import re
 
 from phigate.phi_scanner import findings as cat
-from phigate.phi_scanner.context import before, has_cue
 from phigate.phi_scanner.findings import Finding
+from phigate.phi_scanner.recognizers.context import before, has_cue
 
 MONTHS = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
           r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")

@@ -1,53 +1,18 @@
-"""Pattern recognizers for the HIPAA identifiers that have a recognisable shape.
+"""Numbers that identify a person: SSNs, labelled record/plan/account/licence/vehicle/device
+numbers, payment cards, ZIP codes and ages.
 
-Each ``find_*`` function takes a text and its part name and returns findings. Shape alone is
-weak evidence for numbers (an invoice number looks like many things), so number-like
-identifiers need a context word (``SSN``, ``MRN``, ``member ID``...) or a validity rule.
+Shape alone is weak evidence for numbers (an invoice number looks like many things), so
+number-like identifiers need a context word (``SSN``, ``MRN``, ``member ID``...) or a
+validity rule.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
-from collections.abc import Callable
-
-import phonenumbers
 
 from phigate.phi_scanner import findings as cat
-from phigate.phi_scanner.context import after, before, has_cue, line_label
 from phigate.phi_scanner.findings import Finding
-
-Recognizer = Callable[[str, str], list[Finding]]
-
-EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}\b")
-URL_PATTERN = re.compile(
-    r"\b(?:https?://|www\.)[^\s<>\"')\]]+[^\s<>\"')\].,;:!?]", re.IGNORECASE)
-IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\d|\.\d)")
-IPV6 = re.compile(r"(?<![\w:])(?:[0-9a-fA-F]{1,4}:){2,7}[0-9a-fA-F]{1,4}(?![\w:])")
-
-
-def find_emails(text: str, part: str) -> list[Finding]:
-    return [Finding(cat.EMAIL_ADDRESS, m.group(), m.start(), m.end(), part, 0.95, "email pattern")
-            for m in EMAIL.finditer(text)]
-
-
-def find_urls(text: str, part: str) -> list[Finding]:
-    return [Finding(cat.URL, m.group(), m.start(), m.end(), part, 0.9, "URL pattern")
-            for m in URL_PATTERN.finditer(text)]
-
-
-def find_ip_addresses(text: str, part: str) -> list[Finding]:
-    results = []
-    for pattern in (IPV4, IPV6):
-        for m in pattern.finditer(text):
-            try:
-                ipaddress.ip_address(m.group())
-            except ValueError:
-                continue
-            results.append(Finding(cat.IP_ADDRESS, m.group(), m.start(), m.end(), part, 0.9,
-                                   "IP address pattern"))
-    return results
-
+from phigate.phi_scanner.recognizers.context import before, has_cue
 
 # --- Social Security numbers -------------------------------------------------------------
 
@@ -174,82 +139,6 @@ def _find_payment_cards(text: str, part: str) -> list[Finding]:
     return results
 
 
-# --- Telephone and fax --------------------------------------------------------------------
-
-# Digit groups as people write them: "555-123-4567", "07700 063 966", "0393 1144137" (a
-# trunk code, then the local number in one block), never across a line break; a label may
-# follow with a hyphen ("788-063-Office").
-PHONE_SHAPE = re.compile(
-    r"(?<![\w.+/-])(?:\+\d{1,3}[ \t.-]?)?(?:\(0?\d{1,4}\)[ \t]?|\d{1,5}[ \t.-])?"
-    r"\d{2,4}(?:[ \t.-]\d{2,4}){0,4}(?:[ \t.-]\d{5,8})?(?:[ \t]?(?:x|ext\.?)[ \t]?\d{1,5})?"
-    r"(?![\w/]|-\d)")
-PHONE_CUES = ("phone", "tel", "telephone", "call", "mobile", "cell", "fax", "desk", "office",
-              "home", "work", "text", "contact", "reach", "number", "dial", "answering", "ph",
-              "pager", "sms", "whatsapp", "on", "at", "registered")
-FAX_CUES = ("fax", "facsimile")
-SEVEN_DIGITS = re.compile(r"\d(?:\D{0,3}\d){6}")
-BEFORE_STREET_NAME = re.compile(r"[ \t]+(?:[A-ZÀ-Þ][\wÀ-ÿ-]+|\w+[ \t]+(?i:street|avenue|road))")
-
-
-def find_phone_numbers(text: str, part: str) -> list[Finding]:
-    results: list[Finding] = []
-    taken: list[tuple[int, int]] = []
-    if not SEVEN_DIGITS.search(text):
-        return results  # no phone number has fewer than seven digits; skip the costly matcher
-    # libphonenumber knows the numbering plans; a US-region match is strong evidence.
-    for match in phonenumbers.PhoneNumberMatcher(text, "US", leniency=phonenumbers.Leniency.VALID):
-        taken.append((match.start, match.end))
-        results.append(_phone_finding(text, part, match.start, match.end, 0.9,
-                                      "valid phone number (libphonenumber)"))
-    # International and local formats without a country code: a digit-group shape plus a
-    # label or a separator pattern typical of phone numbers.
-    for m in PHONE_SHAPE.finditer(text):
-        start, end = m.start(), m.end()
-        if any(s < end and start < e for s, e in taken):
-            continue
-        value = m.group()
-        digits = re.sub(r"\D", "", value.split("x")[0].split("ext")[0])
-        if not 7 <= len(digits) <= 15:
-            continue
-        separated = bool(re.search(r"\d[\s.()-]+\d", value))
-        label = line_label(text, start)[-30:] + " " + before(text, start, 25)
-        cue = has_cue(label, PHONE_CUES) or has_cue(after(text, end, 12), FAX_CUES + (
-            "office", "fax", "mobile", "home", "cell"))
-        if _looks_like_date_or_number(value):
-            continue
-        if len(re.findall(r"\d+", value)) == 2 and BEFORE_STREET_NAME.match(text, end):
-            continue  # "at 28919 136 Filadelfeos Str.": building and house number
-        if value.startswith("+") or (separated and cue):
-            confidence = 0.85
-        elif cue and len(digits) >= 9:
-            confidence = 0.7
-        elif separated and _phone_grouping(value):
-            confidence = 0.55
-        else:
-            continue
-        results.append(_phone_finding(text, part, start, end, confidence, "phone number shape"))
-    return results
-
-
-def _phone_finding(text: str, part: str, start: int, end: int, confidence: float,
-                   reason: str) -> Finding:
-    context = line_label(text, start)[-20:] + " " + before(text, start, 15) + after(text, end, 8)
-    category = cat.FAX_NUMBER if has_cue(context, FAX_CUES) else cat.PHONE_NUMBER
-    return Finding(category, text[start:end], start, end, part, confidence, reason)
-
-
-def _looks_like_date_or_number(value: str) -> bool:
-    if re.fullmatch(r"\d{1,4}[./-]\d{1,2}[./-]\d{1,4}", value):
-        return True  # 2024-03-01, 03/01/2024
-    return bool(re.fullmatch(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+\.\d{1,2}", value))
-
-
-def _phone_grouping(value: str) -> bool:
-    """Typical groupings: 555-123-4567, 555.123.4567, 020 7946 0958, 71-33-52-22."""
-    groups = re.findall(r"\d+", value)
-    return len(groups) >= 2 and all(2 <= len(g) <= 4 for g in groups[1:])
-
-
 # --- ZIP codes and ages ----------------------------------------------------------------
 
 ZIP = re.compile(r"(?<![\w$#.,-])\d{5}(?:-\d{4})?(?![\w%-]|\.\d|,\d)")
@@ -320,7 +209,3 @@ def find_ages(text: str, part: str) -> list[Finding]:
     return results
 
 
-PATTERN_RECOGNIZERS: tuple[Recognizer, ...] = (
-    find_emails, find_urls, find_ip_addresses, find_ssns, find_labelled_ids,
-    find_phone_numbers, find_zip_codes, find_ages,
-)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 from phigate.phi_scanner import findings as cat
-from phigate.phi_scanner.context import before, has_cue
 from phigate.phi_scanner.findings import Finding
-from phigate.phi_scanner.vocabulary import Vocabulary
+from phigate.phi_scanner.health_vocabulary import Vocabulary
+from phigate.phi_scanner.recognizers.context import before, has_cue
 
 # Word-forming suffixes of clinical vocabulary; catches terms the lists miss
 # ("cholecystectomy", "gastroenteritis", "neuropathy"). Long words only: "-oma" alone

@@ -1,10 +1,10 @@
 """Names of people found from cues: salutations, labels and titles.
 
 These cheap patterns catch the names that matter most in practice mail ("Dear Maria Lopez",
-"Patient: John Smith", "Mr. Ortiz") without the NER model; NER (:mod:`.nlp`) adds names
-that appear without a cue. A clinician's name ("Dr. Chen", "Sarah Chen, MD") is still a
-PERSON finding, but its reason says so: it identifies the provider, not a patient.
-"""
+"Patient: John Smith", "Mr. Ortiz") without the NER model; NER
+(:mod:`phigate.phi_scanner.nlp`) adds names that appear without a cue. A clinician's name
+("Dr. Chen", "Sarah Chen, MD") is still a PERSON finding, but its reason says so: it
+identifies the provider, not a patient."""
 
 from __future__ import annotations
 
