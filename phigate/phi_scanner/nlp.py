@@ -62,9 +62,13 @@ def name_candidate_chunks(text: str, explained: Sequence[tuple[int, int]] = (),
     position = 0
     for boundary in [*CHUNK_BOUNDARY.finditer(text), None]:
         end = boundary.start() if boundary else len(text)
+        # The model is blind in capitals: in a line written in capitals its labels are
+        # noise, and the cue recognizers read such lines instead.
+        shouting = _mostly_capitals(text, position, end)
         candidates = [(word.start(), word.end())
                       for word in CAPITALISED.finditer(text, position, end)
                       if word.group() not in COMMON_CAPITALISED
+                      and not (shouting and word.group().isupper())
                       and not is_explained(word.start())
                       and not (word.start() == position
                                and word.group().lower() in ordinary_words)]
@@ -73,6 +77,11 @@ def name_candidate_chunks(text: str, explained: Sequence[tuple[int, int]] = (),
                 chunks.append(Chunk(offset, text[offset:min(stop, offset + MAX_CHUNK_CHARS)]))
         position = boundary.end() if boundary else len(text)
     return chunks
+
+
+def _mostly_capitals(text: str, start: int, end: int) -> bool:
+    letters = [ch for ch in text[start:end] if ch.isalpha()]
+    return len(letters) >= 12 and sum(ch.isupper() for ch in letters) > 0.6 * len(letters)
 
 
 def _windows(text: str, start: int, end: int, candidates: list[tuple[int, int]]

@@ -20,8 +20,10 @@ from phigate.phi_scanner.health_vocabulary import load_vocabulary
 from phigate.phi_scanner.recognizers import PATTERN_RECOGNIZERS
 from phigate.phi_scanner.recognizers.addresses import find_addresses
 from phigate.phi_scanner.recognizers.census_names import LEXICON_REASONS, find_lexicon_names
+from phigate.phi_scanner.recognizers.clinical_people import REASON_CARE_CUE, find_clinical_people
 from phigate.phi_scanner.recognizers.cued_names import find_cued_names
 from phigate.phi_scanner.recognizers.dates import Spans, find_dates
+from phigate.phi_scanner.recognizers.facilities import find_facilities, us_places
 from phigate.phi_scanner.recognizers.health_terms import find_health_patterns, find_vocabulary_terms
 from phigate.phi_scanner.verdict import Thresholds, judge, verdict_outcome_is_settled
 
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
 # Which finding wins when two identifier findings overlap: explicit patterns over NER and
 # over names found only because the word is in the name lexicon.
 _NER_REASONS = frozenset({"NER person", "NER place"})
-_WEAK_REASONS = _NER_REASONS | LEXICON_REASONS
+_WEAK_REASONS = _NER_REASONS | LEXICON_REASONS | {REASON_CARE_CUE}
 
 
 class Scanner:
@@ -46,6 +48,7 @@ class Scanner:
                              max_seconds=settings.timeout_seconds * 0.6)
         self.vocabulary = load_vocabulary()
         self.name_lexicon = load_name_lexicon()
+        us_places()  # the gazetteer loads once per worker, not during the first scan
         self._ner: NerModel | None = None
         if settings.ner != "never":
             from phigate.phi_scanner.nlp import NerModel  # the only import of spaCy
@@ -106,6 +109,8 @@ class Scanner:
         findings.extend(find_dates(text, part))
         findings.extend(find_cued_names(text, part))
         findings.extend(find_lexicon_names(text, part, self.name_lexicon))
+        findings.extend(find_clinical_people(text, part, self.name_lexicon))
+        findings.extend(find_facilities(text, part, self.name_lexicon))
         findings.extend(find_vocabulary_terms(text, part, self.vocabulary))
         findings.extend(find_health_patterns(text, part, self.vocabulary))
         return findings

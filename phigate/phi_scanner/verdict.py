@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from phigate.phi_scanner import findings as cat
 from phigate.phi_scanner.findings import Finding
+from phigate.phi_scanner.recognizers.clinical_terms import is_clinical_note
 
 # How much a finding of each category says about a specific person (before confidence).
 IDENTIFIER_WEIGHTS: dict[str, float] = {
@@ -50,6 +51,12 @@ REASON_WEIGHTS: dict[str, float] = {
     "year only": 0.0,
     "age over 89": 0.85,
 }
+#: In a clinical note (see :func:`is_clinical_note`) every identifier is about the patient's
+#: care: the date of a procedure, the hospital they came from, the nurse who paged the
+#: doctor. Those identifiers weigh at least this much there.
+CLINICAL_NOTE_WEIGHT = 0.8
+#: What stays weak even in a clinical note: not Safe Harbor identifiers.
+NOT_IN_CLINICAL_NOTE = frozenset({"year only", "age (89 or under)"})
 STRONG_IDENTIFIERS = frozenset({cat.US_SSN, cat.MEDICAL_RECORD_NUMBER, cat.HEALTH_PLAN_NUMBER})
 
 
@@ -61,13 +68,16 @@ class Thresholds:
     identifiers: float = 0.25
 
 
-def identifier_weight(finding: Finding) -> float:
+def identifier_weight(finding: Finding, clinical_note: bool = False) -> float:
     weight = REASON_WEIGHTS.get(finding.reason, IDENTIFIER_WEIGHTS.get(finding.category, 0.0))
+    if clinical_note and finding.reason not in NOT_IN_CLINICAL_NOTE:
+        weight = max(weight, CLINICAL_NOTE_WEIGHT)
     return weight * finding.confidence
 
 
 def judge(findings: Sequence[Finding], thresholds: Thresholds) -> tuple[str, float]:
-    identifier_score = max((identifier_weight(f) for f in findings
+    clinical_note = is_clinical_note(findings)
+    identifier_score = max((identifier_weight(f, clinical_note) for f in findings
                             if f.category in cat.IDENTIFIER_CATEGORIES), default=0.0)
     health_score = max((f.confidence for f in findings if f.category in cat.HEALTH_CATEGORIES),
                        default=0.0)

@@ -9,9 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from phigate.phi_scanner.findings import Finding
+from phigate.phi_scanner.recognizers.care_dates import find_care_dates
+from phigate.phi_scanner.recognizers.clinical_terms import find_clinical_terms
 from phigate.phi_scanner.recognizers.contact import (
     find_emails,
     find_ip_addresses,
+    find_pager_numbers,
     find_phone_numbers,
     find_urls,
 )
@@ -26,5 +29,6 @@ Recognizer = Callable[[str, str], list[Finding]]
 
 PATTERN_RECOGNIZERS: tuple[Recognizer, ...] = (
     find_emails, find_urls, find_ip_addresses, find_ssns, find_labelled_ids,
-    find_phone_numbers, find_zip_codes, find_ages,
+    find_phone_numbers, find_pager_numbers, find_zip_codes, find_ages, find_care_dates,
+    find_clinical_terms,
 )

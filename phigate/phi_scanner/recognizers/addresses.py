@@ -12,6 +12,7 @@ import re
 
 from phigate.phi_scanner import findings as cat
 from phigate.phi_scanner.findings import Finding
+from phigate.phi_scanner.recognizers.clinical_terms import NOT_NAME_ABBREVIATIONS
 
 STREET_TYPES = (
     "street|st|avenue|ave|road|rd|lane|ln|boulevard|blvd|drive|dr|court|ct|way|place|pl|"
@@ -106,7 +107,28 @@ _NOT_A_STREET_START = re.compile(r"^\d+\s+(?:minutes?|hours?|days?|weeks?|years?
 _WORD_AND_YEAR = re.compile(r"^[^\W\d_]+[ \t]+(?:19|20)\d\d$")
 
 
+# Clinical notes write "VIA FOLEY 50", "HR 116 ST", "4L TOL WELL": a candidate address with a
+# clinical word in it is not one.
+_CLINICAL_WORDS = frozenset(
+    "foley line art aline ogt ngt td fm nc mask tol run beat tolerated gtt drip tlc".split())
+
+
+def _clinical(value: str) -> bool:
+    """An abbreviation in capitals ("HR", "TEE"; "Luite tee" is a street) or a bedside word."""
+    return any((token.isupper() and token in NOT_NAME_ABBREVIATIONS)
+               or token.lower() in _CLINICAL_WORDS
+               for token in re.findall(r"[^\W\d_]{2,}", value))
+
+
 def find_addresses(text: str, part: str) -> list[Finding]:
+    results = [f for f in _find_address_candidates(text, part) if not _clinical(f.text)]
+    for m in CITY_STATE.finditer(text):
+        results.append(Finding(cat.LOCATION, m.group(), m.start(), m.end(), part, 0.8,
+                               "city with a state"))
+    return results
+
+
+def _find_address_candidates(text: str, part: str) -> list[Finding]:
     results: list[Finding] = []
     for pattern, confidence, reason in (
         (STREET_FIRST, 0.85, "house number and street"),
@@ -136,7 +158,4 @@ def find_addresses(text: str, part: str) -> list[Finding]:
         for m in pattern.finditer(text):
             results.append(Finding(cat.STREET_ADDRESS, m.group(1), m.start(1), m.end(1), part,
                                    confidence, reason))
-    for m in CITY_STATE.finditer(text):
-        results.append(Finding(cat.LOCATION, m.group(), m.start(), m.end(), part, 0.8,
-                               "city with a state"))
     return results

@@ -35,6 +35,7 @@ from phigate.phi_scanner.census_lexicon import (
 )
 from phigate.phi_scanner.findings import Finding
 from phigate.phi_scanner.recognizers.addresses import STREET_TYPES
+from phigate.phi_scanner.recognizers.clinical_terms import NOT_NAME_ABBREVIATIONS
 from phigate.phi_scanner.recognizers.dates import Spans
 
 REASON_RUN = "name from lexicon"
@@ -222,8 +223,11 @@ class _Finder:
 
     def speakers(self) -> None:
         """Lines of dialogue: two or more lines opening with "Name:" and speech."""
+        # A known name, not a heading word: notes open lines with "Neuro:", "Resp:", "Skin:".
         matches = [m for m in SPEAKER.finditer(self.text)
-                   if fold(m.group(1)) not in STOP_WORDS and fold(m.group(1)) not in LABEL_WORDS]
+                   if fold(m.group(1)) not in STOP_WORDS and fold(m.group(1)) not in LABEL_WORDS
+                   and not m.group(1).isupper()
+                   and m.group(1).upper() not in NOT_NAME_ABBREVIATIONS]
         if len(matches) < 2:
             return
         for match in matches:

@@ -69,6 +69,8 @@ def find_phone_numbers(text: str, part: str) -> list[Finding]:
         return results  # no phone number has fewer than seven digits; skip the costly matcher
     # libphonenumber knows the numbering plans; a US-region match is strong evidence.
     for match in phonenumbers.PhoneNumberMatcher(text, "US", leniency=phonenumbers.Leniency.VALID):
+        if _measurement_series(text, match.start, match.raw_string):
+            continue
         taken.append((match.start, match.end))
         results.append(_phone_finding(text, part, match.start, match.end, 0.9,
                                       "valid phone number (libphonenumber)"))
@@ -86,7 +88,7 @@ def find_phone_numbers(text: str, part: str) -> list[Finding]:
         label = line_label(text, start)[-30:] + " " + before(text, start, 25)
         cue = has_cue(label, PHONE_CUES) or has_cue(after(text, end, 12), FAX_CUES + (
             "office", "fax", "mobile", "home", "cell"))
-        if _looks_like_date_or_number(value):
+        if _looks_like_date_or_number(value) or _measurement_series(text, start, value):
             continue
         if len(re.findall(r"\d+", value)) == 2 and BEFORE_STREET_NAME.match(text, end):
             continue  # "at 28919 136 Filadelfeos Str.": building and house number
@@ -115,9 +117,31 @@ def _looks_like_date_or_number(value: str) -> bool:
     return bool(re.fullmatch(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+\.\d{1,2}", value))
 
 
+# "ABG 7.38/59/62", "SVR 1500-2250", "TD-5.15/2.51/1150": series of measurements.
+_MEASUREMENT_BEFORE = re.compile(
+    r"(?i)\b(?:abg|vbg|svr|pvr|fick|cvp|pap|sats?|peep|svo2)\W{0,3}$")
+
+
+def _measurement_series(text: str, start: int, value: str) -> bool:
+    return "/" in value or bool(re.match(r"\d\.\d{2}\b", value)) or bool(
+        _MEASUREMENT_BEFORE.search(text[max(0, start - 12):start]))
+
+
 def _phone_grouping(value: str) -> bool:
     """Typical groupings: 555-123-4567, 555.123.4567, 020 7946 0958, 71-33-52-22."""
     groups = re.findall(r"\d+", value)
     return len(groups) >= 2 and all(2 <= len(g) <= 4 for g in groups[1:])
 
 
+
+
+# Pager and extension numbers: four to six digits after their label ("pager #40213", "x4417",
+# "PG 33445", "beeper number 55037"); too short for a phone number's shape.
+PAGER = re.compile(
+    r"(?i)\b(?:(?:pager|beeper|pgr|pg|bpr|page|ext|extension)\.?[ \t]*(?:#|number|no\.?|num)?"
+    r"[ \t]*[:#]?[ \t]*|x[ \t]?)(\d{4,6})\b(?![.,]\d|[ \t]*(?:%|mg|mcg|ml|cc|units?))")
+
+
+def find_pager_numbers(text: str, part: str) -> list[Finding]:
+    return [Finding(cat.PHONE_NUMBER, m.group(1), m.start(1), m.end(1), part, 0.8,
+                    "pager or extension number") for m in PAGER.finditer(text)]

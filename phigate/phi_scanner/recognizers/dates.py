@@ -75,6 +75,8 @@ def find_dates(text: str, part: str) -> list[Finding]:
                 continue
             if pattern is NUMERIC_DATE and not _plausible_numbers(m.group()):
                 continue  # "03.93.92" (a phone number's groups): no month 93
+            if pattern is NUMERIC_DATE and len(set(re.findall(r"[/.-]", m.group()[:8]))) > 1:
+                continue  # "5.6/67": a measurement, not a date (separators are uniform)
             spans.add(m.start(), m.end())
             results.append(date_finding(text, part, m.start(), m.end(), 0.9))
     for m in WEEKDAY_ONLY.finditer(text):

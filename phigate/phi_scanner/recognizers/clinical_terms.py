@@ -1,0 +1,105 @@
+"""Clinical shorthand: the abbreviations of notes, referral letters and messages between
+providers (``s/p CABG x3``, ``r/o MI``, ``CHF``, ``PRBC``, ``ETT``, ``vanco``, ``NSTEMI``).
+
+No package ships a clinical abbreviation list, so this one is written here, short and
+limited to abbreviations that mean one clinical thing. Two-letter and word-like ones ("MI",
+"PE", "CA", "CAD", "OR") count only in capitals; the rest in any case, since a note in
+lower case writes "chf" and "cabg". Note shorthand (``s/p``, ``h/o``, ``y/o``, ``PMH``,
+``q4h``...) is not health information about anyone by itself, but several of them mark a
+text as a clinical note, which the verdict uses: every identifier in a clinical note is
+about the patient's care.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from phigate.phi_scanner import findings as cat
+from phigate.phi_scanner.findings import Finding
+
+REASON_ABBREVIATION = "clinical abbreviation"
+REASON_SHORTHAND = "clinical note shorthand"
+
+CONDITIONS = """
+NSTEMI STEMI CHF CAD COPD HTN NIDDM IDDM CVA TIA DVT UTI ARF ESRD CKD AFIB A-FIB PNA GIB
+AAA PVD HCV HBV ICH SAH SBO MRSA VRE NSVT SVT CHB ARDS OSA GERD BPH CHB LBBB RBBB AFLUTTER
+HLD DKA CRI CRF ATN ALS MS-CHANGES SDH AMS ESLD NASH ETOH-ABUSE HYPERK HYPOK IHSS CMP DJD
+"""
+CONDITIONS_UPPER = "MI PE DM CA AF VF VT CP SOB HF RA PNA MR AS AI TR"
+PROCEDURES = """
+CABG PTCA PCI ERCP EGD TEE TTE CXR EKG ECG PEG PICC CVVH CVVHD CVVHDF IABP LVAD RVAD BIVAD
+TPN AVR MVR TAVR TAH BSO ORIF THR TKR PPM AICD BRONCH TRACH THORACENTESIS PARACENTESIS
+EXTUBATED INTUBATED REINTUBATED EXTUBATION INTUBATION CARDIOVERSION ABLATION ANGIOPLASTY
+STENTED FEMPOP VATS ETT NGT OGT A-LINE
+"""
+PROCEDURES_UPPER = "CT MRI HD LP IR ICD EP CATH ECHO STENT PACER ANGIO SWAN ALINE"
+MEDICATIONS = """
+PRBC PRBCS FFP VANCO LEVOPHED ZOSYN ABX NTG KCL KAYEXALATE LOPRESSOR DOBUTAMINE
+NEOSYNEPHRINE PRESSORS INSULIN HEPARIN LOVENOX FLAGYL CIPRO AMIODARONE CAPTOPRIL
+VERSED NIPRIDE INTEGRILIN PLAVIX COUMADIN
+"""
+MEDICATIONS_UPPER = "ASA MSO4 MGSO4 NS LR D5W LEVO DOPA NEO HEP AMIO DILT NITRO DIG TPA TNK"
+LABS = "ABG ABGS CBC INR PTT HCT WBC BUN LFTS LYTES CPK TROP BNP LACTATE"
+LABS_UPPER = "CR PLT K MG PT"
+# Note shorthand: marks a clinical note, says nothing alone.
+SHORTHAND = re.compile(
+    r"(?i)(?<![\w/])(?:s/p|h/o|c/o|r/o|y/o|w/u|f/u|d/c'?d|u/o|a&ox?\d?|i&o|n/v|pmh|pmhx|hpi|"
+    r"nkda|prn|npo|oob|dnr|dni|vss|gtts?|q\d{1,2}h|qd|bid|tid|qid|qhs|afebrile|tmax|"
+    r"sats|micu|ccu|sicu|csru|nsicu|dispo|resp|neuro|npn|nsg|pt's|pt)(?![\w/])")
+# Words that are abbreviations of units, services and roles: never names or places.
+UNITS_AND_ROLES = """
+ICU CCU MICU SICU CSRU NSICU PACU ER ED EW OR VNA PCP OSH RN MD NP PA RRT PT OT SW CM
+NSG NPN MICU-A MICU-B CVICU CT-SURG CARDS ID GI GU HEME ONC RENAL RESP NEURO CV ENDO
+SOCIAL DISPO ACCESS SKIN PLAN HR BP RR CVP SBP MAP SAT SATS IV PO SQ IM PRN QD BID TID
+PCU EVAL REHAB FLOOR CATH LAB STEPDOWN TELE SNF LTAC HOME DIALYSIS XRAY NEURO RESP CARDIAC
+PULM PROPH PSYCHOSOCIAL COMFORT ACTIVITY DISPOSITION HEME MISC LINES ACCESS PAIN COPING
+NPO OOB DNR DNI VSS LS CTA BS BM UO FOLEY ABD EXT TF TFS PEEP FIO2 CPAP BIPAP SIMV PS AC
+AM PM NOC HS STAT NKA NKDA ADL ADLS HOH MAE PERRL A&O AOX3 OX3 WNL NAD FHP TX RX HX DX SX
+"""
+
+
+def _words(block: str) -> frozenset[str]:
+    return frozenset(block.split())
+
+
+ANY_CASE: dict[str, str] = {
+    **dict.fromkeys(_words(CONDITIONS), cat.CONDITION),
+    **dict.fromkeys(_words(PROCEDURES), cat.PROCEDURE),
+    **dict.fromkeys(_words(MEDICATIONS), cat.MEDICATION),
+    **dict.fromkeys(_words(LABS), cat.LAB_RESULT),
+}
+UPPER_ONLY: dict[str, str] = {
+    **dict.fromkeys(_words(CONDITIONS_UPPER), cat.CONDITION),
+    **dict.fromkeys(_words(PROCEDURES_UPPER), cat.PROCEDURE),
+    **dict.fromkeys(_words(MEDICATIONS_UPPER), cat.MEDICATION),
+    **dict.fromkeys(_words(LABS_UPPER), cat.LAB_RESULT),
+}
+NOT_NAME_ABBREVIATIONS = frozenset(ANY_CASE) | frozenset(UPPER_ONLY) | _words(UNITS_AND_ROLES)
+TOKEN = re.compile(r"(?<![\w/&-])[A-Za-z][A-Za-z0-9&-]*[A-Za-z0-9]s?(?![\w/&-])")
+# Abbreviations that are upper-case only may carry a plural or possessive "s" ("PRBC's").
+_PLURAL = re.compile(r"['’]?s$")
+
+
+def find_clinical_terms(text: str, part: str) -> list[Finding]:
+    results: list[Finding] = []
+    for m in TOKEN.finditer(text):
+        word = m.group()
+        upper = word.upper()
+        category = ANY_CASE.get(upper) or ANY_CASE.get(_PLURAL.sub("", upper))
+        if category is None and word.isupper():
+            category = UPPER_ONLY.get(word) or UPPER_ONLY.get(_PLURAL.sub("", word))
+        if category is not None:
+            results.append(Finding(category, word, m.start(), m.end(), part, 0.8,
+                                   REASON_ABBREVIATION))
+    for m in SHORTHAND.finditer(text):
+        results.append(Finding(cat.ENCOUNTER, m.group(), m.start(), m.end(), part, 0.45,
+                               REASON_SHORTHAND))
+    return results
+
+
+def is_clinical_note(findings: Sequence[Finding]) -> bool:
+    """Three kinds of note shorthand, or shorthand beside clinical abbreviations."""
+    shorthand = {f.text.lower() for f in findings if f.reason == REASON_SHORTHAND}
+    abbreviations = {f.text.upper() for f in findings if f.reason == REASON_ABBREVIATION}
+    return len(shorthand) >= 3 or (len(shorthand) >= 1 and len(abbreviations) >= 2)

