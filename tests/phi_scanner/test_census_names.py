@@ -87,4 +87,4 @@ def test_hostile_text_stays_linear(lexicon):
     for text in texts:
         started = time.monotonic()
         find_lexicon_names(text, "t", lexicon)
-        assert time.monotonic() - started < 3.0
+        assert time.monotonic() - started < 6.0  # quadratic would take minutes
