@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from phigate.checks.dns_checks import dns_findings
+from phigate.checks.findings import report
+from phigate.checks.lookup import Dns
+from phigate.checks.offline import offline_findings
 from phigate.cli.context import CliContext, SubParsers
 from phigate.cli.file_modes import loose_files
 from phigate.config import validate
@@ -16,6 +20,12 @@ def register(subparsers: SubParsers) -> None:
     check = subparsers.add_parser(
         "check-config", help="validate the configuration and the files it names, then exit"
     )
+    check.add_argument("--dns", action="store_true",
+                       help="also check the published DNS records (SPF, DKIM, DMARC, PTR, "
+                            "MTA-STS, TLS-RPT) through [delivery] dns_servers")
+    check.add_argument("--ip", action="append", metavar="ADDRESS",
+                       help="this host's outbound public address (default: the A/AAAA "
+                            "records of [server] hostname); repeatable")
     check.set_defaults(handler=run_check)
     db = subparsers.add_parser("db", help="database schema: status, upgrade")
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
@@ -31,7 +41,16 @@ def run_check(args: argparse.Namespace, ctx: CliContext) -> int:
     MasterKey.load(settings.storage.master_key_file)
     for loose in loose_files(settings, ctx.config_path):
         print(f"phigate: warning: {loose.warning()}", file=sys.stderr)
-    print(f"phigate: configuration OK: {ctx.config_path}")
+    findings = offline_findings(settings)
+    if args.dns:
+        dns = Dns(settings.delivery.dns_servers, timeout=settings.policy.dns_timeout_seconds)
+        findings += dns_findings(settings, dns, args.ip)
+    status = report(findings, sys.stderr)
+    if status:
+        print(f"phigate: configuration has errors: {ctx.config_path}", file=sys.stderr)
+        return status
+    print(f"phigate: configuration OK: {ctx.config_path}"
+          + (f" ({len(findings)} warning(s))" if findings else ""))
     return 0
 
 
