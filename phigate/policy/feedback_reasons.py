@@ -175,10 +175,12 @@ def _reason(text: str, status: str | None, reply: str | None,
 
 def _by_phrase(text: str) -> BounceReason | None:
     """The remote's own words first: a relay's summary ("Unknown address error 550-'5.2.2
-    Mailbox full'") often precedes the reply it quotes."""
+    Mailbox full'") often precedes the reply it quotes; when the quoted reply has no telling
+    phrase, its status code speaks before the summary does."""
     quoted = _STATUS_AFTER_REPLY.search(text)
     if quoted is not None and quoted.start() > 0:
-        found = _phrase_in(_CODES.sub(" ", text[quoted.start():]))
+        found = _phrase_in(_CODES.sub(" ", text[quoted.start():])) or _by_status(
+            quoted.group(1))
         if found is not None:
             return found
     return _phrase_in(_CODES.sub(" ", text))

@@ -130,7 +130,9 @@ def text_failures(message: Message, *, exclude: set[str] | None = None) -> list[
             following = spans[index + 1][1]
         line_start = cleaned.rfind("\n", 0, start) + 1
         block = cleaned[line_start:following]
-        if len(block.strip()) <= len(address) + 4 and index + 1 == len(spans):
+        if len(spans) == 1:
+            block = cleaned  # one address: all the text is about it
+        elif len(block.strip()) <= len(address) + 4 and index + 1 == len(spans):
             block = cleaned[line_start:]  # the reply is on the lines after
         key = address.lower()
         diagnostic = " ".join(block.split())[:_MAX_DIAGNOSTIC]
