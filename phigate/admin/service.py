@@ -33,6 +33,7 @@ from phigate.config import Settings
 from phigate.errors import PhigateError, UserError
 from phigate.policy.campaigns import CampaignStore, CampaignView, valid_campaign_id
 from phigate.policy.consent import ConsentChange, ConsentEntry, ConsentStore
+from phigate.policy.incidents import IncidentStore
 from phigate.policy.stores import PolicyStores
 from phigate.policy.suppression import AddResult, SuppressionEntry, SuppressionStore
 from phigate.queue.db import shred_checkpoint
@@ -268,7 +269,8 @@ class AdminService:
         engine, audit = self.store.engine, self.audit
         return PolicyStores(consents=ConsentStore(engine, audit),
                             suppressions=SuppressionStore(engine, audit),
-                            campaigns=CampaignStore(engine, audit, self.settings.policy))
+                            campaigns=CampaignStore(engine, audit, self.settings.policy),
+                            incidents=IncidentStore(engine, audit))
 
     def campaigns(self) -> list[CampaignView]:
         """Every campaign: awaiting approval first, then paused, then approved."""

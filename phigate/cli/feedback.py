@@ -1,4 +1,5 @@
-"""``phigate feedback classify FILE.eml… [--json]``: how the feedback listener reads mail.
+"""``phigate feedback classify FILE.eml… [--json]``: how the feedback listener reads mail;
+``phigate feedback incidents [list|clear DOMAIN] [--json]``: open bounce incidents.
 
 With a configuration file, tokens are checked with ``[policy] token_key_file`` (so VERP
 and unsubscribe addresses name their recipient) and reports are labelled with
@@ -34,6 +35,15 @@ def register(subparsers: SubParsers) -> None:
     classify.add_argument("--no-dkim", action="store_true",
                           help="do not verify DKIM signatures of complaint reports (no DNS)")
     classify.set_defaults(handler=run_classify)
+    incidents = commands.add_parser(
+        "incidents", help="domains refusing our mail for a reason on our side",
+        description="Open bounce incidents: destination domains that refused our mail for a "
+                    "reason on our side (blocklisted IP, SPF/DKIM, reverse DNS, rejected "
+                    "sender). Marketing mail to them waits; `clear DOMAIN` ends one.")
+    incidents.add_argument("action", nargs="?", choices=("list", "clear"), default="list")
+    incidents.add_argument("domain", nargs="?", help="for clear: the destination domain")
+    incidents.add_argument("--json", action="store_true", help="one JSON array")
+    incidents.set_defaults(handler=run_incidents)
 
 
 def run_classify(args: argparse.Namespace, ctx: CliContext) -> int:
@@ -58,6 +68,35 @@ def run_classify(args: argparse.Namespace, ctx: CliContext) -> int:
     return 0
 
 
+def run_incidents(args: argparse.Namespace, ctx: CliContext) -> int:
+    from phigate.admin.roles import Role
+    from phigate.cli.policy_common import acting_admin, policy_stores, print_json_array
+    from phigate.errors import UserError
+    from phigate.policy.incidents import IncidentStore
+
+    with policy_stores(ctx) as (runtime, stores):
+        incidents = stores.incidents or IncidentStore(runtime.engine, runtime.audit)
+        if args.action == "clear":
+            if not args.domain:
+                raise UserError("feedback incidents clear needs the DOMAIN")
+            actor = acting_admin(runtime, "feedback incidents clear")
+            if not incidents.resolve(args.domain, actor=actor, why="cleared by an admin"):
+                print(f"phigate: no open incident for {args.domain}")
+                return 1
+            print(f"phigate: cleared the incident of {args.domain}; marketing mail resumes")
+            return 0
+        acting_admin(runtime, "feedback incidents", needed=Role.VIEWER)
+        entries = incidents.entries()
+    if args.json:
+        print_json_array([entry.as_dict() for entry in entries])
+        return 0
+    for entry in entries:
+        print(f"{entry.domain:32} {entry.reason:14} {entry.count:5}  "
+              f"first {entry.first_seen:%Y-%m-%d %H:%M}  last {entry.last_seen:%Y-%m-%d %H:%M}"
+              f"  marketing held until {entry.hold_until:%Y-%m-%d %H:%M}")
+    return 0
+
+
 def _print_reports(args: argparse.Namespace, contents: list[bytes],
                    signer: TokenSigner | None, authserv_id: str) -> None:
     from phigate.policy.feedback import classify
@@ -73,7 +112,7 @@ def _print_reports(args: argparse.Namespace, contents: list[bytes],
         for recipient in report.recipients:
             detail = ", ".join(part for part in (
                 ("permanent" if recipient.permanent else "temporary")
-                if report.kind == "bounce" else "",
+                if report.kind == "bounce" else "", recipient.category or "",
                 recipient.status or "", recipient.reason or "") if part)
             print(f"  {recipient.address}" + (f": {detail}" if detail else ""))
         if report.token is not None:

@@ -35,7 +35,8 @@ from phigate.metrics import METRICS
 from phigate.policy.campaigns import valid_campaign_id
 from phigate.policy.feedback import FeedbackRecipient, FeedbackReport, classify
 from phigate.policy.feedback_arf import DnsTxtLookup, find_arf, returned_header_values
-from phigate.policy.feedback_reasons import counts_against_address
+from phigate.policy.feedback_reasons import counts_against_address, is_sender_side
+from phigate.policy.incidents import domain_of
 from phigate.policy.null_mx import make_sync_resolver
 from phigate.policy.queue_effects import normalize_address
 from phigate.policy.stores import PolicyStores
@@ -176,6 +177,12 @@ class FeedbackProcessor:
                 source="feedback", actor=SYSTEM, campaign_id=campaign_id, now=now,
                 session=session)
             return int(added.added)
+        if is_sender_side(recipient.category):
+            domain = domain_of(address)
+            if domain is not None and self._stores.incidents is not None:
+                self._stores.incidents.record(session, domain, str(recipient.category),
+                                              now=now)
+            return 0
         if not counts_against_address(recipient.category):
             return 0
         settings = self._settings.feedback

@@ -80,6 +80,16 @@ def reason_group(reason: BounceReason) -> ReasonGroup:
     return GROUP_OF[reason]
 
 
+def is_sender_side(category: str | None) -> bool:
+    """A problem on our side (blocked IP, authentication, rejected sender, rate limits)."""
+    if not category:
+        return False
+    try:
+        return GROUP_OF[BounceReason(category)] is ReasonGroup.SENDER
+    except ValueError:
+        return False
+
+
 def counts_against_address(category: str | None) -> bool:
     """Whether a non-hard bounce of this category counts as a soft bounce of the address.
     Unknown categories (older records, unrecognised formats) count, as before."""

@@ -43,7 +43,7 @@ TEXT_RULES: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
         r"(spf|dkim|dmarc)[ :=]+(fail|hardfail|softfail|reject)")),
     (_R.BLOCKED, phrases(
         r"dnsbl", r"\brbl\b", r"spamhaus", r"spamcop", r"\bsorbs\b", r"barracudacentral",
-        r"blocked using", r"listed (in|on|at|by) ", r"black ?list", r"block ?list",
+        r"blocked using", r"(?<!not )listed (in|on|at|by) ", r"black ?list", r"block ?list",
         r"blacklisted", r"client host .{0,60}(blocked|rejected|refused|denied)",
         r"(your|sending|sender|source|client|connecting) ip( address)? .{0,60}"
         r"(blocked|listed|rejected|banned|refused|denied|not allowed)",

@@ -26,6 +26,7 @@ from phigate.policy.feedback_reason_names import (
     ReasonGroup,
     SmtpStage,
     counts_against_address,
+    is_sender_side,
     reason_group,
 )
 from phigate.policy.feedback_reason_table import (
@@ -39,7 +40,7 @@ from phigate.policy.feedback_reason_table import (
 _R = BounceReason
 
 __all__ = ["BounceReason", "Judgement", "ReasonGroup", "SmtpStage", "counts_against_address",
-           "judge", "reason_group"]
+           "is_sender_side", "judge", "reason_group"]
 
 
 @dataclass(frozen=True)

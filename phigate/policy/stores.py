@@ -7,11 +7,12 @@ transaction); asyncio code calls them through ``asyncio.to_thread``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from phigate.config import Settings
 from phigate.policy.campaigns import CampaignStore
 from phigate.policy.consent import ConsentStore
+from phigate.policy.incidents import IncidentStore
 from phigate.policy.suppression import SuppressionStore
 from phigate.runtime import Runtime
 
@@ -21,6 +22,8 @@ class PolicyStores:
     consents: ConsentStore
     suppressions: SuppressionStore
     campaigns: CampaignStore
+    #: Sender-side bounce incidents per destination domain (None: not tracked).
+    incidents: IncidentStore | None = field(default=None)
 
     @classmethod
     def from_runtime(cls, runtime: Runtime, settings: Settings | None = None) -> PolicyStores:
@@ -29,4 +32,5 @@ class PolicyStores:
             consents=ConsentStore(runtime.engine, runtime.audit),
             suppressions=SuppressionStore(runtime.engine, runtime.audit),
             campaigns=CampaignStore(runtime.engine, runtime.audit, settings.policy),
+            incidents=IncidentStore(runtime.engine, runtime.audit),
         )

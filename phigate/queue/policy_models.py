@@ -176,3 +176,22 @@ class MetaValue(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class BounceIncident(Base):
+    """A destination domain refusing us for a reason on our side (blocklisted IP, failed
+    SPF/DKIM, no PTR, rate limits): one row per domain while the incident lasts.
+
+    Marketing mail to the domain waits until ``hold_until`` (a back-off that grows with
+    ``count``); treatment and operations mail keeps its normal schedule. The row goes when
+    an admin clears it or a delivery to the domain succeeds (both audited).
+    """
+
+    __tablename__ = "bounce_incidents"
+
+    domain: Mapped[str] = mapped_column(String(255), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32))  # a sender-side BounceReason
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    hold_until: Mapped[datetime]
