@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import json
 import sys
 
+from phigate.admin.campaign_results import campaign_results
 from phigate.admin.roles import Role
+from phigate.cli.campaign_text import format_results
 from phigate.cli.context import CliContext, SubParsers
 from phigate.cli.policy_common import acting_admin, policy_stores, print_json_array
 from phigate.cli.table import write_table
@@ -19,6 +22,11 @@ def register(subparsers: SubParsers) -> None:
     listing = sub.add_parser("list", help="campaigns with their state and counters")
     listing.add_argument("--json", action="store_true", help="one JSON array")
     listing.set_defaults(handler=run_list)
+    show = sub.add_parser("show", help="a campaign's results: delivery, bounce reasons, "
+                          "complaint and unsubscribe rates, hourly series")
+    show.add_argument("id")
+    show.add_argument("--json", action="store_true", help="one JSON object")
+    show.set_defaults(handler=run_show)
     approve = sub.add_parser("approve", help="approve a campaign and release its messages")
     approve.add_argument("id")
     approve.add_argument("--ip", help="the approver's address (default: from SSH_CONNECTION)")
@@ -45,6 +53,22 @@ def run_list(args: argparse.Namespace, ctx: CliContext) -> int:
     write_table(sys.stdout, ("CAMPAIGN", "STATE", "ACCEPTED", "DELIVERED", "BOUNCED",
                              "COMPLAINTS", "UNSUBS", "APPROVED BY"), rows,
                 right=(2, 3, 4, 5, 6))
+    return 0
+
+
+def run_show(args: argparse.Namespace, ctx: CliContext) -> int:
+    with policy_stores(ctx) as (runtime, stores):
+        acting_admin(runtime, "campaign show", needed=Role.VIEWER)
+        views = stores.campaigns.views(args.id)
+        if not views:
+            raise UserError(f"no campaign {args.id!r}")
+        results = campaign_results(
+            runtime.engine, views[0],
+            pause_line=runtime.settings.policy.campaign_complaint_threshold)
+    if args.json:
+        print(json.dumps(results.as_dict(), indent=2))
+    else:
+        sys.stdout.write(format_results(results))
     return 0
 
 

@@ -207,7 +207,10 @@ class CampaignStore:
                                                 RecipientState.EXPIRED]), 1), else_=0)),
             func.sum(case((Message.state == MessageState.AWAITING_APPROVAL, 1), else_=0)),
         ).join(Recipient, Recipient.message_id == Message.id).where(
-            Message.campaign_id.is_not(None)).group_by(Message.campaign_id)
+            Message.campaign_id.is_not(None),
+            # A cancelled recipient (suppressed, deleted by an admin) was never sent to.
+            Recipient.state != RecipientState.CANCELLED,
+        ).group_by(Message.campaign_id)
         rows_query = select(Campaign)
         if campaign_id is not None:
             counts = counts.where(Message.campaign_id == campaign_id)
