@@ -30,9 +30,9 @@ from dnslib import RR
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
 from phigate.config import settings_from_mapping
-from phigate.crypto import MasterKey
+from phigate.mta.delivery.scheduler import DeliveryScheduler
+from phigate.queue.crypto import MasterKey
 from phigate.queue.db import make_engine, upgrade
-from phigate.queue.scheduler import DeliveryScheduler
 from phigate.queue.store import NewMessage, SqlQueueStore
 
 TLS_SINK = textwrap.dedent("""

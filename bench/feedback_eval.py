@@ -27,7 +27,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from phigate.policy.feedback import FeedbackReport, classify
+from phigate.policy.feedback.classify import FeedbackReport, classify
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.helpers.shared import EVAL as DEFAULT_EVAL  # noqa: E402

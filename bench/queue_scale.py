@@ -44,7 +44,7 @@ from sqlalchemy import func, insert, select, text
 
 from phigate.admin import AdminService, Identity, QueueFilter
 from phigate.config import settings_from_mapping
-from phigate.crypto import MasterKey
+from phigate.queue.crypto import MasterKey
 from phigate.queue.db import make_engine, upgrade
 from phigate.queue.models import Message, MessageBody, MessageState, Recipient, RecipientState
 from phigate.runtime import Runtime
@@ -163,7 +163,7 @@ def measure(runtime: Runtime, service: AdminService, now: datetime) -> dict[str,
         after = service.page(pending, after=after, limit=PAGE).next_after
         steps.append((time.perf_counter() - started) * 1000)
     figures["next_page"] = statistics.median(steps)
-    with store.session() as session:
+    with store.writing() as session:
         last_id = int(session.scalar(select(func.max(Recipient.id))) or 0)
     figures["deep_page"] = median_ms(lambda: service.page(pending, after=last_id - 3 * PAGE,
                                                            limit=PAGE))

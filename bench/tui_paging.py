@@ -28,7 +28,7 @@ from phigate.admin import AdminService, Identity, QueueFilter
 from phigate.admin_tui.app import AdminApp
 from phigate.admin_tui.screens.queue import PAGE_SIZE, QueueScreen
 from phigate.config import settings_from_mapping
-from phigate.crypto import MasterKey
+from phigate.queue.crypto import MasterKey
 from phigate.queue.db import make_engine, upgrade
 from phigate.queue.models import Message, MessageBody, MessageState, Recipient, RecipientState
 from phigate.runtime import Runtime
@@ -143,7 +143,7 @@ def main() -> int:
         after = page.next_after
     print(f"service next page x20: median {statistics.median(steps):6.1f} ms, "
           f"max {max(steps):6.1f} ms")
-    with runtime.store.session() as session:
+    with runtime.store.writing() as session:
         from sqlalchemy import func, select
         last_id = session.scalar(select(func.max(Recipient.id)))
     ms, deep = timed(lambda: service.page(pending, after=last_id - 300, limit=PAGE_SIZE), 5)

@@ -45,7 +45,7 @@ import trustme
 from dnslib.server import DNSLogger, DNSServer
 from sqlalchemy import Engine, func, insert, select
 
-from phigate.crypto import MasterKey
+from phigate.queue.crypto import MasterKey
 from phigate.queue.db import make_engine, upgrade
 from phigate.queue.models import (
     Attempt,

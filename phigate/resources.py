@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from phigate.logs import log_event
+from phigate.observability.logs import log_event
 
 log = logging.getLogger("phigate.resources")
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from phigate.accounts import AccountStore
-from phigate.audit import AuditLog
+from phigate.accounts.store import AccountStore
+from phigate.audit.log import AuditLog
 from phigate.config import Settings
-from phigate.crypto import MasterKey
+from phigate.queue.crypto import MasterKey
 from phigate.queue.db import ensure_current, make_engine
 from phigate.queue.store import SqlQueueStore
 

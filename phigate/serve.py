@@ -24,18 +24,19 @@ from typing import Any, TypeVar
 
 from sqlalchemy import text
 
-from phigate import __version__, sdnotify
+from phigate import __version__
 from phigate.admin.dashboard import store_snapshot
 from phigate.config import HostPort, Settings, validate
 from phigate.errors import ConfigError
-from phigate.logs import log_event
-from phigate.metrics import METRICS, HealthState, Listener, StoreSnapshot
-from phigate.mta.auth import LockoutTracker
-from phigate.mta.server import SubmissionServices, start_submission_server
+from phigate.mta.delivery.throttle import KeyedRateLimiter
+from phigate.mta.submission.auth import LockoutTracker
+from phigate.mta.submission.server import SubmissionServices, start_submission_server
+from phigate.observability import sdnotify
+from phigate.observability.logs import log_event
+from phigate.observability.metrics import METRICS, HealthState, Listener, StoreSnapshot
 from phigate.policy.engine import PolicyEngine
 from phigate.policy.rules import default_rules
 from phigate.policy.stores import PolicyStores
-from phigate.queue.throttle import KeyedRateLimiter
 from phigate.runtime import Runtime
 
 log = logging.getLogger("phigate.serve")
@@ -184,9 +185,9 @@ async def _start_smtp(settings: Settings, running: RunningServices) -> None:
 
 async def _start_feedback(settings: Settings, running: RunningServices) -> None:
     """The second SMTP listener, for bounces, complaints and mailto unsubscribes."""
-    from phigate.mta.feedback_listener import start_feedback_server
-    from phigate.policy.feedback_actions import FeedbackProcessor
-    from phigate.policy.outbound import token_signer
+    from phigate.mta.delivery.decorate import token_signer
+    from phigate.mta.submission.feedback_listener import start_feedback_server
+    from phigate.policy.feedback.actions import FeedbackProcessor
 
     signer = token_signer(settings, running.runtime.engine)
     processor = FeedbackProcessor(settings, _policy_stores(running), running.runtime.engine,
@@ -202,10 +203,10 @@ async def _start_feedback(settings: Settings, running: RunningServices) -> None:
 
 
 def _add_unsubscribe_routes(app: Any, settings: Settings, running: RunningServices) -> None:
-    """One-click unsubscribe (``/u/TOKEN``), see :mod:`phigate.unsubscribe_http`."""
-    from phigate.policy.feedback_actions import FeedbackProcessor
-    from phigate.policy.outbound import token_signer
-    from phigate.unsubscribe_http import add_unsubscribe_routes
+    """One-click unsubscribe (``/u/TOKEN``), see :mod:`phigate.http.unsubscribe`."""
+    from phigate.http.unsubscribe import add_unsubscribe_routes
+    from phigate.mta.delivery.decorate import token_signer
+    from phigate.policy.feedback.actions import FeedbackProcessor
 
     signer = token_signer(settings, running.runtime.engine)
     processor = FeedbackProcessor(settings, _policy_stores(running), running.runtime.engine,
@@ -217,7 +218,7 @@ def _add_unsubscribe_routes(app: Any, settings: Settings, running: RunningServic
 async def _start_http(settings: Settings, running: RunningServices) -> None:
     from aiohttp import web
 
-    from phigate.metrics import add_routes
+    from phigate.observability.metrics import add_routes
 
     app = web.Application()
     add_routes(app, running.health)
@@ -232,7 +233,7 @@ async def _start_http(settings: Settings, running: RunningServices) -> None:
 
 
 async def _start_delivery(settings: Settings, running: RunningServices) -> None:
-    from phigate.queue.scheduler import DeliveryScheduler
+    from phigate.mta.delivery.scheduler import DeliveryScheduler
 
     scheduler = DeliveryScheduler(settings, running.runtime.store)
     stop = asyncio.Event()

@@ -23,7 +23,7 @@ from helpers.net import free_port
 from helpers.postgres import PostgresCluster, start_cluster
 
 from phigate.config import Settings, settings_from_mapping
-from phigate.crypto import MasterKey
+from phigate.queue.crypto import MasterKey
 from phigate.queue.db import make_engine, upgrade
 from phigate.runtime import Runtime
 

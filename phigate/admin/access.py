@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from phigate.admin.roles import AccessDenied, Identity, Role, role_of
-from phigate.audit import AuditLog
+from phigate.audit.log import AuditLog
 from phigate.config import AdminSettings
 
 DENIED_ACTION = "action.denied"

@@ -14,7 +14,8 @@ from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from phigate.admin.timebuckets import recent_bucket
-from phigate.metrics import StoreSnapshot
+from phigate.clock import utcnow
+from phigate.observability.metrics import StoreSnapshot
 from phigate.queue.models import (
     PENDING_RECIPIENT_STATES,
     Attempt,
@@ -23,10 +24,10 @@ from phigate.queue.models import (
     Recipient,
     RecipientState,
 )
-from phigate.queue.store import SqlQueueStore, utcnow
+from phigate.queue.store import SqlQueueStore
 
 #: The deferral text delivery writes when the next hop cannot give the TLS a message needs
-#: (phigate.mta.tls_policy.refusal_reason).
+#: (phigate.mta.delivery.tls_policy.refusal_reason).
 TLS_DEFERRAL_PREFIX = "TLS required"
 SPARK_BUCKETS = 12  # five-minute buckets over the last hour
 SPARK_WIDTH = timedelta(minutes=5)
@@ -170,7 +171,7 @@ def build_dashboard(session: Session, now: datetime) -> Dashboard:
 def store_snapshot(store: SqlQueueStore, *, now: datetime | None = None) -> StoreSnapshot:
     """The scrape-time store gauges (``Metrics.register_store_gauges(lambda: ...)``)."""
     now = now or utcnow()
-    with store.session() as session:
+    with store.reading() as session:
         quarantined, oldest_quarantined = quarantine_figures(session)
         return StoreSnapshot(
             messages_by_state=messages_by_state(session),

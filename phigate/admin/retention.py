@@ -21,8 +21,8 @@ from typing import Any
 from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from phigate.admin.audit_chain import ANCHOR_KEY, PURGE_ACTION
-from phigate.audit import Actor, AuditLog
+from phigate.audit.log import Actor, AuditLog
+from phigate.audit.verify import ANCHOR_KEY, PURGE_ACTION
 from phigate.config import RetentionSettings
 from phigate.queue.db import shred_checkpoint
 from phigate.queue.models import AuditEvent, Message, MessageBody, MessageState

@@ -15,7 +15,7 @@ import pwd
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from phigate.audit import Actor
+from phigate.audit.log import Actor
 from phigate.config import AdminSettings
 from phigate.errors import UserError
 

@@ -21,14 +21,15 @@ from sqlalchemy.orm import Session
 from phigate.admin import actions
 from phigate.admin.access import Gate
 from phigate.admin.actions import ActionRefused
-from phigate.admin.audit_chain import ChainReport, verify_chain
 from phigate.admin.dashboard import Dashboard, build_dashboard
 from phigate.admin.listing import QueueFilter, QueuePage, count_rows, list_page
 from phigate.admin.preview import Preview, Previewer, ScannerFactory
 from phigate.admin.retention import PurgeReport, purge
 from phigate.admin.roles import Identity, Role
 from phigate.admin.shape import QueueShape, queue_shape
-from phigate.audit import AuditLog
+from phigate.audit.log import AuditLog
+from phigate.audit.verify import ChainReport, verify_chain
+from phigate.clock import utcnow
 from phigate.config import Settings
 from phigate.errors import PhigateError, UserError
 from phigate.policy.campaigns import CampaignStore, CampaignView, valid_campaign_id
@@ -38,7 +39,7 @@ from phigate.policy.stores import PolicyStores
 from phigate.policy.suppression import AddResult, SuppressionEntry, SuppressionStore
 from phigate.queue.db import shred_checkpoint
 from phigate.queue.models import Attempt, Message, MessageState, Recipient
-from phigate.queue.store import MessageView, NewMessage, SqlQueueStore, UnknownMessage, utcnow
+from phigate.queue.store import MessageView, NewMessage, SqlQueueStore, UnknownMessage
 
 log = logging.getLogger(__name__)
 
@@ -134,20 +135,20 @@ class AdminService:
     def page(self, filters: QueueFilter, *, after: int | None = None, before: int | None = None,
              limit: int = 50) -> QueuePage:
         self.gate.require(Role.VIEWER, "queue.list")
-        with self.store.session() as session:
+        with self.store.reading() as session:
             return list_page(session, filters, now=self.clock(), limit=limit, after=after,
                              before=before)
 
     def count(self, filters: QueueFilter) -> int:
         self.gate.require(Role.VIEWER, "queue.list")
-        with self.store.session() as session:
+        with self.store.reading() as session:
             return count_rows(session, filters, now=self.clock())
 
     def message(self, message_id: str) -> MessageDetail:
         self.gate.require(Role.VIEWER, "queue.show", [message_id])
         view = self.store.get_message(message_id)
         addresses = {r.id: r.address for r in view.recipients}
-        with self.store.session() as session:
+        with self.store.reading() as session:
             rows = session.scalars(
                 select(Attempt).where(Attempt.message_id == message_id).order_by(Attempt.id)
             ).all()
@@ -161,19 +162,19 @@ class AdminService:
 
     def shape(self, *, deferred_only: bool = False, top: int = 20) -> QueueShape:
         self.gate.require(Role.VIEWER, "queue.shape")
-        with self.store.session() as session:
+        with self.store.reading() as session:
             return queue_shape(session, now=self.clock(), deferred_only=deferred_only, top=top)
 
     def dashboard(self) -> Dashboard:
         self.gate.require(Role.VIEWER, "dashboard.view")
-        with self.store.session() as session:
+        with self.store.reading() as session:
             return build_dashboard(session, self.clock())
 
     def quarantine(self, *, limit: int = 500) -> list[QuarantineItem]:
         self.gate.require(Role.VIEWER, "quarantine.list")
         recipients = (select(func.count()).where(Recipient.message_id == Message.id)
                       .correlate(Message).scalar_subquery())
-        with self.store.session() as session:
+        with self.store.reading() as session:
             rows = session.execute(
                 select(Message, recipients).where(Message.state == MessageState.QUARANTINED)
                 .order_by(Message.created_at).limit(limit)
@@ -196,7 +197,7 @@ class AdminService:
 
     def verify_audit(self) -> ChainReport:
         self.gate.require(Role.VIEWER, "audit.verify")
-        with self.store.session() as session:
+        with self.store.reading() as session:
             return verify_chain(session)
 
     # -- acting -----------------------------------------------------------------------------
@@ -383,7 +384,7 @@ class AdminService:
         original: bytes | None = None
         if action in ("queue.bounce", "quarantine.reject"):
             original = self._readable_body(message_id)
-        with self.store.session() as session:
+        with self.store.writing() as session:
             message = session.get(Message, message_id, with_for_update=True)
             if message is None:
                 raise UnknownMessage(f"no message {message_id}")
@@ -404,7 +405,7 @@ class AdminService:
 
     def _send_dsn(self, message_id: str, sender: str, arrival: datetime,
                   original: bytes | None, failed: list[str], now: datetime) -> None:
-        from phigate.mta.dsn import FailedRecipient, build_dsn
+        from phigate.mta.delivery.dsn import FailedRecipient, build_dsn
 
         if not sender:
             return

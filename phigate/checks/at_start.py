@@ -12,7 +12,7 @@ import threading
 from phigate.checks.dns_checks import dns_findings
 from phigate.checks.lookup import Dns
 from phigate.config import Settings
-from phigate.logs import log_event
+from phigate.observability.logs import log_event
 
 log = logging.getLogger("phigate.checks")
 

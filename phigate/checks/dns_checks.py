@@ -16,7 +16,7 @@ from phigate.checks.findings import Finding, error, warning
 from phigate.checks.lookup import Dns, LookupFailed
 from phigate.checks.spf import SpfResult, check_host, spf_record
 from phigate.config import Settings
-from phigate.mta.dkim import dns_record
+from phigate.mta.delivery.dkim import dns_record
 
 
 def dns_findings(settings: Settings, dns: Dns, addresses: list[str] | None = None) -> list[Finding]:

@@ -8,7 +8,7 @@ import json
 from phigate.admin.durations import parse_since
 from phigate.admin.service import open_service
 from phigate.cli.context import CliContext, SubParsers
-from phigate.queue.store import utcnow
+from phigate.clock import utcnow
 
 
 def register(subparsers: SubParsers) -> None:

@@ -12,7 +12,7 @@ from phigate.checks.offline import offline_findings
 from phigate.cli.context import CliContext, SubParsers
 from phigate.cli.file_modes import loose_files
 from phigate.config import validate
-from phigate.crypto import MasterKey
+from phigate.queue.crypto import MasterKey
 from phigate.queue.db import current_revision, head_revision, make_engine, upgrade
 
 

@@ -32,7 +32,7 @@ def register(subparsers: SubParsers) -> None:
 
 
 def run_keygen(args: argparse.Namespace, ctx: CliContext) -> int:
-    from phigate.mta.dkim import dns_record, generate_key
+    from phigate.mta.delivery.dkim import dns_record, generate_key
 
     domain = args.domain.strip().rstrip(".").lower()
     selector = args.selector.strip().lower()

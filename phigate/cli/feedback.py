@@ -99,7 +99,7 @@ def run_incidents(args: argparse.Namespace, ctx: CliContext) -> int:
 
 def _print_reports(args: argparse.Namespace, contents: list[bytes],
                    signer: TokenSigner | None, authserv_id: str) -> None:
-    from phigate.policy.feedback import classify
+    from phigate.policy.feedback.classify import classify
 
     for path, raw in zip(args.files, contents, strict=True):
         report = classify(raw, signer=signer, envelope_recipient=args.envelope_recipient,

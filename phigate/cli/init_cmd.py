@@ -16,12 +16,12 @@ from pathlib import Path
 
 from phigate.cli.context import CliContext, SubParsers
 from phigate.cli.file_modes import GROUP_READABLE, create_private, sqlite_path, tighten
+from phigate.cli.selfsigned import generate_self_signed
 from phigate.config import load_settings
-from phigate.crypto import MasterKey
 from phigate.errors import UserError
-from phigate.mta.dkim import dns_record, generate_key
+from phigate.mta.delivery.dkim import dns_record, generate_key
+from phigate.queue.crypto import MasterKey
 from phigate.queue.db import make_engine, upgrade
-from phigate.tlsutil import generate_self_signed
 
 
 def register(subparsers: SubParsers) -> None:

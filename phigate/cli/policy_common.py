@@ -9,7 +9,7 @@ from typing import Any
 
 from phigate.admin.access import Gate
 from phigate.admin.roles import Identity, Role
-from phigate.audit import Actor
+from phigate.audit.log import Actor
 from phigate.cli.context import CliContext
 from phigate.policy.stores import PolicyStores
 from phigate.runtime import Runtime

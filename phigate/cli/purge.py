@@ -12,10 +12,10 @@ import json
 from phigate.admin.access import Gate
 from phigate.admin.retention import PurgeReport, purge
 from phigate.admin.roles import Identity, Role
-from phigate.audit import AuditLog
+from phigate.audit.log import AuditLog
 from phigate.cli.context import CliContext, SubParsers
+from phigate.clock import utcnow
 from phigate.queue.db import ensure_current, make_engine
-from phigate.queue.store import utcnow
 
 
 def register(subparsers: SubParsers) -> None:

@@ -15,7 +15,8 @@ from phigate.admin.service import MessageDetail, open_service
 from phigate.admin.shape import format_shape
 from phigate.cli.context import CliContext, SubParsers
 from phigate.cli.table import write_table
-from phigate.queue.store import as_dict, utcnow
+from phigate.clock import utcnow
+from phigate.queue.store import as_dict
 
 PAGE = 1000
 

@@ -7,7 +7,7 @@ import asyncio
 
 from phigate.checks.at_start import start_dns_checks
 from phigate.cli.context import CliContext, SubParsers
-from phigate.logs import configure_logging
+from phigate.observability.logs import configure_logging
 from phigate.serve import parse_roles, serve_forever
 
 

@@ -7,8 +7,8 @@ import getpass
 import json
 import sys
 
-from phigate.accounts import MESSAGE_CLASSES, parse_list
-from phigate.audit import Actor
+from phigate.accounts.store import MESSAGE_CLASSES, parse_list
+from phigate.audit.log import Actor
 from phigate.cli.context import CliContext, SubParsers
 from phigate.cli.table import write_table
 from phigate.errors import UserError

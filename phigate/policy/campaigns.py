@@ -24,16 +24,16 @@ from typing import Any
 from sqlalchemy import Engine, case, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from phigate.audit import SYSTEM, Actor, AuditLog
+from phigate.audit.log import SYSTEM, Actor, AuditLog
+from phigate.clock import utcnow
 from phigate.config import PolicySettings
 from phigate.errors import UserError
-from phigate.logs import log_event
-from phigate.metrics import CampaignSnapshot
+from phigate.observability.logs import log_event
+from phigate.observability.metrics import CampaignSnapshot
 from phigate.policy.queue_effects import close_if_done
 from phigate.queue.db import read_only
 from phigate.queue.models import Message, MessageState, Recipient, RecipientState
 from phigate.queue.policy_models import Campaign, CampaignState
-from phigate.queue.store import utcnow
 
 log = logging.getLogger("phigate.campaigns")
 

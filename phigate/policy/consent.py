@@ -24,12 +24,13 @@ from typing import Any
 from sqlalchemy import Engine, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from phigate.audit import Actor, AuditLog
+from phigate.audit.log import Actor, AuditLog
+from phigate.clock import utcnow
 from phigate.errors import UserError
+from phigate.policy.addresses import valid_forward_path
 from phigate.policy.queue_effects import cancel_pending, normalize_address
 from phigate.queue.db import read_only
 from phigate.queue.policy_models import Consent, ConsentEvent, ConsentPurpose
-from phigate.queue.store import utcnow
 
 PURPOSES = tuple(purpose.value for purpose in ConsentPurpose)
 ACTIONS = ("grant", "revoke")
@@ -80,8 +81,6 @@ class ConsentEntry:
 
 def validate_change(change: ConsentChange) -> ConsentChange:
     """The change with its address normalised; raises UserError naming the problem."""
-    from phigate.mta.server import valid_forward_path
-
     address = normalize_address(change.address)
     if not valid_forward_path(address):
         raise UserError(f"not a valid email address: {change.address!r}")

@@ -19,7 +19,7 @@ from email.message import EmailMessage
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from phigate.accounts import Account
+    from phigate.accounts.store import Account
     from phigate.phi_scanner import ScanResult
 
 

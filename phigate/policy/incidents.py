@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from phigate.audit import SYSTEM, Actor, AuditLog
+from phigate.audit.log import SYSTEM, Actor, AuditLog
 from phigate.queue.db import read_only
 from phigate.queue.policy_models import BounceIncident
 

@@ -16,13 +16,13 @@ from typing import Any
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from phigate.audit import Actor, AuditLog
+from phigate.audit.log import Actor, AuditLog
+from phigate.clock import utcnow
 from phigate.errors import UserError
-from phigate.metrics import METRICS
+from phigate.observability.metrics import METRICS
 from phigate.policy.queue_effects import cancel_pending, normalize_address
 from phigate.queue.db import read_only
 from phigate.queue.policy_models import Suppression, SuppressionScope
-from phigate.queue.store import utcnow
 
 SCOPES = tuple(scope.value for scope in SuppressionScope)
 #: What can cause a suppression (stored in ``kind``; the metric label set).

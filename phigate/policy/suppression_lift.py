@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import sessionmaker
 
-from phigate.audit import Actor, AuditLog
+from phigate.audit.log import Actor, AuditLog
 from phigate.policy.suppression import SuppressionEntry
 from phigate.queue.policy_models import SoftBounceCount, Suppression
 

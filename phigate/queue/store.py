@@ -17,14 +17,15 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
 from sqlalchemy import Engine, Select, Table, func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from phigate.crypto import DecryptionError, MasterKey, SealedBody
+from phigate.clock import utcnow
 from phigate.errors import PhigateError
+from phigate.queue.crypto import DecryptionError, MasterKey, SealedBody
 from phigate.queue.db import read_only, writer_turn
 from phigate.queue.models import (
     PENDING_RECIPIENT_STATES,
@@ -48,10 +49,6 @@ MAX_PROCESSING_ERRORS = 3
 
 class UnknownMessage(PhigateError):
     """No message with that id."""
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def new_message_id() -> str:
@@ -205,7 +202,9 @@ class SqlQueueStore:
         self._writer_turn = writer_turn(engine)
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
+    def writing(self) -> Iterator[Session]:
+        """A transaction that writes: on SQLite it begins IMMEDIATE, taking the write lock
+        (after this process's writers' turn); reads go through :meth:`reading`."""
         with self._writer_turn, self._sessions.begin() as session:
             yield session
 
@@ -254,7 +253,7 @@ class SqlQueueStore:
             )
             for address in message.recipients
         ]
-        with self.session() as session:
+        with self.writing() as session:
             session.add(row)
             session.add(MessageBody(message_id=message_id, ciphertext=sealed.ciphertext))
         return message_id
@@ -281,7 +280,7 @@ class SqlQueueStore:
         self, owner: str, *, now: datetime, limit: int, lease_seconds: int
     ) -> list[ClaimedRecipient]:
         lease_until = now + timedelta(seconds=lease_seconds)
-        with self.session() as session:
+        with self.writing() as session:
             # One scan per pending state: with ``state = X`` the (state, next_attempt_at)
             # index yields rows already in due order, so a claim reads ~limit rows whatever
             # the queue's size. (``state IN (queued, deferred)`` made both backends read and
@@ -315,7 +314,7 @@ class SqlQueueStore:
         return claimed
 
     def record_attempt(self, recipient_id: int, owner: str, attempt: AttemptRecord) -> bool:
-        with self.session() as session:
+        with self.writing() as session:
             recipient = self._leased(session, recipient_id, owner)
             if recipient is None:
                 return False
@@ -335,7 +334,7 @@ class SqlQueueStore:
         # Plain SQL statements rather than the ORM's unit of work: this runs once per
         # delivery, and the ORM's bookkeeping cost more CPU than the database work.
         wanted = [outcome.recipient_id for outcome in outcomes]
-        with self.session() as session:
+        with self.writing() as session:
             message_of: dict[int, str] = dict(session.execute(
                 select(_RECIPIENTS.c.id, _RECIPIENTS.c.message_id)
                 .where(_RECIPIENTS.c.id.in_(wanted), _RECIPIENTS.c.lease_owner == owner)
@@ -382,7 +381,7 @@ class SqlQueueStore:
 
     def mark_delay_notified(self, recipient_ids: Sequence[int], *, now: datetime) -> None:
         """Remember that the sender was told these recipients are delayed (once each)."""
-        with self.session() as session:
+        with self.writing() as session:
             session.execute(update(Recipient).where(Recipient.id.in_(list(recipient_ids)))
                             .values(delay_notified_at=now))
 
@@ -412,7 +411,7 @@ class SqlQueueStore:
         code: int | None,
         text: str | None,
     ) -> bool:
-        with self.session() as session:
+        with self.writing() as session:
             recipient = self._leased(session, recipient_id, owner)
             if recipient is None:
                 return False
@@ -421,7 +420,7 @@ class SqlQueueStore:
 
     def release_leases(self, owner: str) -> int:
         """Give back every lease of ``owner`` (graceful shutdown)."""
-        with self.session() as session:
+        with self.writing() as session:
             result = session.execute(
                 update(Recipient)
                 .where(Recipient.lease_owner == owner)
@@ -431,7 +430,7 @@ class SqlQueueStore:
 
     def reclaim_expired_leases(self, now: datetime) -> int:
         """Clear leases that ran out (their owner died); claims ignore them anyway."""
-        with self.session() as session:
+        with self.writing() as session:
             result = session.execute(
                 update(Recipient)
                 .where(Recipient.lease_until.is_not(None), Recipient.lease_until < now)
@@ -441,7 +440,7 @@ class SqlQueueStore:
 
     def note_processing_error(self, message_id: str) -> bool:
         """Count a crash of our code on this message; park it as corrupt at the limit."""
-        with self.session() as session:
+        with self.writing() as session:
             message = session.get(Message, message_id)
             if message is None:
                 return False
@@ -467,14 +466,14 @@ class SqlQueueStore:
             return _message_view(message, recipients)
 
     def set_state(self, message_id: str, state: MessageState, *, reason: str | None = None) -> None:
-        with self.session() as session:
+        with self.writing() as session:
             message = _message(session, message_id)
             message.state = state
             message.hold_reason = reason
 
     def destroy_body(self, message_id: str, *, now: datetime | None = None) -> None:
         """Crypto-shred: drop the wrapped key and the ciphertext, keep the metadata."""
-        with self.session() as session:
+        with self.writing() as session:
             message = _message(session, message_id)
             message.wrapped_key = None
             message.purged_at = now or utcnow()
@@ -511,7 +510,7 @@ class SqlQueueStore:
         code: int | None,
         text: str | None,
     ) -> bool:
-        with self.session() as session:
+        with self.writing() as session:
             recipient = self._leased(session, recipient_id, owner)
             if recipient is None:
                 return False

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from phigate.audit import SYSTEM
+from phigate.audit.log import SYSTEM
 from phigate.cli.main import main
 from phigate.queue.models import MessageState
 from phigate.runtime import Runtime

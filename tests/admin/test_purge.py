@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from phigate import audit as audit_module
 from phigate.admin import AccessDenied, AdminService
 from phigate.admin.retention import purge
-from phigate.audit import SYSTEM, Actor
+from phigate.audit import log as audit_module
+from phigate.audit.log import SYSTEM, Actor
 from phigate.cli.main import main
 from phigate.config import RetentionSettings
-from phigate.crypto import DecryptionError
+from phigate.queue.crypto import DecryptionError
 from phigate.queue.models import MessageState
 from phigate.queue.store import UnknownMessage
 from phigate.runtime import Runtime

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from phigate.admin import AccessDenied, AdminService, QueueFilter
 from phigate.admin.actions import ActionRefused
-from phigate.crypto import DecryptionError
+from phigate.queue.crypto import DecryptionError
 from phigate.queue.models import Message, MessageState, RecipientState
 from phigate.runtime import Runtime
 
@@ -105,7 +105,7 @@ def test_bounce_fails_recipients_and_queues_a_dsn_to_the_sender(
     assert outcome.ok
     view = runtime.store.get_message(message_id)
     assert [r.state for r in view.recipients] == [RecipientState.BOUNCED]
-    with runtime.store.session() as session:
+    with runtime.store.writing() as session:
         dsn = session.scalars(select(Message).where(Message.sender == "")).one()
         dsn_id = dsn.id
     assert [r.address for r in runtime.store.get_message(dsn_id).recipients] == [

@@ -14,7 +14,7 @@ from phigate.admin import AccessDenied, ActionRefused, AdminService
 from phigate.admin_tui.app import AdminApp
 from phigate.admin_tui.screens.campaigns import CampaignsScreen
 from phigate.admin_tui.widgets.dialogs import ConfirmDialog, ReasonDialog
-from phigate.audit import Actor
+from phigate.audit.log import Actor
 from phigate.errors import UserError
 from phigate.queue.models import MessageState
 from phigate.queue.policy_models import CampaignState
@@ -52,7 +52,7 @@ async def test_lists_campaigns_awaiting_first_with_counters(
     operator.policy.campaigns.approve("autumn", actor=Actor("olga"))
     enqueue("a@x.example", "b@x.example", message_class="marketing", campaign_id="autumn")
     waiting(enqueue, "winter", "c@x.example", "d@x.example", "e@x.example")
-    with runtime.store.session() as session:
+    with runtime.store.writing() as session:
         for _ in range(2):
             operator.policy.campaigns.count(session, "autumn", "unsubscribes",
                                             now=datetime.now(UTC))
@@ -149,7 +149,7 @@ async def test_complaint_rate_over_the_threshold_is_shown(
     now = datetime.now(UTC)
     for claimed in runtime.store.claim_due("t", now=now, limit=10, lease_seconds=60):
         runtime.store.mark_delivered(claimed.recipient_id, "t", now=now)
-    with runtime.store.session() as session:
+    with runtime.store.writing() as session:
         operator.policy.campaigns.count(session, "autumn", "complaints", now=now)
     app = AdminApp(operator)
     async with app.run_test(size=SIZE) as pilot:

@@ -17,7 +17,7 @@ from textual.pilot import Pilot
 
 from phigate.admin import AdminService
 from phigate.admin_tui.app import AdminApp
-from phigate.audit import Actor
+from phigate.audit.log import Actor
 from phigate.policy.consent import ConsentChange
 from phigate.queue import store as store_module
 from phigate.queue.models import MessageState
@@ -113,7 +113,7 @@ def policy_seeded(seeded: AdminService) -> AdminService:
         if claimed.domain == "news.example" and claimed.address != "reader3@news.example":
             store.mark_delivered(claimed.recipient_id, "snap2", now=NOW)
     store.release_leases("snap2")
-    with store.session() as session:
+    with store.writing() as session:
         policy.campaigns.count(session, "spring-newsletter", "complaints", now=NOW)
         policy.campaigns.count(session, "spring-newsletter", "unsubscribes", now=NOW)
     policy.campaigns.approve("recall-reminders", actor=Actor("olga"),

@@ -14,7 +14,7 @@ from phigate.admin import AccessDenied, ActionRefused, AdminService
 from phigate.admin_tui.app import AdminApp
 from phigate.admin_tui.screens.suppressions import AddressForm, HistoryDialog, SuppressionsScreen
 from phigate.admin_tui.widgets.dialogs import ReasonDialog
-from phigate.audit import Actor
+from phigate.audit.log import Actor
 from phigate.policy.consent import ConsentChange
 from phigate.queue.models import RecipientState
 from phigate.runtime import Runtime

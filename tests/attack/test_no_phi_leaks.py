@@ -29,8 +29,8 @@ from helpers.smtp_sink import SmtpSink
 from sqlalchemy import select
 
 from phigate.config import Settings
-from phigate.logs import JsonFormatter, LogfmtFormatter
-from phigate.metrics import METRICS
+from phigate.observability.logs import JsonFormatter, LogfmtFormatter
+from phigate.observability.metrics import METRICS
 from phigate.queue.db import make_engine, upgrade
 from phigate.queue.models import Message, MessageState
 from phigate.queue.store import SqlQueueStore
@@ -71,7 +71,7 @@ def secrets_of(row: dict[str, object]) -> set[str]:
 
 
 def message_outcomes(store: SqlQueueStore) -> Counter[tuple[MessageState, str]]:
-    with store.session() as session:
+    with store.writing() as session:
         return Counter((m.state, m.phi_verdict) for m in session.scalars(select(Message)))
 
 

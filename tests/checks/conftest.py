@@ -13,7 +13,7 @@ import pytest
 
 from phigate.cli.main import main
 from phigate.config import load_settings
-from phigate.mta.dkim import dns_record
+from phigate.mta.delivery.dkim import dns_record
 from tests.helpers.dns_server import DnsServer
 from tests.helpers.net import free_port
 

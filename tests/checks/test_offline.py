@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from phigate.tlsutil import generate_self_signed
+from phigate.cli.selfsigned import generate_self_signed
 
 from .conftest import edit_config, run
 

@@ -39,14 +39,16 @@ from typing import Any
 
 import pytest
 import trustme
-from delivery.conftest import FakeClock
 from helpers.dns_server import DnsServer
 from helpers.net import free_port
 from helpers.smtp_sink import SmtpSink
+from mta.delivery.conftest import FakeClock
 from sqlalchemy import func, select
 
-from phigate.crypto import MasterKey
-from phigate.mta.outcomes import is_rate_limit_reply
+from phigate.mta.delivery.outcomes import is_rate_limit_reply
+from phigate.mta.delivery.retry import RetrySchedule
+from phigate.mta.delivery.scheduler import DeliveryScheduler
+from phigate.queue.crypto import MasterKey
 from phigate.queue.db import make_engine, upgrade
 from phigate.queue.models import (
     PENDING_RECIPIENT_STATES,
@@ -56,8 +58,6 @@ from phigate.queue.models import (
     Recipient,
     RecipientState,
 )
-from phigate.queue.retry import RetrySchedule
-from phigate.queue.scheduler import DeliveryScheduler
 from phigate.queue.store import NewMessage, SqlQueueStore
 
 from .chaos_mx import BrokenTlsMx, ChaosMx, Fault
@@ -231,7 +231,7 @@ def store(queue_url: str, master_key_file: Path) -> Iterator[SqlQueueStore]:
 
 
 def next_due(store: SqlQueueStore) -> datetime | None:
-    with store.session() as session:
+    with store.writing() as session:
         return session.scalar(
             select(func.min(Recipient.next_attempt_at))
             .join(Message, Message.id == Recipient.message_id)
@@ -365,7 +365,7 @@ async def test_every_message_reaches_its_final_state_on_schedule(
 
     ticks = await deliver_everything(scheduler, store, clock)
 
-    with store.session() as session:
+    with store.writing() as session:
         recipients = {r.message_id: r for r in session.scalars(select(Recipient))}
         messages = {m.id: m for m in session.scalars(select(Message))}
         attempts = list(session.scalars(select(Attempt).order_by(Attempt.id)))

@@ -81,7 +81,7 @@ async def test_full_disk_tempfails_keeps_acknowledged_mail_and_recovers(
     try:
         for token, queue_id in acknowledged.items():
             assert f"TOKEN-{token:04d}".encode() in runtime.store.read_body(queue_id)
-        with runtime.store.session() as session:
+        with runtime.store.writing() as session:
             assert session.scalar(select(func.count()).select_from(Message)) == len(acknowledged)
     finally:
         runtime.close()

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from phigate.cli.main import main
-from phigate.mta.dkim import dns_record
-from phigate.mta.dsn import FailedRecipient, build_dsn
+from phigate.mta.delivery.dkim import dns_record
+from phigate.mta.delivery.dsn import FailedRecipient, build_dsn
 from phigate.policy.token_registry import SqlTokenRegistry
 from phigate.policy.tokens import TokenClaims, TokenSigner, verp_address
 from phigate.queue.db import make_engine, upgrade

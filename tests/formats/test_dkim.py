@@ -14,7 +14,7 @@ import pytest
 
 from phigate.config import DkimSettings
 from phigate.errors import ConfigError
-from phigate.mta.dkim import (
+from phigate.mta.delivery.dkim import (
     DkimSigner,
     dns_record,
     generate_key,

@@ -8,7 +8,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from phigate.mta.dsn import FailedRecipient, build_dsn
+from phigate.mta.delivery.dsn import FailedRecipient, build_dsn
 
 BODY_MARKER = b"Diagnosis: stage 2 carcinoma, see attached labs"
 ORIGINAL = (

@@ -11,9 +11,9 @@ from types import ModuleType
 import authres
 import pytest
 
-from phigate.mta.dkim import DkimSigner, dns_record, generate_key
-from phigate.mta.dsn import FailedRecipient, build_dsn
-from phigate.policy.feedback import classify
+from phigate.mta.delivery.dkim import DkimSigner, dns_record, generate_key
+from phigate.mta.delivery.dsn import FailedRecipient, build_dsn
+from phigate.policy.feedback.classify import classify
 from phigate.policy.tokens import TokenClaims, TokenSigner, unsubscribe_headers, verp_address
 from tests.helpers.shared import EVAL
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from phigate.metrics import CampaignSnapshot, Metrics, StoreSnapshot
+from phigate.observability.metrics import CampaignSnapshot, Metrics, StoreSnapshot
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 

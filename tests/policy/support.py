@@ -9,7 +9,7 @@ from typing import Any
 
 import aiosmtplib
 
-from phigate.audit import Actor
+from phigate.audit.log import Actor
 from phigate.config import Settings
 from phigate.phi_scanner import ScanResult
 from phigate.policy.consent import ConsentChange

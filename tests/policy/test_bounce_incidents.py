@@ -58,7 +58,7 @@ async def test_dsn_full_mailbox_counts_soft(policy_relay: PolicyRelay,
         "full@example.org", "5.2.2", "552 5.2.2 Mailbox full, quota exceeded"))
     assert code == 250
     assert policy_relay.stores.suppressions.entries() == []
-    with policy_relay.runtime.store.session() as session:
+    with policy_relay.runtime.store.writing() as session:
         row = session.get(SoftBounceCount, "full@example.org")
         assert row is not None and row.count == 1
 
@@ -73,7 +73,7 @@ async def test_dsn_blocklisting_suppresses_nobody_and_opens_an_incident(
                                 dsn(f"{name}@clinic-patients.example", "5.7.1", text))
         assert code == 250
     assert policy_relay.stores.suppressions.entries() == []
-    with policy_relay.runtime.store.session() as session:
+    with policy_relay.runtime.store.writing() as session:
         assert session.get(SoftBounceCount, "pat@clinic-patients.example") is None
     [incident] = incidents(policy_relay).entries()
     assert (incident.domain, incident.reason, incident.count) == (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from phigate.policy.feedback_reasons import (
+from phigate.policy.feedback.reasons import (
     BounceReason,
     ReasonGroup,
     SmtpStage,

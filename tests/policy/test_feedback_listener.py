@@ -10,7 +10,7 @@ import aiosmtplib
 import pytest
 from sqlalchemy import select
 
-from phigate.policy.outbound import decorate
+from phigate.mta.delivery.decorate import decorate
 from phigate.policy.tokens import TokenSigner, unsubscribe_headers
 from phigate.queue.models import MessageState, RecipientState
 from phigate.queue.policy_models import Campaign, FeedbackEvent
@@ -166,7 +166,7 @@ async def test_complaints_pause_a_campaign_over_the_threshold(
     assert pause["actor"] == "phigate" and pause["detail"]["held_messages"] == 1
     assert any("campaign_paused" in r.getMessage() for r in caplog.records)
     assert not any("p3@example.org" in r.getMessage() for r in caplog.records)
-    with store.session() as session:
+    with store.writing() as session:
         event = session.scalar(select(FeedbackEvent))
         assert event is not None and event.kind == "complaint"
         assert event.feedback_type == "abuse" and event.campaign_id == "spring"
@@ -175,6 +175,6 @@ async def test_complaints_pause_a_campaign_over_the_threshold(
     # An admin looks into it and resumes: the held message goes back to the queue.
     assert stores.campaigns.approve("spring", actor=ADMIN) == 1
     assert store.get_message(waiting).state == MessageState.ACTIVE
-    with store.session() as session:
+    with store.writing() as session:
         campaign = session.get(Campaign, "spring")
         assert campaign is not None and campaign.state == "approved"

@@ -6,8 +6,8 @@ import ssl
 
 from sqlalchemy import func, select
 
-from phigate.audit import Actor
-from phigate.metrics import METRICS
+from phigate.audit.log import Actor
+from phigate.observability.metrics import METRICS
 from phigate.queue.models import Message, MessageState
 from policy.support import PHI_RESULT, PolicyRelay, mail, submit
 
@@ -15,7 +15,7 @@ REMINDER = "treatment"
 
 
 def queued(relay: PolicyRelay) -> int:
-    with relay.runtime.store.session() as session:
+    with relay.runtime.store.writing() as session:
         return int(session.scalar(select(func.count()).select_from(Message)) or 0)
 
 

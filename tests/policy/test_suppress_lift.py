@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from phigate.audit import SYSTEM
+from phigate.audit.log import SYSTEM
 from phigate.cli.main import main
 from phigate.config import Settings
-from phigate.mta.dsn import FailedRecipient, build_dsn
+from phigate.mta.delivery.dsn import FailedRecipient, build_dsn
 from phigate.policy.feedback import classify
-from phigate.policy.feedback_actions import FeedbackProcessor
+from phigate.policy.feedback.actions import FeedbackProcessor
 from phigate.policy.stores import PolicyStores
 from phigate.runtime import Runtime
 

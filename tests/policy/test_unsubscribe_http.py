@@ -63,7 +63,7 @@ async def test_one_click_post_suppresses_and_cancels_queued_marketing(
     assert recipient_states(policy_relay, reminder_id) == [RecipientState.QUEUED]
     [audit] = policy_relay.runtime.audit.entries(action="suppression.add")
     assert audit["detail"]["cancelled_messages"] == [marketing_id]
-    with policy_relay.runtime.store.session() as session:
+    with policy_relay.runtime.store.writing() as session:
         campaign = session.scalar(select(Campaign).where(Campaign.id == "spring"))
         assert campaign is not None and campaign.unsubscribes == 1
 

@@ -10,9 +10,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Input, Static
 
-from phigate.admin.audit_chain import ChainReport
 from phigate.admin_tui.screens.base import ListScreen
 from phigate.admin_tui.widgets.format import cells, clip
+from phigate.audit.verify import ChainReport
 from phigate.errors import PhigateError
 
 COLUMNS = ("Id", "When (UTC)", "Who", "Action", "Message", "Detail")

@@ -35,7 +35,7 @@ import dns.exception
 import dns.resolver
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from phigate.logs import log_event
+from phigate.observability.logs import log_event
 from phigate.queue.transport_store import StoredStsPolicy, TransportStore
 
 log = logging.getLogger(__name__)

@@ -23,8 +23,8 @@ from enum import StrEnum
 
 from phigate.mta.delivery.dane import DaneState, TlsaLookup, TlsaRecord
 from phigate.mta.delivery.mta_sts import StsLookup, StsMode, StsPolicy
+from phigate.mta.delivery.tls_policy import TlsLevel
 from phigate.mta.delivery.tlsrpt import PolicyType, ResultType
-from phigate.mta.tls_policy import TlsLevel
 
 
 class TlsPolicy(StrEnum):

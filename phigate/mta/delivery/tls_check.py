@@ -27,9 +27,9 @@ from phigate.mta.delivery.dane import (
     peer_chain,
 )
 from phigate.mta.delivery.mta_sts import CachedPolicy, MtaSts, StsLookup
+from phigate.mta.delivery.routing import Router, make_resolver
 from phigate.mta.delivery.secure import Demands, hop_policy
-from phigate.mta.routing import Router, make_resolver
-from phigate.mta.tls_policy import TlsContexts, TlsLevel, tls_level_for
+from phigate.mta.delivery.tls_policy import TlsContexts, TlsLevel, tls_level_for
 
 
 @dataclass

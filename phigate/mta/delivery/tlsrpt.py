@@ -32,7 +32,7 @@ import dns.asyncresolver
 import dns.exception
 import dns.resolver
 
-from phigate.logs import log_event
+from phigate.observability.logs import log_event
 from phigate.queue.store import NewMessage, QueueStore
 from phigate.queue.transport_store import SessionCount, SessionKey, TransportStore
 

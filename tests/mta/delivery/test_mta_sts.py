@@ -24,7 +24,7 @@ from phigate.mta.delivery.mta_sts import (
     parse_policy,
     parse_txt,
 )
-from phigate.mta.routing import make_resolver
+from phigate.mta.delivery.routing import make_resolver
 from phigate.queue.db import make_engine, upgrade
 from phigate.queue.transport_store import TransportStore
 

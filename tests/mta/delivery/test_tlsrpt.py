@@ -16,7 +16,7 @@ import pytest
 from helpers.dns_server import DnsServer
 from helpers.net import free_port
 
-from phigate.crypto import MasterKey
+from phigate.mta.delivery.routing import make_resolver
 from phigate.mta.delivery.tlsrpt import (
     PolicyType,
     ReportContext,
@@ -25,7 +25,7 @@ from phigate.mta.delivery.tlsrpt import (
     TlsRptCounter,
     parse_rua,
 )
-from phigate.mta.routing import make_resolver
+from phigate.queue.crypto import MasterKey
 from phigate.queue.db import make_engine, upgrade
 from phigate.queue.models import Message, Recipient
 from phigate.queue.store import SqlQueueStore
@@ -91,7 +91,7 @@ async def test_daily_report_is_schema_valid_and_queued_once(
     assert await reporter.run_once(DAY + timedelta(days=1)) == 1
     assert await reporter.run_once(DAY + timedelta(days=1, hours=1)) == 0  # once a day
 
-    with queue.session() as session:
+    with queue.writing() as session:
         messages = session.query(Message).all()
         recipients = [r.address for r in session.query(Recipient).all()]
     assert len(messages) == 1 and messages[0].sender == ""

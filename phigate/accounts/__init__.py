@@ -1,0 +1,1 @@
+"""User accounts: the store of submission users and their password hashes."""

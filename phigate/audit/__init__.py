@@ -1,0 +1,1 @@
+"""The audit trail: the append-only log and its hash-chain verification."""

@@ -1,0 +1,1 @@
+"""The HTTP side: one-click unsubscribe, /metrics and /healthz."""

@@ -1,0 +1,346 @@
+"""The outbound SMTP client: one message, the recipients of one destination, one attempt.
+
+:class:`SmtpTransport` routes (MX or smarthost), connects with the TLS the content needs,
+sends MAIL/RCPT/DATA with aiosmtplib and returns per-recipient outcomes; it raises nothing
+for a failed delivery. Connections are kept for a few seconds after a transaction, so the
+next message to the same host reuses them (RSET between transactions).
+
+Failure handling, by stage:
+
+- routing (DNS) failure: every recipient gets it (NXDOMAIN / null MX permanent, else
+  temporary);
+- connecting, greeting, EHLO, STARTTLS, AUTH, or a host that cannot meet the TLS level:
+  the next address / next MX is tried; when all fail, the last failure is every recipient's;
+- MAIL refused: every recipient; RCPT refused: that recipient; DATA refused: the accepted
+  recipients; a dropped connection mid-transaction: temporary for all not yet final.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import aiosmtplib
+
+from phigate.config import DeliverySettings
+from phigate.mta.delivery.outcomes import (
+    PLAINTEXT,
+    AttemptResult,
+    DeliveryError,
+    Failure,
+    RecipientOutcome,
+    TlsInfo,
+    TlsPolicyError,
+    is_rate_limit_reply,
+    outcome_for_exception,
+)
+from phigate.mta.delivery.routing import NextHop, Router
+from phigate.mta.delivery.tls_policy import TlsContexts, TlsLevel, refusal_reason, tls_level_for
+from phigate.observability.logs import log_event
+
+log = logging.getLogger(__name__)
+
+#: Seconds an idle connection is kept for reuse, and the longest life of a connection
+#: (Postfix: smtp_connection_cache_time_limit, smtp_connection_reuse_time_limit).
+IDLE_SECONDS = 5.0
+REUSE_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One message for the recipients of one destination domain."""
+
+    sender: str  # "" for the null sender (DSNs)
+    recipients: Sequence[str]
+    domain: str
+    content: bytes  # final bytes: signed, X-Phigate-* headers removed
+    phi: bool = False
+    #: For logs only (never addresses or content).
+    message_id: str = ""
+
+
+class Transport(Protocol):
+    """Delivers one message to the recipients of one domain; never raises for a failure.
+
+    Returns one :class:`RecipientOutcome` per recipient, in order, and the TLS facts of the
+    connection used. May be called concurrently; ``aclose`` closes kept connections.
+    """
+
+    async def deliver(self, message: OutboundMessage) -> AttemptResult: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(eq=False)
+class _Connection:
+    smtp: aiosmtplib.SMTP
+    hop: NextHop
+    address: str
+    tls: TlsInfo
+    opened_at: float
+    idle_since: float = 0.0
+    label: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.label = self.hop.label(self.address)
+
+    def meets(self, level: TlsLevel) -> bool:
+        if level is TlsLevel.VERIFY:
+            return self.tls.cert_verified
+        return self.tls.encrypted or level is TlsLevel.OPPORTUNISTIC
+
+    def close(self) -> None:
+        _close(self.smtp)
+
+
+class SmtpTransport:
+    """:class:`Transport` over SMTP with aiosmtplib."""
+
+    def __init__(self, settings: DeliverySettings, *, local_hostname: str,
+                 router: Router | None = None, smarthost_password: str = "") -> None:
+        self._settings = settings
+        self._local_hostname = local_hostname
+        self._router = router or Router(settings)
+        self._contexts = TlsContexts(settings.ca_file)
+        self._password = smarthost_password
+        self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
+
+    async def deliver(self, message: OutboundMessage) -> AttemptResult:
+        started = time.monotonic()
+        level = tls_level_for(self._settings, message.domain, phi=message.phi)
+        if message.phi and level < TlsLevel.REQUIRED:  # pragma: no cover - tls_level_for
+            raise AssertionError("PHI without TLS")
+        try:
+            hops = await self._router.next_hops(message.domain)
+        except Exception as error:  # every failure becomes an outcome, see module doc
+            return self._all(message, None, PLAINTEXT, outcome_for_exception(error), started)
+        failure = Failure(451, "4.4.0 no host tried", False)
+        host: str | None = None
+        rate_limited = False
+        for hop in hops:
+            for address in hop.addresses:
+                try:
+                    connection = await self._checkout(hop, address, level, message.phi)
+                except Exception as error:
+                    failure = outcome_for_exception(error)
+                    host = hop.label(address)
+                    rate_limited |= _is_rate_limit(error)
+                    log_event(log, "delivery_host_failed", id=message.message_id,
+                              code=failure.code)
+                    continue
+                outcomes, rate_limited_here = await self._transaction(connection, message)
+                return AttemptResult(connection.label, connection.tls, outcomes,
+                                     time.monotonic() - started, rate_limited or rate_limited_here)
+        return self._all(message, host, PLAINTEXT, failure, started, rate_limited)
+
+    async def aclose(self) -> None:
+        for connections in self._idle.values():
+            for connection in connections:
+                await _quit(connection)
+        self._idle.clear()
+
+    # -- connections ------------------------------------------------------------------
+
+    async def _checkout(self, hop: NextHop, address: str, level: TlsLevel,
+                        phi: bool) -> _Connection:
+        now = time.monotonic()
+        kept = self._idle.get((hop.name, address, hop.port), [])
+        while kept:
+            connection = kept.pop()
+            fresh = (now - connection.idle_since < IDLE_SECONDS
+                     and now - connection.opened_at < REUSE_SECONDS)
+            if fresh and connection.smtp.is_connected and connection.meets(level):
+                try:
+                    await connection.smtp.noop()  # the server may have dropped it meanwhile
+                    return connection
+                except asyncio.CancelledError:
+                    connection.close()
+                    raise
+                except Exception:  # noqa: S110 - a dead kept connection: open a new one
+                    pass
+            connection.close()
+        return await self._open(hop, address, level, phi)
+
+    def _checkin(self, connection: _Connection) -> None:
+        connection.idle_since = time.monotonic()
+        key = (connection.hop.name, connection.address, connection.hop.port)
+        self._idle.setdefault(key, []).append(connection)
+
+    async def _open(self, hop: NextHop, address: str, level: TlsLevel, phi: bool) -> _Connection:
+        settings = self._settings
+        implicit = hop.smarthost and settings.smarthost_tls == "implicit"
+        context = self._contexts.for_level(level)
+        if implicit:
+            # aiosmtplib verifies implicit TLS against ``hostname``: connect the socket to
+            # the address ourselves and hand it over with the host *name*.
+            sock = await _connect_socket(address, hop.port, settings.connect_timeout_seconds)
+            smtp = aiosmtplib.SMTP(hostname=hop.name, sock=sock, use_tls=True,
+                                   tls_context=context, local_hostname=self._local_hostname,
+                                   timeout=settings.command_timeout_seconds)
+        else:
+            smtp = aiosmtplib.SMTP(hostname=address, port=hop.port, start_tls=False,
+                                   local_hostname=self._local_hostname,
+                                   timeout=settings.command_timeout_seconds)
+        try:
+            await smtp.connect(timeout=settings.connect_timeout_seconds)
+            await _ehlo(smtp)
+            if not implicit:
+                if smtp.supports_extension("starttls"):
+                    await smtp.starttls(server_hostname=hop.name, tls_context=context)
+                    await _ehlo(smtp)
+                elif level >= TlsLevel.REQUIRED:
+                    raise TlsPolicyError(refusal_reason(level, hop.name, phi=phi))
+            tls = _tls_info(smtp, verified=level is TlsLevel.VERIFY)
+            if hop.smarthost and settings.smarthost_username:
+                await self._login(smtp, tls)
+        except BaseException:
+            _close(smtp)
+            raise
+        return _Connection(smtp, hop, address, tls, time.monotonic())
+
+    async def _login(self, smtp: aiosmtplib.SMTP, tls: TlsInfo) -> None:
+        if not tls.encrypted:
+            raise TlsPolicyError("smarthost offers no STARTTLS: refusing to send the password "
+                                 "in clear")
+        try:
+            await smtp.login(self._settings.smarthost_username, self._password)
+        except aiosmtplib.SMTPAuthenticationError as error:
+            # Wrong credentials are our configuration's fault: defer, never bounce the mail.
+            raise DeliveryError(454, f"4.7.0 smarthost authentication failed ({error.code})",
+                                permanent=False) from error
+
+    # -- one transaction ----------------------------------------------------------------
+
+    async def _transaction(self, connection: _Connection,
+                           message: OutboundMessage) -> tuple[list[RecipientOutcome], bool]:
+        smtp = connection.smtp
+        final: dict[str, RecipientOutcome] = {}
+        accepted: list[str] = []
+        rate_limited = False
+        try:
+            utf8 = _needs_smtputf8(message)
+            if utf8 and not smtp.supports_extension("smtputf8"):
+                failure = Failure(553, "5.6.7 non-ASCII address and the server does not offer "
+                                  "SMTPUTF8", True)
+                self._checkin(connection)
+                return [failure.for_recipient(r) for r in message.recipients], False
+            options = _mail_options(smtp, message, utf8)
+            encoding = "utf-8" if utf8 else "ascii"
+            await smtp.mail(message.sender, options=options, encoding=encoding)
+            for recipient in message.recipients:
+                try:
+                    await smtp.rcpt(recipient, encoding=encoding)
+                    accepted.append(recipient)
+                except aiosmtplib.SMTPRecipientRefused as refused:
+                    rate_limited |= _is_rate_limit(refused)
+                    final[recipient] = outcome_for_exception(refused).for_recipient(recipient)
+                    if refused.code == 421:  # the server is closing the connection
+                        raise
+            if accepted:
+                reply = await smtp.data(message.content)
+                for recipient in accepted:
+                    final[recipient] = RecipientOutcome(
+                        recipient, reply.code, " ".join(reply.message.split()), remote=True)
+            else:
+                await smtp.rset()
+            self._checkin(connection)
+        except asyncio.CancelledError:
+            connection.close()  # stopped mid-transaction: the recipients stay queued
+            raise
+        except Exception as error:
+            rate_limited |= _is_rate_limit(error)
+            failure = outcome_for_exception(error)
+            log_event(log, "delivery_transaction_failed", id=message.message_id,
+                      code=failure.code)
+            for recipient in message.recipients:
+                final.setdefault(recipient, failure.for_recipient(recipient))
+            await _quit(connection)
+        return [final[r] for r in message.recipients], rate_limited
+
+    @staticmethod
+    def _all(message: OutboundMessage, host: str | None, tls: TlsInfo, failure: Failure,
+             started: float, rate_limited: bool = False) -> AttemptResult:
+        return AttemptResult(host, tls, [failure.for_recipient(r) for r in message.recipients],
+                             time.monotonic() - started, rate_limited)
+
+
+async def _connect_socket(address: str, port: int, timeout: float) -> socket.socket:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (address, port)),
+                               timeout)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _close(smtp: aiosmtplib.SMTP) -> None:
+    transport = smtp.transport
+    smtp.close()
+    _abort(transport)
+
+
+def _abort(transport: asyncio.BaseTransport | None) -> None:
+    # SMTP.close() starts a graceful TLS shutdown that can outlive the event loop (and
+    # leak the socket); after QUIT or a failure there is nothing left to say: abort.
+    if isinstance(transport, asyncio.WriteTransport):
+        transport.abort()
+
+
+async def _ehlo(smtp: aiosmtplib.SMTP) -> None:
+    try:
+        await smtp.ehlo()
+    except aiosmtplib.SMTPHeloError as error:
+        if error.code < 500:
+            raise
+        await smtp.helo()  # a server without ESMTP
+
+
+async def _quit(connection: _Connection) -> None:
+    transport = connection.smtp.transport  # quit() forgets it; abort it afterwards
+    try:
+        if connection.smtp.is_connected:
+            await asyncio.wait_for(connection.smtp.quit(), 5)
+    except Exception:  # noqa: S110 - closing anyway
+        pass
+    finally:
+        connection.close()
+        _abort(transport)
+
+
+def _tls_info(smtp: aiosmtplib.SMTP, *, verified: bool) -> TlsInfo:
+    ssl_object = smtp.get_transport_info("ssl_object")
+    if ssl_object is None:
+        return PLAINTEXT
+    cipher = ssl_object.cipher()
+    # With the verify level the handshake itself checked chain and host name; at the
+    # other levels nothing was checked, so nothing is claimed.
+    return TlsInfo(ssl_object.version(), cipher[0] if cipher else None, verified)
+
+
+def _needs_smtputf8(message: OutboundMessage) -> bool:
+    return not (message.sender.isascii() and all(r.isascii() for r in message.recipients))
+
+
+def _mail_options(smtp: aiosmtplib.SMTP, message: OutboundMessage, utf8: bool) -> list[str]:
+    options = []
+    if smtp.supports_extension("size"):
+        options.append(f"SIZE={len(message.content)}")
+    if smtp.supports_extension("8bitmime") and not message.content.isascii():
+        options.append("BODY=8BITMIME")
+    if utf8:
+        options.append("SMTPUTF8")
+    return options
+
+
+def _is_rate_limit(error: BaseException) -> bool:
+    return (isinstance(error, aiosmtplib.SMTPResponseException)
+            and is_rate_limit_reply(error.code, error.message))

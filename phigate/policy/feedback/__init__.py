@@ -1,0 +1,1 @@
+"""Feedback: bounces (DSN), complaints (ARF) and unsubscribes, read and acted on."""

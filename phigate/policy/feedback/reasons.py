@@ -1,0 +1,225 @@
+"""Why a recipient bounced: one reason per failure, for DSNs and synchronous SMTP replies alike.
+
+The reason names are sisimai's (the reference bounce parser large senders use), so figures
+can be compared with it; the table below is our own, written from the published meaning of
+each reason, RFC 3463/3464 status codes and the phrases mail systems typically use.
+
+Only a bad *address* (``userunknown``, ``hostunknown``, ``hasmoved``, ``notaccept`` with a
+permanent code) is a hard bounce. A blocklisted IP, a failed SPF check or a rejected sender
+address is a problem on *our* side: it says nothing about the recipient, so it must never
+suppress them (:func:`reason_group` tells the callers which kind of problem it is).
+
+Order of evidence: a diagnostic phrase typical of a reason (the one that comes first in the
+text), then the enhanced status code, then the SMTP stage at which the remote refused (MAIL:
+our sender, RCPT: the address, DATA: the content), then the reply code alone. An unknown
+user reported only after DATA is ``filtered``: the address was accepted at RCPT.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from phigate.policy.feedback.reason_names import (
+    GROUP_OF,
+    BounceReason,
+    ReasonGroup,
+    SmtpStage,
+    counts_against_address,
+    is_sender_side,
+    reason_group,
+)
+from phigate.policy.feedback.reason_table import (
+    DECISIVE_COUNT,
+    PSEUDO,
+    STATUS_RULES,
+    TEXT_RULES,
+    VAGUE,
+)
+
+_R = BounceReason
+
+__all__ = ["BounceReason", "Judgement", "ReasonGroup", "SmtpStage", "counts_against_address",
+           "is_sender_side", "judge", "reason_group"]
+
+
+@dataclass(frozen=True)
+class Judgement:
+    reason: BounceReason
+    #: Enhanced status: the report's, else the one in the text, else a pseudo status
+    #: ``X.0.9NN`` naming the reason (sisimai's documented convention for "none given").
+    status: str
+    reply_code: str | None
+    #: A hard bounce: the address itself is bad, and the failure is permanent.
+    hard: bool
+    permanent: bool
+
+    @property
+    def group(self) -> ReasonGroup:
+        return GROUP_OF[self.reason]
+
+
+# -- evidence in the text ---------------------------------------------------------------------
+
+_ADDRESS_IN_TEXT = re.compile(r"<?[^\s<>@\"']+@[^\s<>@\"']+>?")
+_STATUS_AFTER_REPLY = re.compile(r"(?:^|[\s:;(\[>\"'])[245]\d\d[ \-]['\"]?"
+                                 r"([245]\.\d{1,3}\.\d{1,3})(?![\d.])")
+# Reply and status codes inside the text ("550-5.7.1 " continuation lines) split phrases.
+_CODES = re.compile(r"(?<![\d.])(?:[245]\d\d[ \-]['\"]?)?[245]\.\d{1,3}\.\d{1,3}(?![\d.])|"
+                    r"(?<![\d.])[245]\d\d-(?=\S)")
+_STATUS_IN_TEXT = re.compile(r"(?<![\d.])#?([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
+_REPLY_IN_TEXT = re.compile(r"(?:^|[\s:;(\[>\"'])([245][0-5]\d)(?![\d.])(?:[ \-]|$)")
+_STAGE_IN_TEXT: tuple[tuple[SmtpStage, re.Pattern[str]], ...] = (
+    (SmtpStage.MAIL, re.compile(r"(in reply to|after|\>\>\>|\[)\s*mail[ _]from\b|"
+                                r"\bmail from\s*:?\s*<[^>]*>\s*(command\s+)?(failed|rejected)")),
+    (SmtpStage.RCPT, re.compile(r"(in reply to|after|\>\>\>|\[)\s*rcpt[ _]to\b|"
+                                r"\brcpt to\s*:?\s*<[^>]*>\s*(command\s+)?(failed|rejected)")),
+    (SmtpStage.DATA, re.compile(r"(in reply to|after)\s*(end of\s+)?data\b|\(data\)|"
+                                r"smtp command\s*:?\s*data\b|\[data\]")),
+    (SmtpStage.HELO, re.compile(r"(in reply to|after|\>\>\>)\s*(helo|ehlo)\b")),
+)
+
+
+_MAX_TEXT = 2000
+
+
+def status_in_text(text: str | None) -> str | None:
+    match = _STATUS_IN_TEXT.search(text or "")
+    return ".".join(match.groups()) if match else None
+
+
+def reply_code_in_text(text: str | None) -> str | None:
+    match = _REPLY_IN_TEXT.search((text or "")[:_MAX_TEXT])
+    return match.group(1) if match else None
+
+
+def stage_in_text(text: str) -> SmtpStage | None:
+    lowered = text.lower()
+    for stage, pattern in _STAGE_IN_TEXT:
+        if pattern.search(lowered):
+            return stage
+    return None
+
+
+def judge(*, status: str | None = None, reply_code: str | None = None,
+          text: str | None = None, stage: SmtpStage | None = None,
+          temporary: bool | None = None) -> Judgement:
+    """The reason for one recipient's failure.
+
+    ``status``: the report's enhanced status (``Status:`` field), if any; ``reply_code``:
+    the SMTP reply code (``550``); ``text``: the diagnostic; ``stage``: the command the
+    remote refused, when known (the delivery client knows it; otherwise read from the
+    text); ``temporary``: the caller's knowledge of permanence (``Action: delayed``).
+    """
+    raw = " ".join((text or "")[:_MAX_TEXT].lower().split())
+    lowered = _ADDRESS_IN_TEXT.sub("<address>", raw)  # "filtered@example.org" says nothing
+    reply = reply_code or reply_code_in_text(lowered)
+    given = _preferred_status(_valid_status(status), lowered)
+    permanent = _permanent(given, reply, temporary)
+    reason = _reason(lowered, given, reply, stage or stage_in_text(lowered))
+    hard = _hard(reason, given, reply)
+    if given is None:
+        given = f"{5 if permanent or hard else 4}.0.{PSEUDO[reason]}"
+    return Judgement(reason, given, reply, hard, permanent or hard)
+
+
+def _preferred_status(reported: str | None, text: str) -> str | None:
+    """The report's status, unless it is the generic X.0.0 and the remote's reply (the code
+    right after its reply code) is more specific."""
+    if reported is not None and not reported.endswith(".0.0"):
+        return reported
+    after_reply = _STATUS_AFTER_REPLY.search(text)
+    if after_reply is not None:
+        return after_reply.group(1)
+    return status_in_text(text) or reported
+
+
+def _hard(reason: BounceReason, status: str | None, reply: str | None) -> bool:
+    """The address itself is bad. An unknown user, domain or moved mailbox is that whatever
+    the code; a domain that accepts no mail unless the remote said it was temporary."""
+    if reason is _R.NOTACCEPT:
+        return not ((status or "").startswith("4") or (reply or "").startswith("4"))
+    return reason in (_R.USERUNKNOWN, _R.HOSTUNKNOWN, _R.HASMOVED)
+
+
+def _valid_status(status: str | None) -> str | None:
+    if not status:
+        return None
+    match = _STATUS_IN_TEXT.fullmatch(status.strip())
+    return ".".join(match.groups()) if match else None
+
+
+def _permanent(status: str | None, reply: str | None, temporary: bool | None) -> bool:
+    if temporary is not None:
+        return not temporary
+    if status is not None:
+        return status.startswith("5")
+    if reply is not None:
+        return reply.startswith("5")
+    return True
+
+
+def _reason(text: str, status: str | None, reply: str | None,
+            stage: SmtpStage | None) -> BounceReason:
+    reason = _by_phrase(text) or _by_status(status) or _by_stage(stage, reply, status)
+    if reason is _R.USERUNKNOWN and stage is SmtpStage.DATA and not (
+            status or "").endswith(".1.1"):
+        return _R.FILTERED  # refused only after the content was seen: a filter's doing
+    if reason is not None:
+        return reason
+    if reply is not None and reply[:2] == "50":
+        return _R.SYNTAXERROR
+    if reply is not None or status is not None or text:
+        return _R.ONHOLD
+    return _R.UNDEFINED
+
+
+def _by_phrase(text: str) -> BounceReason | None:
+    """The remote's own words first: a relay's summary ("Unknown address error 550-'5.2.2
+    Mailbox full'") often precedes the reply it quotes; when the quoted reply has no telling
+    phrase, its status code speaks before the summary does."""
+    quoted = _STATUS_AFTER_REPLY.search(text)
+    if quoted is not None and quoted.start() > 0:
+        found = _phrase_in(_CODES.sub(" ", text[quoted.start():])) or _by_status(
+            quoted.group(1))
+        if found is not None:
+            return found
+    return _phrase_in(_CODES.sub(" ", text))
+
+
+def _phrase_in(text: str) -> BounceReason | None:
+    text = " ".join(text.split())
+    tiers = (range(DECISIVE_COUNT), [i for i in range(DECISIVE_COUNT, len(TEXT_RULES))
+                                      if TEXT_RULES[i][0] not in VAGUE],
+             [i for i in range(DECISIVE_COUNT, len(TEXT_RULES))
+              if TEXT_RULES[i][0] in VAGUE])
+    for tier in tiers:
+        best: tuple[int, int, BounceReason] | None = None
+        for order in tier:
+            reason, pattern = TEXT_RULES[order]
+            match = pattern.search(text)
+            if match is not None and (best is None or (match.start(), order) < best[:2]):
+                best = (match.start(), order, reason)
+        if best is not None:
+            return best[2]
+    return None
+
+
+def _by_status(status: str | None) -> BounceReason | None:
+    if status is None:
+        return None
+    _, subject, detail = status.split(".")
+    return STATUS_RULES.get(f"{subject}.{detail}")
+
+
+def _by_stage(stage: SmtpStage | None, reply: str | None,
+              status: str | None) -> BounceReason | None:
+    if stage is SmtpStage.MAIL:
+        return _R.REJECTED
+    if stage in (SmtpStage.CONNECT, SmtpStage.HELO):
+        return _R.BLOCKED
+    if stage is SmtpStage.RCPT and (reply or status or "5").startswith("5"):
+        return _R.USERUNKNOWN
+    if stage is SmtpStage.DATA:
+        return _R.FILTERED
+    return None
