@@ -8,7 +8,7 @@ from unittest import mock
 import pytest
 from sqlalchemy import update
 
-from phigate import accounts
+from phigate.accounts import store as accounts
 from phigate.accounts.passwords import hash_password
 from phigate.accounts.store import AccountStore, VerifiedPasswords
 from phigate.queue.models import User
