@@ -18,7 +18,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from phigate.policy.campaigns import CampaignView
-from phigate.policy.feedback_reasons import judge
+from phigate.policy.feedback.reasons import judge
 from phigate.queue.models import Attempt, Message, Recipient, RecipientState
 from phigate.queue.policy_models import FeedbackEvent, Suppression
 

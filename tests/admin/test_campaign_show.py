@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from phigate.audit import Actor
+from phigate.audit.log import Actor
 from phigate.cli.main import main
 from phigate.policy.campaigns import CampaignStore
 from phigate.queue.models import Attempt, Recipient, RecipientState
@@ -25,7 +25,7 @@ HOUR = datetime(2026, 11, 3, 14, 0, tzinfo=UTC)
 
 def _finish(runtime: Runtime, message_id: str, states: dict[str, tuple[RecipientState,
             int | None, str | None]]) -> None:
-    with runtime.store.session() as session:
+    with runtime.store.writing() as session:
         for recipient in session.scalars(select(Recipient).where(
                 Recipient.message_id == message_id)):
             state, code, text = states[recipient.address]
@@ -49,7 +49,7 @@ def _campaign(runtime: Runtime, enqueue: Enqueue) -> None:
         "gone@clinic.example": (RecipientState.BOUNCED, 550, "5.1.1 user unknown"),
         "full@clinic.example": (RecipientState.BOUNCED, 552, "5.2.2 mailbox full"),
         "cancelled@clinic.example": (RecipientState.CANCELLED, None, None)})
-    with runtime.store.session() as session:
+    with runtime.store.writing() as session:
         session.add(FeedbackEvent(received_at=HOUR + timedelta(hours=1), kind="complaint",
                                   campaign_id="flu-2026", recipients=[{"address": "x"}]))
         session.add(FeedbackEvent(received_at=HOUR + timedelta(hours=1), kind="bounce",
@@ -59,7 +59,7 @@ def _campaign(runtime: Runtime, enqueue: Enqueue) -> None:
                                 kind="unsubscribe", reason="unsubscribe (one-click)",
                                 source="one-click", campaign_id="flu-2026",
                                 created_at=HOUR + timedelta(hours=2)))
-    with runtime.store.session() as session:
+    with runtime.store.writing() as session:
         store = CampaignStore(runtime.engine, runtime.audit, runtime.settings.policy)
         store.count(session, "flu-2026", "complaints", now=HOUR)
         store.count(session, "flu-2026", "unsubscribes", now=HOUR)
