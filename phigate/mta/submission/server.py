@@ -1,74 +1,54 @@
 """The submission server: aiosmtpd with STARTTLS, AUTH, limits, and a thin handler.
 
 The handler asks policy, writes to the queue and replies; nothing is delivered here. A
-``250`` is sent only after the message and its sealed body are committed.
-
-:class:`PhigateSMTP` adapts aiosmtpd where a mail system needs more than it offers: enhanced
-status codes (RFC 3463) on its built-in replies, password checks off the event loop with
-lockouts, trusted networks, and a cap on concurrent sessions per client address.
+``250`` is sent only after the message and its sealed body are committed. DATA runs as named
+steps (:meth:`SubmissionHandler.handle_DATA`). aiosmtpd's protocol tweaks live in
+:mod:`phigate.mta.submission.protocol`, what the server is given in
+:mod:`phigate.mta.submission.services`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import ssl
 import time
 import uuid
-import warnings
-from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from email.utils import formatdate, getaddresses
-from typing import TYPE_CHECKING, Any, AnyStr
+from typing import TYPE_CHECKING
 
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from phigate.accounts.store import MESSAGE_CLASSES, Account, AccountStore
-from phigate.mta.delivery.throttle import KeyedRateLimiter
-from phigate.mta.submission.auth import LockoutTracker
+from phigate.accounts.store import MESSAGE_CLASSES, Account
+from phigate.mta.submission.protocol import PhigateSMTP, silence_aiosmtpd_log
+from phigate.mta.submission.services import SubmissionServices, peer_ip
 from phigate.observability.logs import log_event
 from phigate.observability.metrics import METRICS, ReceivedResult
 from phigate.policy.addresses import valid_forward_path
-from phigate.policy.engine import Action, Decision, PolicyContext, PolicyEngine
+from phigate.policy.engine import Action, Decision, PolicyContext
 from phigate.queue.models import MessageState
-from phigate.queue.store import NewMessage, SqlQueueStore
+from phigate.queue.store import NewMessage
 
 if TYPE_CHECKING:
-    from phigate.config import Settings, SubmissionSettings
-    from phigate.phi_scanner import ScannerPool, ScanResult
+    from phigate.phi_scanner import ScanResult
+
+__all__ = ["SubmissionHandler", "SubmissionServices", "make_server_tls_context",
+           "start_submission_server"]
 
 log = logging.getLogger("phigate.smtp")
 
 CLASS_HEADER = "X-Phigate-Class"
 CAMPAIGN_HEADER = "X-Phigate-Campaign"
 
-# aiosmtpd's own replies lack enhanced status codes; these are the ones a client can meet.
-_ENHANCED_REPLIES = {
-    "530 Must issue a STARTTLS command first": "530 5.7.0 Must issue a STARTTLS command first",
-    "552 Error: Too much mail data": "552 5.3.4 Message size exceeds fixed maximum message size",
-    "552 Error: message size exceeds fixed maximum message size":
-        "552 5.3.4 Message size exceeds fixed maximum message size",
-    "500 Line too long (see RFC5321 4.5.3.1.6)": "500 5.5.2 Line too long (RFC 5321 4.5.3.1.6)",
-    "500 Command line too long": "500 5.5.2 Command line too long",
-    "503 Error: need MAIL command": "503 5.5.1 Error: need MAIL command",
-    "503 Error: need RCPT command": "503 5.5.1 Error: need RCPT command",
-    "503 Error: nested MAIL command": "503 5.5.1 Error: nested MAIL command",
-    "503 Already authenticated": "503 5.5.1 Already authenticated",
-    "503 Error: send EHLO first": "503 5.5.1 Error: send EHLO first",
-    "503 Error: send HELO first": "503 5.5.1 Error: send HELO first",
-    "554 Command refused due to lack of security": "554 5.7.0 Command refused: TLS failed",
-}
-
 REPLY_TEMPFAIL_STORAGE_FULL = "452 4.3.1 Insufficient system storage, try again later"
 REPLY_TEMPFAIL_STORAGE = "451 4.3.0 Temporary local problem storing the message, try again later"
 REPLY_TEMPFAIL_POLICY = "451 4.3.0 Temporary local problem checking policy, try again later"
 REPLY_TEMPFAIL_SCANNER = "451 4.3.0 Temporary local problem scanning the message, try again later"
+
 
 def has_bare_line_ending(content: bytes) -> bool:
     """True if a CR or LF appears other than as CRLF, or a NUL anywhere.
@@ -80,50 +60,6 @@ def has_bare_line_ending(content: bytes) -> bool:
     return b"\0" in content or content.count(b"\r") != content.count(b"\r\n") or (
         content.count(b"\n") != content.count(b"\r\n")
     )
-
-
-@dataclass
-class SubmissionServices:
-    """Everything the submission server needs, built once by ``serve``."""
-
-    settings: Settings
-    accounts: AccountStore
-    store: SqlQueueStore
-    policy: PolicyEngine
-    lockouts: LockoutTracker
-    scanner: ScannerPool | None = None
-    trusted_networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = ()
-    sessions_per_ip: Counter[str] = field(default_factory=Counter)
-    #: Per-account submission rate ([submission] rate_per_minute_per_user); None: no limit.
-    user_rates: KeyedRateLimiter | None = None
-    clock: Callable[[], float] = time.monotonic
-
-    def is_trusted(self, ip: str | None) -> bool:
-        if ip is None:
-            return False
-        try:
-            address = ipaddress.ip_address(ip)
-        except ValueError:
-            return False
-        return any(address in network for network in self.trusted_networks)
-
-    def trusted_account(self) -> Account:
-        """Mail relayed for a trusted network may use the practice's domain, not marketing."""
-        return Account("trusted-network", (self.settings.server.domain,),
-                       ("treatment", "operations"))
-
-
-def make_server_tls_context(cert: str, key: str) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert, key)
-    return context
-
-
-def _peer_ip(peer: Any) -> str | None:
-    if isinstance(peer, tuple) and peer:
-        return str(peer[0])
-    return None
 
 
 class SubmissionHandler:
@@ -144,7 +80,7 @@ class SubmissionHandler:
     def _account(self, session: Session) -> Account | None:
         if isinstance(session.auth_data, Account):
             return session.auth_data
-        if self.services.is_trusted(_peer_ip(session.peer)):
+        if self.services.is_trusted(peer_ip(session.peer)):
             return self.services.trusted_account()
         return None
 
@@ -156,12 +92,12 @@ class SubmissionHandler:
         if account is None:
             return "530 5.7.0 Authentication required"
         if not address or not account.may_send_as(address):
-            log_event(log, "sender_refused", ip=_peer_ip(session.peer), user=account.name)
+            log_event(log, "sender_refused", ip=peer_ip(session.peer), user=account.name)
             return "553 5.7.1 Sender address not allowed for this account"
         rates = self.services.user_rates
         if rates is not None and not rates.allow(account.name, self.services.clock()):
             log_event(log, "user_rate_exceeded", level=logging.WARNING,
-                      ip=_peer_ip(session.peer), user=account.name)
+                      ip=peer_ip(session.peer), user=account.name)
             return "451 4.7.1 Sending rate for this account exceeded, try again later"
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
@@ -182,7 +118,7 @@ class SubmissionHandler:
             PolicyContext(
                 stage="rcpt", account=account, sender=envelope.mail_from or "",
                 recipients=list(envelope.rcpt_tos), message_class=account.default_class,
-                client_ip=_peer_ip(session.peer), recipient=address,
+                client_ip=peer_ip(session.peer), recipient=address,
             ),
         )
         if decision is None:
@@ -190,7 +126,7 @@ class SubmissionHandler:
         for hit in decision.hits:
             METRICS.record_policy_decision(hit.rule, hit.action.label)
         if decision.action == Action.REJECT:
-            log_event(log, "recipient_refused", ip=_peer_ip(session.peer), user=account.name,
+            log_event(log, "recipient_refused", ip=peer_ip(session.peer), user=account.name,
                       rules=[h.rule for h in decision.hits])
             return decision.reply
         envelope.rcpt_tos.append(address)
@@ -198,79 +134,108 @@ class SubmissionHandler:
         return "250 2.1.5 Recipient OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        """DATA's steps, in order; a step that refuses raises :class:`_Reply`, counted once."""
         started = time.monotonic()
         account = self._account(session)
-        ip = _peer_ip(session.peer)
         if account is None:
             return "530 5.7.0 Authentication required"
+        ip = peer_ip(session.peer)
         content = envelope.original_content or b""
-        if has_bare_line_ending(content):
-            log_event(log, "refused_bare_line_ending", ip=ip, user=account.name)
-            METRICS.record_received("rejected")
-            return "550 5.6.0 Message refused: bare CR, bare LF or NUL in message data"
-        headers = BytesHeaderParser(policy=default_policy).parsebytes(_header_block(content))
-        refusal = self._check_headers(headers, account)
-        if refusal:
-            log_event(log, "refused_headers", ip=ip, user=account.name, reply=refusal[:9])
-            METRICS.record_received("rejected")
-            return refusal
-        message_class = str(headers.get(CLASS_HEADER, "") or account.default_class).strip()
-        campaign = str(headers.get(CAMPAIGN_HEADER, "") or "").strip() or None
-
         try:
-            scan = await self._scan(content)
-        except _ScanFailed:
-            METRICS.record_received("tempfailed")
-            return REPLY_TEMPFAIL_SCANNER
-        # Every recipient is checked again here, for the header's class (see
-        # phigate.policy.rules.checks: one failing recipient refuses the message).
-        ctx = PolicyContext(
-            stage="data", account=account, sender=envelope.mail_from or "",
-            recipients=list(envelope.rcpt_tos), message_class=message_class,
-            client_ip=ip, headers=headers, scan=scan, campaign_id=campaign,
-        )
-        body = self._with_trace_headers(content, headers, session)
-
-        def decide_and_store() -> tuple[Decision, NewMessage | None, str | None]:
-            # Policy lookups and the commit in one trip to a worker thread, not two: each
-            # trip is a wake-up of the event loop and a wait in the thread pool's queue.
-            decision = self._decide(ctx)
-            if decision.action == Action.REJECT:
-                return decision, None, None
-            message = _new_message(ctx, envelope, body, decision)
-            return decision, message, self.services.store.enqueue(message)
-
-        try:
-            decision, message, message_id = await asyncio.to_thread(decide_and_store)
-        except _PolicyFailed:
-            METRICS.record_received("tempfailed")
-            return REPLY_TEMPFAIL_POLICY
-        except OperationalError as error:
-            full = "full" in str(error.orig).lower()
-            log_event(log, "store_failed", level=logging.ERROR, ip=ip, user=account.name,
-                      error=type(error.orig).__name__, disk_full=full)
-            METRICS.record_received("tempfailed")
-            return REPLY_TEMPFAIL_STORAGE_FULL if full else REPLY_TEMPFAIL_STORAGE
-        except SQLAlchemyError as error:
-            log_event(log, "store_failed", level=logging.ERROR, ip=ip, user=account.name,
-                      error=type(error).__name__)
-            METRICS.record_received("tempfailed")
-            return REPLY_TEMPFAIL_STORAGE
-        for hit in decision.hits:
-            METRICS.record_policy_decision(hit.rule, hit.action.label)
-        if message is None or message_id is None:  # refused by policy
-            log_event(log, "refused_by_policy", ip=ip, user=account.name,
-                      rules=[h.rule for h in decision.hits], verdict=_verdict(scan))
-            METRICS.record_received("rejected")
-            return decision.reply
+            headers = self._parse_and_check(content, account, ip)
+            scan = await self._scan_or_tempfail(content)
+            ctx = self._data_context(envelope, account, ip, headers, scan)
+            body = self._with_trace_headers(content, headers, session)
+            decision, stored = await self._decide_and_store(ctx, envelope, body)
+            message, message_id = self._stored_or_refused(ctx, decision, stored)
+        except _Reply as reply:
+            METRICS.record_received(reply.result)
+            return reply.text
         log_event(
             log, "accepted", id=message_id, ip=ip, user=account.name,
-            rcpts=len(envelope.rcpt_tos), size=len(content), cls=message_class,
+            rcpts=len(envelope.rcpt_tos), size=len(content), cls=ctx.message_class,
             verdict=_verdict(scan), categories=scan.categories if scan else [],
             action=decision.action.label, ms=round((time.monotonic() - started) * 1000, 1),
         )
         METRICS.record_received(_RECEIVED_RESULT[message.state])
         return f"250 2.0.0 Queued as {message_id}"
+
+    # -- DATA's steps ---------------------------------------------------------------------
+
+    def _parse_and_check(self, content: bytes, account: Account, ip: str | None) -> EmailMessage:
+        """The message's header fields, once the data and the headers passed the checks."""
+        if has_bare_line_ending(content):
+            log_event(log, "refused_bare_line_ending", ip=ip, user=account.name)
+            raise _Reply("rejected",
+                         "550 5.6.0 Message refused: bare CR, bare LF or NUL in message data")
+        headers = BytesHeaderParser(policy=default_policy).parsebytes(_header_block(content))
+        refusal = self._check_headers(headers, account)
+        if refusal:
+            log_event(log, "refused_headers", ip=ip, user=account.name, reply=refusal[:9])
+            raise _Reply("rejected", refusal)
+        return headers
+
+    async def _scan_or_tempfail(self, content: bytes) -> ScanResult | None:
+        try:
+            return await self._scan(content)
+        except _ScanFailed:
+            raise _Reply("tempfailed", REPLY_TEMPFAIL_SCANNER) from None
+
+    def _data_context(self, envelope: Envelope, account: Account, ip: str | None,
+                      headers: EmailMessage, scan: ScanResult | None) -> PolicyContext:
+        """Every recipient is checked again at DATA, for the header's class (see
+        phigate.policy.rules: one failing recipient refuses the message)."""
+        message_class = str(headers.get(CLASS_HEADER, "") or account.default_class).strip()
+        campaign = str(headers.get(CAMPAIGN_HEADER, "") or "").strip() or None
+        return PolicyContext(
+            stage="data", account=account, sender=envelope.mail_from or "",
+            recipients=list(envelope.rcpt_tos), message_class=message_class,
+            client_ip=ip, headers=headers, scan=scan, campaign_id=campaign,
+        )
+
+    async def _decide_and_store(
+        self, ctx: PolicyContext, envelope: Envelope, body: bytes,
+    ) -> tuple[Decision, tuple[NewMessage, str] | None]:
+        """The decision and, unless it refuses, the committed message and its id.
+
+        Policy lookups and the commit run in one trip to a worker thread, not two: each trip
+        is a wake-up of the event loop and a wait in the thread pool's queue.
+        """
+        def decide_and_store() -> tuple[Decision, tuple[NewMessage, str] | None]:
+            decision = self._decide(ctx)
+            if decision.action == Action.REJECT:
+                return decision, None
+            message = _new_message(ctx, envelope, body, decision)
+            return decision, (message, self.services.store.enqueue(message))
+
+        user = ctx.account.name if ctx.account else None
+        try:
+            return await asyncio.to_thread(decide_and_store)
+        except _PolicyFailed:
+            raise _Reply("tempfailed", REPLY_TEMPFAIL_POLICY) from None
+        except OperationalError as error:
+            full = "full" in str(error.orig).lower()
+            log_event(log, "store_failed", level=logging.ERROR, ip=ctx.client_ip, user=user,
+                      error=type(error.orig).__name__, disk_full=full)
+            reply = REPLY_TEMPFAIL_STORAGE_FULL if full else REPLY_TEMPFAIL_STORAGE
+            raise _Reply("tempfailed", reply) from None
+        except SQLAlchemyError as error:
+            log_event(log, "store_failed", level=logging.ERROR, ip=ctx.client_ip, user=user,
+                      error=type(error).__name__)
+            raise _Reply("tempfailed", REPLY_TEMPFAIL_STORAGE) from None
+
+    def _stored_or_refused(self, ctx: PolicyContext, decision: Decision,
+                           stored: tuple[NewMessage, str] | None) -> tuple[NewMessage, str]:
+        for hit in decision.hits:
+            METRICS.record_policy_decision(hit.rule, hit.action.label)
+        if stored is None:
+            log_event(log, "refused_by_policy", ip=ctx.client_ip,
+                      user=ctx.account.name if ctx.account else None,
+                      rules=[h.rule for h in decision.hits], verdict=_verdict(ctx.scan))
+            raise _Reply("rejected", decision.reply)
+        return stored
+
+    # -- policy, headers, scanning ----------------------------------------------------------
 
     async def _evaluate(self, ctx: PolicyContext) -> Decision | None:
         """The policy decision; None if a rule could not decide (the store failed).
@@ -390,6 +355,15 @@ def _state_for(decision: Decision) -> MessageState:
     return MessageState.ACTIVE
 
 
+class _Reply(Exception):
+    """DATA ends early with this SMTP reply, counted as this received result."""
+
+    def __init__(self, result: ReceivedResult, text: str) -> None:
+        super().__init__(result)
+        self.result: ReceivedResult = result
+        self.text = text
+
+
 class _ScanFailed(Exception):
     """The scanner pool could not give a result (not: the message was unscannable)."""
 
@@ -398,144 +372,11 @@ class _PolicyFailed(Exception):
     """A rule could not decide (the store failed); logged where it happened."""
 
 
-class PhigateSMTP(SMTP):
-    """aiosmtpd's SMTP with phigate's limits, lockouts and enhanced status codes."""
-
-    def __init__(self, handler: SubmissionHandler, *, tls_context: ssl.SSLContext,
-                 loop: asyncio.AbstractEventLoop, implicit_tls: bool = False) -> None:
-        settings = handler.settings.submission
-        self.services = handler.services
-        self._counted_ip: str | None = None
-        self._refused = False
-        with warnings.catch_warnings():
-            # aiosmtpd warns that AUTH without required TLS is unsafe; on the implicit-TLS
-            # listener every byte is already encrypted, so the warning does not apply.
-            if implicit_tls:
-                warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS")
-            self._init_smtp(handler, settings, tls_context, loop, implicit_tls)
-
-    def _init_smtp(self, handler: SubmissionHandler, settings: SubmissionSettings,
-                   tls_context: ssl.SSLContext, loop: asyncio.AbstractEventLoop,
-                   implicit_tls: bool) -> None:
-        super().__init__(
-            handler,
-            data_size_limit=settings.max_message_size,
-            enable_SMTPUTF8=True,
-            decode_data=False,
-            hostname=handler.settings.server.hostname,
-            ident="phigate",
-            # On the implicit-TLS listener the socket is TLS from the first byte (the server
-            # wraps it), so aiosmtpd must neither offer STARTTLS nor wait for it.
-            tls_context=None if implicit_tls else tls_context,
-            require_starttls=not implicit_tls,
-            timeout=settings.timeout_seconds,
-            auth_required=True,
-            auth_require_tls=not implicit_tls,
-            command_call_limit=settings.max_commands,
-            loop=loop,
-        )
-
-    # -- connection limits --------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self._original_transport is None:  # a new connection, not the STARTTLS upgrade
-            ip = _peer_ip(transport.get_extra_info("peername")) or "unknown"
-            limit = self.services.settings.submission.max_sessions_per_ip
-            if self.services.sessions_per_ip[ip] >= limit:
-                self._refused = True
-                log_event(log, "too_many_sessions", level=logging.WARNING, ip=ip)
-                if isinstance(transport, asyncio.WriteTransport):
-                    transport.write(b"421 4.7.0 Too many connections from your address, "
-                                    b"try again later\r\n")
-                transport.close()
-                return
-            self.services.sessions_per_ip[ip] += 1
-            self._counted_ip = ip
-            METRICS.smtp_sessions.labels(listener="submission").inc()
-        super().connection_made(transport)
-
-    def connection_lost(self, error: Exception | None) -> None:
-        if self._refused:
-            return
-        if self._counted_ip is not None:
-            METRICS.smtp_sessions.labels(listener="submission").dec()
-            self.services.sessions_per_ip[self._counted_ip] -= 1
-            if self.services.sessions_per_ip[self._counted_ip] <= 0:
-                del self.services.sessions_per_ip[self._counted_ip]
-            self._counted_ip = None
-        super().connection_lost(error)
-
-    def eof_received(self) -> bool | None:
-        if self._refused:
-            return False
-        return super().eof_received()
-
-    # -- replies ------------------------------------------------------------------------
-
-    async def push(self, status: AnyStr) -> None:
-        if isinstance(status, str):
-            await super().push(_ENHANCED_REPLIES.get(status, status))
-        else:
-            await super().push(status)
-
-    async def check_auth_needed(self, caller_method: str) -> bool:
-        if self.session is not None and self.services.is_trusted(_peer_ip(self.session.peer)):
-            return False
-        return await super().check_auth_needed(caller_method)
-
-    # -- authentication -----------------------------------------------------------------
-
-    def _authenticate(self, mechanism: str, auth_data: Any) -> AuthResult:
-        # aiosmtpd calls this synchronously, but a scrypt check takes tens of milliseconds:
-        # hand the credentials back to our async auth_* wrappers instead of blocking the loop.
-        return AuthResult(success=False, handled=False, auth_data=_Pending(auth_data))
-
-    async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
-        return await self._verify(await super().auth_PLAIN(_, args))
-
-    async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
-        return await self._verify(await super().auth_LOGIN(_, args))
-
-    async def _verify(self, result: AuthResult) -> AuthResult:
-        if not isinstance(result.auth_data, _Pending):
-            return result
-        credentials = result.auth_data.credentials
-        if not isinstance(credentials, LoginPassword) or self.session is None:
-            return AuthResult(success=False, handled=False)
-        ip = _peer_ip(self.session.peer) or "unknown"
-        user = credentials.login.decode("utf-8", "replace")
-        password = credentials.password.decode("utf-8", "replace")
-        lockouts = self.services.lockouts
-        if lockouts.locked_for(ip, user) > 0:
-            log_event(log, "auth_locked_out", level=logging.WARNING, ip=ip)
-            METRICS.record_auth_failure("locked_out")
-            return AuthResult(success=False, handled=False,
-                              message="454 4.7.0 Too many failed logins, try again later")
-        account = await asyncio.to_thread(self.services.accounts.authenticate, user, password)
-        if account is None:
-            METRICS.record_auth_failure("bad_credentials")
-            for kind in lockouts.failure(ip, user):
-                METRICS.record_auth_lockout(kind)
-            log_event(log, "auth_failed", level=logging.WARNING, ip=ip,
-                      failures_total=lockouts.failures_total)
-            return AuthResult(success=False, handled=False)
-        lockouts.success(ip, user)
-        log_event(log, "auth_ok", ip=ip, user=account.name)
-        return AuthResult(success=True, handled=False, auth_data=account)
-
-
-def silence_aiosmtpd_log() -> None:
-    """aiosmtpd logs command lines and message lines (addresses, content) at debug level and
-    some at info and warning: whatever the configured level, none of it may reach a log.
-    phigate logs its own structured events instead."""
-    aiosmtpd_log = logging.getLogger("mail.log")
-    aiosmtpd_log.setLevel(logging.CRITICAL + 1)
-    aiosmtpd_log.propagate = False
-
-
-@dataclass(frozen=True)
-class _Pending:
-    credentials: Any
+def make_server_tls_context(cert: str, key: str) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    return context
 
 
 async def start_submission_server(
