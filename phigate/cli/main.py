@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "phigate.cli.feedback",
     "phigate.cli.dkim_cmd",
     "phigate.cli.tls_cmd",
+    "phigate.cli.report_cmd",
 )
 
 

@@ -1,0 +1,1 @@
+"""The monthly compliance report: what a HIPAA compliance officer files, as counts only."""
