@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from phigate.admin.audit_chain import verify_chain
 from phigate.admin.retention import PURGE_ACTION
+from phigate.audit.verify import verify_chain
 from phigate.queue.models import AuditEvent
 
 _SYSTEM_ACTORS = ("system", "phigate")

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from phigate.admin.retention import PURGE_ACTION
-from phigate.audit import Actor
+from phigate.audit.log import Actor
 from phigate.cli.main import main
 from phigate.policy.campaigns import CampaignStore
 from phigate.queue.models import Attempt, AuditEvent, Message, MessageState, Recipient
@@ -33,7 +33,7 @@ def _age(moment: datetime) -> timedelta:
 
 
 def _delivered(runtime: Runtime, message_id: str, **tls: object) -> None:
-    with runtime.store.session() as session:
+    with runtime.store.writing() as session:
         for recipient in session.scalars(select(Recipient).where(
                 Recipient.message_id == message_id)):
             session.add(Attempt(recipient_id=recipient.id, message_id=message_id,
@@ -57,7 +57,7 @@ def _seed(runtime: Runtime, enqueue: Enqueue) -> None:
                        rule_hits=[{"rule": "email-phi-consent", "action": "quarantine",
                                    "reason": "no email_phi consent"}])
     enqueue(PATIENTS[1], message_class="treatment", age=_age(NOV + timedelta(days=40)))
-    with runtime.store.session() as session:
+    with runtime.store.writing() as session:
         session.get(Message, released).state = MessageState.ACTIVE  # type: ignore[union-attr]
         session.add(Suppression(address=PATIENTS[1], scope="marketing", kind="unsubscribe",
                                 reason="unsubscribe (one-click)", source="one-click",
@@ -71,7 +71,7 @@ def _seed(runtime: Runtime, enqueue: Enqueue) -> None:
     runtime.audit.record(Actor("otto", "192.0.2.9"), "message.reveal", message_id=held)
     runtime.audit.record(Actor("phigate"), PURGE_ACTION, detail={"bodies_destroyed": 12,
                                                             "messages_removed": 3})
-    with runtime.store.session() as session:  # entries dated into November
+    with runtime.store.writing() as session:  # entries dated into November
         for event in session.scalars(select(AuditEvent)):
             event.at = NOV + timedelta(hours=5)
     # The hashes cover `at`: re-dating entries breaks the chain, so re-chain for the test.
@@ -79,9 +79,9 @@ def _seed(runtime: Runtime, enqueue: Enqueue) -> None:
 
 
 def _rechain(runtime: Runtime) -> None:
-    from phigate.audit import GENESIS_HASH, entry_hash
+    from phigate.audit.log import GENESIS_HASH, entry_hash
 
-    with runtime.store.session() as session:
+    with runtime.store.writing() as session:
         previous = GENESIS_HASH
         for event in session.scalars(select(AuditEvent).order_by(AuditEvent.id)):
             event.prev_hash = previous
