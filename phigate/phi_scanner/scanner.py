@@ -23,8 +23,14 @@ from phigate.phi_scanner.recognizers.census_names import LEXICON_REASONS, find_l
 from phigate.phi_scanner.recognizers.clinical_people import REASON_CARE_CUE, find_clinical_people
 from phigate.phi_scanner.recognizers.cued_names import find_cued_names
 from phigate.phi_scanner.recognizers.dates import Spans, find_dates
-from phigate.phi_scanner.recognizers.facilities import find_facilities, us_places
+from phigate.phi_scanner.recognizers.facilities import (
+    REASON_DESTINATION,
+    REASON_TOWN,
+    find_facilities,
+    us_places,
+)
 from phigate.phi_scanner.recognizers.health_terms import find_health_patterns, find_vocabulary_terms
+from phigate.phi_scanner.recognizers.repeats import REASON_REPEAT, find_repeats
 from phigate.phi_scanner.verdict import Thresholds, judge, verdict_outcome_is_settled
 
 if TYPE_CHECKING:
@@ -34,7 +40,10 @@ if TYPE_CHECKING:
 # Which finding wins when two identifier findings overlap: explicit patterns over NER and
 # over names found only because the word is in the name lexicon.
 _NER_REASONS = frozenset({"NER person", "NER place"})
-_WEAK_REASONS = _NER_REASONS | LEXICON_REASONS | {REASON_CARE_CUE}
+# Cue names after a weak cue and places found by position: a drug or a condition of the same
+# spelling wins ("with tylenol", "on propofol 20").
+_WEAK_REASONS = _NER_REASONS | LEXICON_REASONS | {REASON_CARE_CUE, REASON_DESTINATION,
+                                                  REASON_TOWN, REASON_REPEAT}
 
 
 class Scanner:
@@ -111,6 +120,7 @@ class Scanner:
         findings.extend(find_lexicon_names(text, part, self.name_lexicon))
         findings.extend(find_clinical_people(text, part, self.name_lexicon))
         findings.extend(find_facilities(text, part, self.name_lexicon))
+        findings.extend(find_repeats(text, part, findings, self.name_lexicon))
         findings.extend(find_vocabulary_terms(text, part, self.vocabulary))
         findings.extend(find_health_patterns(text, part, self.vocabulary))
         return findings

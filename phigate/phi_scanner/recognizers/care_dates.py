@@ -25,8 +25,9 @@ REASON_YEAR = "care year"
 # M/D and M/D/YY(YY); the day and month are checked in code. Not inside a longer run of
 # numbers ("7.5/3.5/437", "10/5/5"), not a decimal, not followed by a unit.
 MONTH_DAY = re.compile(
-    r"(?<![\w./-])(\d{1,2})/(\d{1,2})(?:/(\d{4}|\d{2}))?(?![\w/-]|\.\d|[ \t]*(?:%|mg|mcg|ml|cc|"
-    r"units?|u\b|mmhg|cmh2o|of\b|ns\b|strength|tab|assist|up\b|way\b|cup|amp))", re.IGNORECASE)
+    r"(?<![\w./])(?<!\d-)(\d{1,2})/(\d{1,2})(?:/(\d{4}|\d{2}))?(?![\w/]|-\d|\.\d|[ \t]*(?:%|"
+    r"mg|mcg|ml|cc|units?|u\b|mmhg|cmh2o|of\b|ns\b|strength|tab|assist|up\b|way\b|cup|amp))",
+    re.IGNORECASE)
 # M-D only after a word that introduces a date ("cx from 11-3", "since 6-2"): elsewhere
 # "5-10" is a range.
 CUED_MONTH_DAY = re.compile(
@@ -35,9 +36,11 @@ CUED_MONTH_DAY = re.compile(
     r"cc|units?|hrs?|hours?|days?|min|l\b|liters?|times|x\b))")
 # What stands before a fraction or a setting, not a date: "PEEP 5/5", "PS 10/5", "BP 90/60".
 NOT_DATE_BEFORE = re.compile(
-    r"(?i)(?:peep|psv?|cpap|bipap|simv|imv|a/c|ac|vent|settings?|fio2|ipap|epap|bp|b/p|sbp|"
+    r"(?i)\b(?:peep|psv?|cpap|bipap|simv|imv|a/c|ac|vent|settings?|fio2|ipap|epap|bp|b/p|sbp|"
     r"map|hr|rr|abp|nbp|pap|pas|pa|cvp|ratio|x|sats?|grade|strength|gtts?|rass|pain|"
-    r"score|level|rate|tv|vt|mcg|mg|ml|cc|\d[.,]?\d*[ \t]*(?:-|to))[ \t:=]*$")
+    r"score|level|rate|tv|vt|mcg|mg|ml|cc)[ \t:=]*$")
+# "the 11th": a day of the month.
+ORDINAL_DAY = re.compile(r"(?i)\b(?:the|on)[ \t]+(\d{1,2}(?:st|nd|rd|th))\b")
 
 MONTH_NAMES = ("january|february|march|april|june|july|august|september|october|november|"
                "december")
@@ -75,7 +78,9 @@ def find_care_dates(text: str, part: str) -> list[Finding]:
     results: list[Finding] = []
     for m in MONTH_DAY.finditer(text):
         month, day = int(m.group(1)), int(m.group(2))
-        if not (1 <= month <= 12 and 1 <= day <= 31):
+        # M/D, or M/YY in a history ("AVR 8/88"): a second number over 31 is a year
+        if not (1 <= month <= 12 and (1 <= day <= 31 or (day > 31 and m.group(3) is None
+                                                         and len(m.group(2)) == 2))):
             continue
         if m.group(3) is None and NOT_DATE_BEFORE.search(text[max(0, m.start() - 12):m.start()]):
             continue
@@ -86,6 +91,9 @@ def find_care_dates(text: str, part: str) -> list[Finding]:
             results.append(_finding(text, part, m.start(1), m.end(2), 0.7))
     for m in MONTH_WITH_NUMBER.finditer(text):
         results.append(_finding(text, part, m.start(), m.end(), 0.85))
+    for m in ORDINAL_DAY.finditer(text):
+        if 1 <= int(re.sub(r"\D", "", m.group(1))) <= 31:
+            results.append(_finding(text, part, m.start(1), m.end(1), 0.6))
     for m in MONTH_ALONE.finditer(text):
         results.append(_finding(text, part, m.start(), m.end(), 0.7))
     for m in CUED_AMBIGUOUS.finditer(text):

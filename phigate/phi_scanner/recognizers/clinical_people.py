@@ -100,7 +100,14 @@ class _People:
             return True
         return not census_only and not is_ordinary(
             lowered.split("-")[0], self.lexicon.ordinary_words) and (
-            lowered.isalpha() and len(lowered) > 2)
+            re.sub(r"['-]", "", lowered).isalpha() and len(lowered) > 2)
+
+    def cued_name(self, word: str) -> bool:
+        """After a strong cue (a relation, a credential) a census name counts even when it is
+        also a word ("son bill", "Painter MD"); function words and abbreviations never do."""
+        if self.blocked(word) and not (len(word) == 2 and self.lexicon.is_first_name(word)):
+            return False
+        return self.lexicon.is_name(word.lower()) or self.known_name(word)
 
     def inflected_word(self, lowered: str) -> bool:
         """"trying", "stated", "changes": Webster's lists the stem, not the inflection."""
@@ -115,7 +122,7 @@ class _People:
     # -- name runs after a cue -------------------------------------------------------------
 
     def names_at(self, position: int, strict: bool, max_words: int = 3,
-                 census_only: bool = False) -> tuple[int, int]:
+                 census_only: bool = False, relaxed: bool = False) -> tuple[int, int]:
         """The span of a name starting at ``position`` (an initial allowed), or (p, p)."""
         end = position
         words = 0
@@ -130,8 +137,12 @@ class _People:
             word = WORD.match(self.text, cursor)
             if not word:
                 break
-            accept = self.known_name(word.group(), census_only) if (strict or words) else (
-                not self.blocked(word.group()))
+            if relaxed:
+                accept = self.cued_name(word.group())
+            elif strict or words:
+                accept = self.known_name(word.group(), census_only)
+            else:
+                accept = not self.blocked(word.group())
             if not accept:
                 break
             end = word.end()
@@ -177,7 +188,7 @@ class _People:
     def before_a_cue(self) -> None:
         """``LINDSEY CARDARELLI CALLED``, ``Emily Parker,RN``: a name before a cue or credential."""
         for m in AFTER_CUE.finditer(self.text):
-            start, end = self._names_before(m.start())
+            start, end = self._names_before(m.start(), relaxed=bool(m.group("credential")))
             if end == start:
                 continue
             if m.group("credential"):
@@ -190,7 +201,7 @@ class _People:
             else:
                 self.add(start, end, 0.7, REASON_CARE_CUE)
 
-    def _names_before(self, position: int) -> tuple[int, int]:
+    def _names_before(self, position: int, relaxed: bool = False) -> tuple[int, int]:
         """Up to three name words (initials allowed) ending at ``position``."""
         window_start = max(0, position - 45)
         words = list(NAME_TOKEN.finditer(self.text, window_start, position))
@@ -204,7 +215,7 @@ class _People:
             if len(token.rstrip(".")) == 1:
                 if taken == 0:
                     break
-            elif not self.known_name(token):
+            elif not (self.cued_name(token) if relaxed else self.known_name(token)):
                 break
             if taken == 0:
                 end = word.end()
@@ -216,7 +227,7 @@ class _People:
         for m in RELATIVE_BEFORE.finditer(self.text):
             position = m.end()
             for _ in range(5):  # "sons smokey, morris and roger"
-                start, end = self.names_at(position, strict=True, max_words=2)
+                start, end = self.names_at(position, strict=True, max_words=2, relaxed=True)
                 if end == start:
                     break
                 self.add(start, end, 0.8, REASON_RELATIVE)

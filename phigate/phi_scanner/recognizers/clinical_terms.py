@@ -47,6 +47,15 @@ SHORTHAND = re.compile(
     r"(?i)(?<![\w/])(?:s/p|h/o|c/o|r/o|y/o|w/u|f/u|d/c'?d|u/o|a&ox?\d?|i&o|n/v|pmh|pmhx|hpi|"
     r"nkda|prn|npo|oob|dnr|dni|vss|gtts?|q\d{1,2}h|qd|bid|tid|qid|qhs|afebrile|tmax|"
     r"sats|micu|ccu|sicu|csru|nsicu|dispo|resp|neuro|npn|nsg|pt's|pt)(?![\w/])")
+# What a note records being done to a patient, and bedside measurements ("BP 90/60", "HR 72",
+# "5 mg", "20 cc/hr"): more marks of a clinical note.
+CARE_ACTIONS = re.compile(
+    r"(?i)\b(?:made aware|notified|in to (?:see|examine|eval(?:uate)?)|examined|ordered|"
+    r"titrated?|weaned|started on|bolused|transfused|pronounced|spoke with|discussed with|"
+    r"medicated|sedated|suctioned|repleted|tolerating|afebrile)\b")
+MEASUREMENT = re.compile(
+    r"(?i)\b(?:(?:bp|b/p|hr|rr|sbp|map|cvp|sats?|spo2|temp|tmax)[ \t:]*\d{2,3}|"
+    r"\d+(?:\.\d+)?[ \t]?(?:mg|mcg|meq|cc|cc/hr|ml/hr|units?/hr|u/hr|mmhg|l/min)\b)")
 # Words that are abbreviations of units, services and roles: never names or places.
 UNITS_AND_ROLES = """
 ICU CCU MICU SICU CSRU NSICU PACU ER ED EW OR VNA PCP OSH RN MD NP PA RRT PT OT SW CM
@@ -92,14 +101,23 @@ def find_clinical_terms(text: str, part: str) -> list[Finding]:
         if category is not None:
             results.append(Finding(category, word, m.start(), m.end(), part, 0.8,
                                    REASON_ABBREVIATION))
-    for m in SHORTHAND.finditer(text):
-        results.append(Finding(cat.ENCOUNTER, m.group(), m.start(), m.end(), part, 0.45,
-                               REASON_SHORTHAND))
+    for pattern in (SHORTHAND, CARE_ACTIONS, MEASUREMENT):
+        for m in pattern.finditer(text):
+            results.append(Finding(cat.ENCOUNTER, m.group(), m.start(), m.end(), part, 0.45,
+                                   REASON_SHORTHAND))
     return results
 
 
 def is_clinical_note(findings: Sequence[Finding]) -> bool:
-    """Three kinds of note shorthand, or shorthand beside clinical abbreviations."""
+    """Two marks of a note (shorthand, care actions, measurements, clinical abbreviations),
+    or one mark of shorthand beside health information.
+
+    A newsletter full of general health words ("diabetes", "flu shot", "blood pressure")
+    has none of these marks; a clinical abbreviation alone ("our new MRI") is not enough.
+    """
     shorthand = {f.text.lower() for f in findings if f.reason == REASON_SHORTHAND}
     abbreviations = {f.text.upper() for f in findings if f.reason == REASON_ABBREVIATION}
-    return len(shorthand) >= 3 or (len(shorthand) >= 1 and len(abbreviations) >= 2)
+    if len(shorthand) + len(abbreviations) >= 2:
+        return True
+    return bool(shorthand) and any(
+        f.category in cat.HEALTH_CATEGORIES and f.confidence >= 0.75 for f in findings)

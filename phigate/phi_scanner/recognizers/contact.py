@@ -138,8 +138,8 @@ def _phone_grouping(value: str) -> bool:
 # Pager and extension numbers: four to six digits after their label ("pager #40213", "x4417",
 # "PG 33445", "beeper number 55037"); too short for a phone number's shape.
 PAGER = re.compile(
-    r"(?i)\b(?:(?:pager|beeper|pgr|pg|bpr|page|ext|extension)\.?[ \t]*(?:#|number|no\.?|num)?"
-    r"[ \t]*[:#]?[ \t]*|x[ \t]?)(\d{4,6})\b(?![.,]\d|[ \t]*(?:%|mg|mcg|ml|cc|units?))")
+    r"(?i)\b(?:(?:pager|beeper|pgr|pg|bpr|page|ext|extension)[ \t:#.]*(?:number|no\.?|num)?"
+    r"[ \t:#.]*|x[ \t]?)(\d{4,6})\b(?![.,]\d|[ \t]*(?:%|mg|mcg|ml|cc|units?))")
 
 
 def find_pager_numbers(text: str, part: str) -> list[Finding]:

@@ -46,13 +46,16 @@ possible start started continue await for
 """.split())
 SAINT = re.compile(r"(?i)(?<![\w])(?:st|saint)\.?[ \t]+([A-Za-z]+)((?:['’]s)?)")
 TRANSFER_CUE = re.compile(
-    r"(?i)\b(?:transfer(?:red|ed)?|tx(?:'?d)?|trans(?:ferred)?|admitted|adm|sent|taken|went|"
-    r"return(?:ed|s)?|arrived|came|presented|followed|d/c(?:'?d)?|discharged?|transported|"
-    r"brought|referred|accepted|screened|seen|dispo|go(?:ing)?)\b[^.\n;]{0,16}?\b"
-    r"(?:to|at|from|by|@)[ \t]+(?:the[ \t]+)?")
+    r"(?i)\b(?:transfer(?:red|ed)?|tx(?:'?d)?|trans(?:ferred)?|admit(?:ted)?|adm|sent|taken|"
+    r"went|return(?:ed|s)?|arrived|arrival|came|come|enroute|presented|followed|d/c(?:'?d)?|"
+    r"discharged?|transported|brought|referred|accepted|screened|seen|dispo|go(?:ing)?|"
+    r"back)\b")
+PREPOSITION = re.compile(r"(?i)\b(?:to|at|from|by|@)[ \t]+(?:the[ \t]+)?")
 CODE = re.compile(r"([A-Za-z]{2,5})\b(?![/'’-])")
-WARD = re.compile(r"([A-Za-z][a-z]{2,}|[A-Z]{3,})[ \t]?(\d{1,2})\b(?![ \t]*(?:%|mg|mcg|cc|ml|"
-                  r"units?|u\b|l\b|hrs?|min|x\b|/))")
+WARD = re.compile(r"([A-Za-z][a-z]{2,}|[A-Z]{3,})[ \t]?(\d{1,2})\b(?:/\d\b)?(?![ \t]*(?:%|mg|mcg|"
+                  r"cc|ml|units?|u\b|l\b|hrs?|min|x\b|/))")
+# A ward without a transfer word: "from quartermain 5", "ON QUARTERMAIN 2".
+WARD_PREPOSITION = re.compile(r"(?i)\b(?:to|from|on|at)[ \t]+(?:the[ \t]+)?")
 PLACE_CUE = re.compile(
     r"(?i)\b(?:lives|living|lived|resides|home|moved|from|in|to|near|at|of|returned|back)"
     r"[ \t]+(?:in[ \t]+|to[ \t]+)?$")
@@ -123,14 +126,26 @@ class _Places:
                 self.add(m.start(), m.end(), 0.8, REASON_FACILITY)
 
     def destinations(self) -> None:
-        for m in TRANSFER_CUE.finditer(self.text):
+        """After a transfer word, each "to/at/from X" in the next words: "SENT TO ED AT GH"."""
+        for cue in TRANSFER_CUE.finditer(self.text):
+            stop = self.text.find("\n", cue.end(), cue.end() + 30)
+            for m in PREPOSITION.finditer(self.text, cue.end(), stop if stop > 0 else
+                                          cue.end() + 30):
+                ward = WARD.match(self.text, m.end())
+                if ward and self.name_word(ward.group(1), True):
+                    self.add(ward.start(), ward.end(), 0.75, REASON_DESTINATION)
+                    break
+                code = CODE.match(self.text, m.end())
+                if code and self._facility_code(code.group(1)):
+                    self.add(code.start(1), code.end(1), 0.7, REASON_DESTINATION)
+                    break
+
+    def wards(self) -> None:
+        for m in WARD_PREPOSITION.finditer(self.text):
             ward = WARD.match(self.text, m.end())
-            if ward and self.name_word(ward.group(1), True):
-                self.add(ward.start(), ward.end(), 0.75, REASON_DESTINATION)
-                continue
-            code = CODE.match(self.text, m.end())
-            if code and self._facility_code(code.group(1)):
-                self.add(code.start(1), code.end(1), 0.7, REASON_DESTINATION)
+            if ward and self.name_word(ward.group(1), True) and (
+                    not self.lexicon.is_first_name(ward.group(1))):
+                self.add(ward.start(), ward.end(), 0.6, REASON_DESTINATION)
 
     def _facility_code(self, word: str) -> bool:
         """"GH", "gbmc", "MW": a short code that is no clinical unit, role or English word."""
@@ -180,5 +195,6 @@ def find_facilities(text: str, part: str, lexicon: NameLexicon) -> list[Finding]
     places.facilities()
     places.saints()
     places.destinations()
+    places.wards()
     places.towns()
     return places.results

@@ -1,0 +1,65 @@
+"""A name found once with a cue is the same name where it recurs without one.
+
+A note says ``son David called`` and later ``DAVID DOES NOT HAVE MUCH CONTACT``; it says
+``transferred to GH`` and later ``husband did not come to gh``. Once a cue recognizer has
+found a person or a place, its other occurrences in the same text are findings too. Only
+words that cannot be ordinary words are carried over (a census name the dictionary does not
+spell in lower case, a facility code), so ``son bill`` does not turn every "bill" into a name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from phigate.phi_scanner import findings as cat
+from phigate.phi_scanner.census_lexicon import NameLexicon, is_ordinary
+from phigate.phi_scanner.findings import Finding
+from phigate.phi_scanner.recognizers.clinical_people import (
+    FUNCTION_WORDS,
+    REASON_CLINICIAN,
+    REASON_RELATIVE,
+    REASON_TITLED,
+)
+from phigate.phi_scanner.recognizers.clinical_terms import NOT_NAME_ABBREVIATIONS
+from phigate.phi_scanner.recognizers.facilities import REASON_DESTINATION, REASON_FACILITY
+
+REASON_REPEAT = "repeat of a cued name"
+CARRIED_REASONS = frozenset({REASON_CLINICIAN, REASON_RELATIVE, REASON_TITLED,
+                             REASON_DESTINATION, REASON_FACILITY, "salutation",
+                             "labelled name"})
+FACILITY_KIND_WORDS = frozenset("""
+hospital hosp medical center centre ctr med memorial rehab rehabilitation nursing home
+infirmary adventist hospice health clinic manor house institute general healthcare st saint
+""".split())
+MAX_WORDS = 20
+
+
+def find_repeats(text: str, part: str, findings: Sequence[Finding],
+                 lexicon: NameLexicon) -> list[Finding]:
+    words: dict[str, str] = {}
+    for finding in findings:
+        if finding.reason not in CARRIED_REASONS or finding.part != part:
+            continue
+        for word in re.findall(r"[A-Za-z][A-Za-z'’-]+", finding.text):
+            if _carried(word, finding, lexicon):
+                words.setdefault(word.lower(), finding.category)
+        if len(words) >= MAX_WORDS:
+            break
+    if not words:
+        return []
+    pattern = re.compile(r"(?i)(?<![\w'’-])(?:" + "|".join(
+        re.escape(w) for w in sorted(words, key=len, reverse=True)) + r")(?![\w'’-])")
+    return [Finding(words[m.group().lower()], m.group(), m.start(), m.end(), part, 0.7,
+                    REASON_REPEAT) for m in pattern.finditer(text)]
+
+
+def _carried(word: str, finding: Finding, lexicon: NameLexicon) -> bool:
+    lowered = word.lower()
+    if (lowered in FUNCTION_WORDS or lowered in FACILITY_KIND_WORDS
+            or word.upper() in NOT_NAME_ABBREVIATIONS):
+        return False
+    if finding.category == cat.LOCATION and finding.reason == REASON_DESTINATION:
+        return len(word) >= 2  # a facility code the destination rule already vetted
+    return len(word) >= 3 and not is_ordinary(lowered, lexicon.ordinary_words) and (
+        lowered not in lexicon.not_alone)
