@@ -120,8 +120,14 @@ def _clinical(value: str) -> bool:
                for token in re.findall(r"[^\W\d_]{2,}", value))
 
 
+def _touches_slash(text: str, start: int, end: int) -> bool:
+    """"10/1 via right IJ", "place 4/16": a number that is part of a date or a fraction."""
+    return text[max(0, start - 1):start] == "/" or text[end:end + 1] == "/"
+
+
 def find_addresses(text: str, part: str) -> list[Finding]:
-    results = [f for f in _find_address_candidates(text, part) if not _clinical(f.text)]
+    results = [f for f in _find_address_candidates(text, part)
+               if not _clinical(f.text) and not _touches_slash(text, f.start, f.end)]
     for m in CITY_STATE.finditer(text):
         results.append(Finding(cat.LOCATION, m.group(), m.start(), m.end(), part, 0.8,
                                "city with a state"))

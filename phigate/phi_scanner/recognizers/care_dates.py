@@ -36,7 +36,7 @@ CUED_MONTH_DAY = re.compile(
     r"cc|units?|hrs?|hours?|days?|min|l\b|liters?|times|x\b))")
 # What stands before a fraction or a setting, not a date: "PEEP 5/5", "PS 10/5", "BP 90/60".
 NOT_DATE_BEFORE = re.compile(
-    r"(?i)\b(?:peep|psv?|cpap|bipap|simv|imv|a/c|ac|vent|settings?|fio2|ipap|epap|bp|b/p|sbp|"
+    r"(?i)\b(?:peep|psv?|cpap|bipap|simv|imv|a/c|vent|settings?|fio2|ipap|epap|bp|b/p|sbp|"
     r"map|hr|rr|abp|nbp|pap|pas|pa|cvp|ratio|x|sats?|grade|strength|gtts?|rass|pain|"
     r"score|level|rate|tv|vt|mcg|mg|ml|cc)[ \t:=]*$")
 # "the 11th": a day of the month.

@@ -46,12 +46,13 @@ visit visited visiting phone phoned spoke talked discussed plan plans will wants
 all both each other others same several many few some any call calls per via pm am
 trying stating states obtained
 """.split())
-TITLE_CLINICIAN = re.compile(r"(?i)\b(?:dr|drs|doctor)\b\.?[ \t]*")
+TITLE_CLINICIAN = re.compile(r"(?i)\b(?:dr|drs|dr's|doctors?)\b\.?[ \t]*")
 TITLE_PATIENT = re.compile(r"(?i)\b(?:mr|mrs|ms|miss)\b\.?[ \t]+")
 ROLE_BEFORE = re.compile(
     r"(?i)\b(?:np|rn|resident|intern|attending|fellow|nurse|rrt|sw|social worker|"
-    r"case manager|house ?staff|chaplain|surgeon|cardiologist|intensivist|hospitalist|"
-    r"pcp|cns|nsg)\b[ \t:]+")
+    r"case manager|case management contacts|case ?worker|house ?staff|chaplain|surgeon|"
+    r"cardiologist|intensivist|hospitalist|pharmacist|dietitian|nutritionist|pcp|cns|nsg)"
+    r"\b[ \t:]+")
 CARE_CUE_BEFORE = re.compile(
     r"(?i)\b(?:spoke (?:with|to)|discussed with|talked (?:with|to)|d/w|paged|notified|"
     r"called|informed|seen by|evaluated by|examined by|reported to|consulted|"
@@ -67,7 +68,7 @@ RELATIVE_BEFORE = re.compile(
 # What follows a name: a care verb, a credential or a relation in brackets.
 AFTER_CUE = re.compile(
     r"(?i)(?<=[A-Za-z.])(?:[ \t]*,[ \t]*|[ \t]+|-)(?:(?P<credential>md|m\.d\.|rn|r\.n\.|rrt|"
-    r"np|crnp|pa-c|lpn|cnm|msw|lcsw|pharmd|slp|(?P<weak>pt|ot|do|pa|ms))|(?P<verb>aware|"
+    r"np|crnp|pa-c|lpn|cnm|msw|lcsw|licsw|licws|pharmd|slp|(?P<weak>pt|ot|do|pa|ms))|(?P<verb>aware|"
     r"notified|made aware|paged|called|in to see|at bedside|updated|informed|consulted|"
     rf"ordered|recommended|examined|in to visit|visited)|\((?P<relation>{RELATIONS})\))\b")
 LIST_JOINER = re.compile(r"(?i)[ \t]*(?:,|and|&)[ \t]*(?:and[ \t]+)?")
@@ -173,6 +174,11 @@ class _People:
                     and m.group()[:2].lower() == "ms"
                 start, end = self.names_at(m.end(), strict=strict, max_words=2)
                 self.add(start, end, 0.85, reason)
+                joiner = LIST_JOINER.match(self.text, end) if end > start else None
+                if joiner and pattern is TITLE_CLINICIAN:  # "DRS JOSEPH AND ROBBINSON"
+                    start, end = self.names_at(joiner.end(), strict=True, max_words=2,
+                                               relaxed=True)
+                    self.add(start, end, 0.8, reason)
 
     def roles_and_cues(self) -> None:
         for pattern, reason in ((ROLE_BEFORE, REASON_CLINICIAN),
@@ -223,6 +229,17 @@ class _People:
             taken += 1
         return (start, end) if taken else (position, position)
 
+    def signature(self) -> None:
+        """The last line of a note, one or two census names alone: who wrote it ("SUSAN")."""
+        m = SIGNATURE.search(self.text[-60:])
+        if not m:
+            return
+        offset = max(0, len(self.text) - 60)
+        words = [w for w in m.groups() if w]
+        if all(self.lexicon.is_name(w.lower()) and self.known_name(w) for w in words):
+            self.add(offset + m.start(1), offset + m.end(m.lastindex or 1), 0.7,
+                     REASON_CLINICIAN)
+
     def relatives(self) -> None:
         for m in RELATIVE_BEFORE.finditer(self.text):
             position = m.end()
@@ -237,8 +254,13 @@ class _People:
                 position = joiner.end()
 
 
+SIGNATURE = re.compile(
+    r"\n[ \t]*([A-Za-z][a-z]+|[A-Z]+)(?:[ \t]+([A-Za-z][a-z]+|[A-Z]+))?[ \t,]*\s*$")
+
+
 def find_clinical_people(text: str, part: str, lexicon: NameLexicon) -> list[Finding]:
     people = _People(text, part, lexicon)
+    people.signature()
     people.titles()
     people.roles_and_cues()
     people.relatives()

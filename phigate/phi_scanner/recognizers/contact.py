@@ -142,6 +142,16 @@ PAGER = re.compile(
     r"[ \t:#.]*|x[ \t]?)(\d{4,6})\b(?![.,]\d|[ \t]*(?:%|mg|mcg|ml|cc|units?))")
 
 
+# Ten or eleven digits alone in brackets, in whatever groups ("(240444-1243)"): a phone
+# number written in haste.
+BRACKETED_DIGITS = re.compile(r"\(((?:[2-9]\d)[\d \t.-]{7,14}\d)\)")
+
+
 def find_pager_numbers(text: str, part: str) -> list[Finding]:
-    return [Finding(cat.PHONE_NUMBER, m.group(1), m.start(1), m.end(1), part, 0.8,
-                    "pager or extension number") for m in PAGER.finditer(text)]
+    results = [Finding(cat.PHONE_NUMBER, m.group(1), m.start(1), m.end(1), part, 0.8,
+                       "pager or extension number") for m in PAGER.finditer(text)]
+    for m in BRACKETED_DIGITS.finditer(text):
+        if 10 <= sum(ch.isdigit() for ch in m.group(1)) <= 11:
+            results.append(Finding(cat.PHONE_NUMBER, m.group(1), m.start(1), m.end(1), part,
+                                   0.6, "bracketed phone digits"))
+    return results

@@ -30,11 +30,11 @@ FACILITY_WORDS = (
     r"hospital|hosp|medical cent(?:er|re)|med\.? ?ctr|medical ctr|memorial|rehab|"
     r"rehabilitation(?: cent(?:er|re))?|nursing home|nursing (?:cent(?:er|re)|facility)|"
     r"infirmary|adventist|hospice|health cent(?:er|re)|clinic|manor|house|home|"
-    r"cent(?:er|re)|ctr|institute|general|healthcare|sinai|shore")
+    r"cent(?:er|re)|ctr|institute|general|healthcare|sinai|shore|regional")
 FACILITY = re.compile(rf"(?i)\b({FACILITY_WORDS})\b")
 # Kind words that are also ordinary nouns: the name before them must be a proper name.
 WEAK_KIND_WORDS = frozenset(
-    "house home manor center centre ctr general shore clinic rehab hospice".split())
+    "house home manor center centre ctr general shore clinic rehab hospice regional".split())
 # Words before a kind word that describe it rather than name it.
 DESCRIPTIVE = frozenset("""
 cardiac pulmonary acute inpatient outpatient physical psychiatric local outside other
@@ -54,6 +54,19 @@ PREPOSITION = re.compile(r"(?i)\b(?:to|at|from|by|@)[ \t]+(?:the[ \t]+)?")
 CODE = re.compile(r"([A-Za-z]{2,5})\b(?![/'’-])")
 WARD = re.compile(r"([A-Za-z][a-z]{2,}|[A-Z]{3,})[ \t]?(\d{1,2})\b(?:/\d\b)?(?![ \t]*(?:%|mg|mcg|"
                   r"cc|ml|units?|u\b|l\b|hrs?|min|x\b|/))")
+# A short facility code right after a movement word ("medflight to GH", "came into GH",
+# "-> GH EW"), or before an emergency-room word ("kernan ew", "GH ER").
+CODE_AFTER_MOVE = re.compile(
+    r"(?i)(?:\b(?:into|to|at|from)|->|@)[ \t]*(?:the[ \t]+)?([A-Za-z]{2,5})\b(?![/'’-])")
+CODE_BEFORE_ER = re.compile(r"\b([A-Za-z]{2,8})[ \t]+(?i:ew|er|ed|emergency room)\b")
+# "Holy Cross", "Sacred Heart", "Good Samaritan" after a preposition: hospital names.
+RELIGIOUS_NAME = re.compile(
+    r"(?i)\b(?:at|to|from|by|in)[ \t]+((?:holy|sacred|good)[ \t]+[A-Za-z]{3,}(?:[ \t]+(?:hospital|"
+    r"hosp|medical center|rehab))?)")
+# "lives nearby in rockport", "shelter in Edgemere area": a place word after a home cue.
+HOME_CUE = re.compile(
+    r"(?i)\b(?:lives|living|lived|resides|resident|moved|nearby|shelter|home)\b[^.\n;]{0,15}?"
+    r"\b(?:in|to|at|near)[ \t]+([A-Za-z][a-z]{3,}|[A-Z]{4,})\b")
 # A ward without a transfer word: "from quartermain 5", "ON QUARTERMAIN 2".
 WARD_PREPOSITION = re.compile(r"(?i)\b(?:to|from|on|at)[ \t]+(?:the[ \t]+)?")
 PLACE_CUE = re.compile(
@@ -73,6 +86,24 @@ def us_places() -> frozenset[str]:
              if city["countrycode"] == "US"}
     names |= {state.name.lower() for state in us.states.STATES_AND_TERRITORIES}
     return frozenset(names)
+
+
+@lru_cache(maxsize=1)
+def state_pattern() -> re.Pattern[str]:
+    import us
+
+    names = "|".join(re.escape(s.name) for s in us.states.STATES_AND_TERRITORIES)
+    return re.compile(rf"(?i)[ \t]*,?[ \t]*(?:{names})\b")
+
+
+class _StateAfter:
+    """Matches a state name after a town ("towson maryland"), loaded on first use."""
+
+    def match(self, text: str, position: int) -> re.Match[str] | None:
+        return state_pattern().match(text, position)
+
+
+STATE_AFTER = _StateAfter()
 
 
 @lru_cache(maxsize=1)
@@ -113,6 +144,12 @@ class _Places:
                     break
                 start = offset + word.start()
                 taken += 1
+            if not taken and kind in WEAK_KIND_WORDS:
+                # "TAKEN TO LAUREL REGIONAL": after a preposition even a word names it
+                named = re.search(r"(?i)\b(?:to|at|from)[ \t]+([A-Za-z]{3,})[ \t]+$",
+                                  self.text[max(0, m.start() - 30):m.start()])
+                if named and self.name_word(named.group(1), False):
+                    start, taken = m.start() - len(named.group(0)) + named.start(1), 1
             if taken:
                 self.add(start, m.end(), 0.8, REASON_FACILITY)
 
@@ -128,6 +165,9 @@ class _Places:
     def destinations(self) -> None:
         """After a transfer word, each "to/at/from X" in the next words: "SENT TO ED AT GH"."""
         for cue in TRANSFER_CUE.finditer(self.text):
+            ward = WARD.match(self.text, cue.end() + 1)  # "TRANSFER QUARTERMAIN 2"
+            if ward and self.name_word(ward.group(1), True):
+                self.add(ward.start(), ward.end(), 0.7, REASON_DESTINATION)
             stop = self.text.find("\n", cue.end(), cue.end() + 30)
             for m in PREPOSITION.finditer(self.text, cue.end(), stop if stop > 0 else
                                           cue.end() + 30):
@@ -139,6 +179,23 @@ class _Places:
                 if code and self._facility_code(code.group(1)):
                     self.add(code.start(1), code.end(1), 0.7, REASON_DESTINATION)
                     break
+
+    def codes_and_names(self) -> None:
+        for pattern in (CODE_AFTER_MOVE, CODE_BEFORE_ER):
+            for m in pattern.finditer(self.text):
+                word = m.group(1)
+                if (pattern is CODE_AFTER_MOVE and not word.isupper()) or len(word) > 5 and (
+                        pattern is CODE_AFTER_MOVE):
+                    continue  # lower case "to gh" only after a transfer word (destinations)
+                if self._facility_code(word) or (pattern is CODE_BEFORE_ER
+                                                 and self.name_word(word, True)):
+                    self.add(m.start(1), m.end(1), 0.6, REASON_DESTINATION)
+        for m in RELIGIOUS_NAME.finditer(self.text):
+            self.add(m.start(1), m.end(1), 0.75, REASON_FACILITY)
+        for m in HOME_CUE.finditer(self.text):
+            word = m.group(1)
+            if self.name_word(word, True) and not self.lexicon.is_first_name(word):
+                self.add(m.start(1), m.end(1), 0.6, REASON_TOWN)
 
     def wards(self) -> None:
         for m in WARD_PREPOSITION.finditer(self.text):
@@ -178,7 +235,8 @@ class _Places:
                 break
 
     def _town_plausible(self, words: list[str], start: int) -> bool:
-        cued = bool(PLACE_CUE.search(self.text[max(0, start - 25):start]))
+        cued = bool(PLACE_CUE.search(self.text[max(0, start - 25):start])) or bool(
+            STATE_AFTER.match(self.text, start + len(" ".join(words))))
         if len(words) > 1:
             return cued or all(w[0].isupper() for w in words)
         word = words[0].lower()
@@ -196,5 +254,6 @@ def find_facilities(text: str, part: str, lexicon: NameLexicon) -> list[Finding]
     places.saints()
     places.destinations()
     places.wards()
+    places.codes_and_names()
     places.towns()
     return places.results

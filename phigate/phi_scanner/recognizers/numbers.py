@@ -187,6 +187,12 @@ AGE_PATTERN = re.compile(
 AGE_CUES = ("age", "aged", "turn", "turned", "turns", "old", "birthday", "year-old")
 
 
+# "98 s/p left hip fx", "94 yo gentleman": an age opening a note, before its usual words.
+AGE_OPENING = re.compile(
+    r"(?im)^[ \t]*(\d{2,3})[ \t]+(?:s/p|y\.?o\.?|y/o|w/|with|male|female|man|woman|gentleman|"
+    r"lady|m|f)\b")
+
+
 def find_ages(text: str, part: str) -> list[Finding]:
     """Ages; over 89 they are identifiers (Safe Harbor), younger ones are reported weakly."""
     results = []
@@ -206,6 +212,10 @@ def find_ages(text: str, part: str) -> list[Finding]:
         results.append(Finding(cat.AGE, m.group(index), start, end, part,
                                0.9 if over_89 else 0.6,
                                "age over 89" if over_89 else "age (89 or under)"))
+    for m in AGE_OPENING.finditer(text):
+        if 89 < int(m.group(1)) <= 125:
+            results.append(Finding(cat.AGE, m.group(1), m.start(1), m.end(1), part, 0.85,
+                                   "age over 89"))
     return results
 
 

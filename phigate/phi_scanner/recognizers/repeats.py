@@ -35,23 +35,45 @@ infirmary adventist hospice health clinic manor house institute general healthca
 MAX_WORDS = 20
 
 
+# A facility's name word that is also an ordinary word ("Harbor Hospital") recurs as the
+# place only where a place stands: after "to", "at", "from", "in", "by".
+PLACE_PREPOSITION = re.compile(r"(?i)\b(?:to|at|from|in|by|@)[ \t]+(?:the[ \t]+)?$")
+
+
 def find_repeats(text: str, part: str, findings: Sequence[Finding],
                  lexicon: NameLexicon) -> list[Finding]:
     words: dict[str, str] = {}
+    guarded: set[str] = set()
     for finding in findings:
         if finding.reason not in CARRIED_REASONS or finding.part != part:
             continue
         for word in re.findall(r"[A-Za-z][A-Za-z'’-]+", finding.text):
             if _carried(word, finding, lexicon):
                 words.setdefault(word.lower(), finding.category)
+            elif finding.reason == REASON_FACILITY and _plain_word(word):
+                words.setdefault(word.lower(), finding.category)
+                guarded.add(word.lower())
         if len(words) >= MAX_WORDS:
             break
     if not words:
         return []
-    pattern = re.compile(r"(?i)(?<![\w'’-])(?:" + "|".join(
-        re.escape(w) for w in sorted(words, key=len, reverse=True)) + r")(?![\w'’-])")
-    return [Finding(words[m.group().lower()], m.group(), m.start(), m.end(), part, 0.7,
-                    REASON_REPEAT) for m in pattern.finditer(text)]
+    pattern = re.compile(r"(?i)(?<![\w'’])(?<![A-Za-z]-)(?:" + "|".join(
+        re.escape(w) for w in sorted(words, key=len, reverse=True)) + r")(?![\w'’]|-[A-Za-z])")
+    results = []
+    for m in pattern.finditer(text):
+        key = m.group().lower()
+        if key in guarded and not PLACE_PREPOSITION.search(text[max(0, m.start() - 12):
+                                                                m.start()]):
+            continue
+        results.append(Finding(words[key], m.group(), m.start(), m.end(), part, 0.7,
+                               REASON_REPEAT))
+    return results
+
+
+def _plain_word(word: str) -> bool:
+    lowered = word.lower()
+    return len(word) >= 4 and lowered not in FUNCTION_WORDS and (
+        lowered not in FACILITY_KIND_WORDS) and word.upper() not in NOT_NAME_ABBREVIATIONS
 
 
 def _carried(word: str, finding: Finding, lexicon: NameLexicon) -> bool:
