@@ -18,6 +18,7 @@ Failure handling, by stage:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import socket
 import time
@@ -40,7 +41,13 @@ from phigate.mta.delivery.outcomes import (
     outcome_for_exception,
 )
 from phigate.mta.delivery.routing import NextHop, Router
-from phigate.mta.delivery.tls_policy import TlsContexts, TlsLevel, refusal_reason, tls_level_for
+from phigate.mta.delivery.secure import Demands, TlsPolicy
+from phigate.mta.delivery.security import (
+    DeliverySecurity,
+    HopPlan,
+    check_after_handshake,
+)
+from phigate.mta.delivery.tls_policy import TlsContexts, refusal_reason, tls_level_for
 from phigate.observability.logs import log_event
 
 log = logging.getLogger(__name__)
@@ -62,6 +69,10 @@ class OutboundMessage:
     phi: bool = False
     #: For logs only (never addresses or content).
     message_id: str = ""
+    #: Sent with REQUIRETLS (RFC 8689): verified TLS to hops that offer it, flag passed on.
+    require_tls: bool = False
+    #: ``TLS-Required: No`` (RFC 8689 5): honoured only without PHI and without REQUIRETLS.
+    tls_optional: bool = False
 
 
 class Transport(Protocol):
@@ -83,16 +94,18 @@ class _Connection:
     address: str
     tls: TlsInfo
     opened_at: float
+    policy: TlsPolicy = TlsPolicy.OPPORTUNISTIC
+    requiretls: bool = False
     idle_since: float = 0.0
     label: str = field(init=False)
 
     def __post_init__(self) -> None:
         self.label = self.hop.label(self.address)
 
-    def meets(self, level: TlsLevel) -> bool:
-        if level is TlsLevel.VERIFY:
-            return self.tls.cert_verified
-        return self.tls.encrypted or level is TlsLevel.OPPORTUNISTIC
+    def meets(self, plan: HopPlan, require_tls: bool) -> bool:
+        # Reused only under the same policy it was opened for (a DANE-checked connection
+        # is not a WebPKI-verified one), and with REQUIRETLS only where the host offers it.
+        return self.policy is plan.policy.policy and (self.requiretls or not require_tls)
 
     def close(self) -> None:
         _close(self.smtp)
@@ -102,41 +115,59 @@ class SmtpTransport:
     """:class:`Transport` over SMTP with aiosmtplib."""
 
     def __init__(self, settings: DeliverySettings, *, local_hostname: str,
-                 router: Router | None = None, smarthost_password: str = "") -> None:
+                 router: Router | None = None, smarthost_password: str = "",
+                 security: DeliverySecurity | None = None) -> None:
         self._settings = settings
         self._local_hostname = local_hostname
         self._router = router or Router(settings)
+        self._security = security or DeliverySecurity()
         self._contexts = TlsContexts(settings.ca_file)
         self._password = smarthost_password
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
 
     async def deliver(self, message: OutboundMessage) -> AttemptResult:
         started = time.monotonic()
-        level = tls_level_for(self._settings, message.domain, phi=message.phi)
-        if message.phi and level < TlsLevel.REQUIRED:  # pragma: no cover - tls_level_for
-            raise AssertionError("PHI without TLS")
+        demands = self._demands(message)
         try:
             hops = await self._router.next_hops(message.domain)
+            plans = await self._security.plan(message.domain, hops, demands)
         except Exception as error:  # every failure becomes an outcome, see module doc
             return self._all(message, None, PLAINTEXT, outcome_for_exception(error), started)
         failure = Failure(451, "4.4.0 no host tried", False)
         host: str | None = None
+        policy: TlsPolicy | None = None
         rate_limited = False
-        for hop in hops:
-            for address in hop.addresses:
+        for plan in plans:
+            policy = plan.policy.policy
+            if plan.policy.refusal is not None:
+                # Never connected to (MTA-STS enforce: not a listed MX; DNSSEC failure).
+                self._security.count(message.domain, plan, self._security.refusal_result(plan))
+                failure = outcome_for_exception(TlsPolicyError(plan.policy.refusal))
+                host = plan.hop.name
+                continue
+            for address in plan.hop.addresses:
                 try:
-                    connection = await self._checkout(hop, address, level, message.phi)
+                    connection = await self._checkout(plan, address, message)
                 except Exception as error:
                     failure = outcome_for_exception(error)
-                    host = hop.label(address)
+                    host = plan.hop.label(address)
                     rate_limited |= _is_rate_limit(error)
                     log_event(log, "delivery_host_failed", id=message.message_id,
                               code=failure.code)
                     continue
                 outcomes, rate_limited_here = await self._transaction(connection, message)
                 return AttemptResult(connection.label, connection.tls, outcomes,
-                                     time.monotonic() - started, rate_limited or rate_limited_here)
-        return self._all(message, host, PLAINTEXT, failure, started, rate_limited)
+                                     time.monotonic() - started, rate_limited or rate_limited_here,
+                                     tls_policy=str(connection.policy))
+        result = self._all(message, host, PLAINTEXT, failure, started, rate_limited)
+        return dataclasses.replace(result, tls_policy=str(policy) if policy else None)
+
+    def _demands(self, message: OutboundMessage) -> Demands:
+        domain = self._settings.domains.get(message.domain.lower())
+        return Demands(tls_level_for(self._settings, message.domain, phi=message.phi),
+                       phi=message.phi, admin_policy=bool(domain and domain.tls),
+                       require_tls=message.require_tls,
+                       relaxed=message.tls_optional and not message.require_tls)
 
     async def aclose(self) -> None:
         for connections in self._idle.values():
@@ -146,15 +177,17 @@ class SmtpTransport:
 
     # -- connections ------------------------------------------------------------------
 
-    async def _checkout(self, hop: NextHop, address: str, level: TlsLevel,
-                        phi: bool) -> _Connection:
+    async def _checkout(self, plan: HopPlan, address: str,
+                        message: OutboundMessage) -> _Connection:
+        hop = plan.hop
         now = time.monotonic()
         kept = self._idle.get((hop.name, address, hop.port), [])
         while kept:
             connection = kept.pop()
             fresh = (now - connection.idle_since < IDLE_SECONDS
                      and now - connection.opened_at < REUSE_SECONDS)
-            if fresh and connection.smtp.is_connected and connection.meets(level):
+            if fresh and connection.smtp.is_connected and connection.meets(
+                    plan, message.require_tls):
                 try:
                     await connection.smtp.noop()  # the server may have dropped it meanwhile
                     return connection
@@ -164,17 +197,18 @@ class SmtpTransport:
                 except Exception:  # noqa: S110 - a dead kept connection: open a new one
                     pass
             connection.close()
-        return await self._open(hop, address, level, phi)
+        return await self._security.open_counted(
+            message.domain, plan, lambda p: self._open(p, address, message))
 
     def _checkin(self, connection: _Connection) -> None:
         connection.idle_since = time.monotonic()
         key = (connection.hop.name, connection.address, connection.hop.port)
         self._idle.setdefault(key, []).append(connection)
 
-    async def _open(self, hop: NextHop, address: str, level: TlsLevel, phi: bool) -> _Connection:
-        settings = self._settings
+    async def _open(self, plan: HopPlan, address: str, message: OutboundMessage) -> _Connection:
+        settings, hop, policy = self._settings, plan.hop, plan.policy.policy
         implicit = hop.smarthost and settings.smarthost_tls == "implicit"
-        context = self._contexts.for_level(level)
+        context = self._contexts.for_level(policy.level)
         if implicit:
             # aiosmtplib verifies implicit TLS against ``hostname``: connect the socket to
             # the address ourselves and hand it over with the host *name*.
@@ -193,15 +227,20 @@ class SmtpTransport:
                 if smtp.supports_extension("starttls"):
                     await smtp.starttls(server_hostname=hop.name, tls_context=context)
                     await _ehlo(smtp)
-                elif level >= TlsLevel.REQUIRED:
-                    raise TlsPolicyError(refusal_reason(level, hop.name, phi=phi))
-            tls = _tls_info(smtp, verified=level is TlsLevel.VERIFY)
+                elif policy.needs_tls or message.require_tls:
+                    raise TlsPolicyError(refusal_reason(policy.level, hop.name,
+                                                        phi=message.phi))
+            verified = False
+            if smtp.get_transport_info("ssl_object") is not None:
+                verified = check_after_handshake(smtp, plan, require_tls=message.require_tls)
+            tls = _tls_info(smtp, verified=verified)
             if hop.smarthost and settings.smarthost_username:
                 await self._login(smtp, tls)
         except BaseException:
             _close(smtp)
             raise
-        return _Connection(smtp, hop, address, tls, time.monotonic())
+        return _Connection(smtp, hop, address, tls, time.monotonic(), policy,
+                           smtp.supports_extension("requiretls"))
 
     async def _login(self, smtp: aiosmtplib.SMTP, tls: TlsInfo) -> None:
         if not tls.encrypted:
@@ -338,6 +377,8 @@ def _mail_options(smtp: aiosmtplib.SMTP, message: OutboundMessage, utf8: bool) -
         options.append("BODY=8BITMIME")
     if utf8:
         options.append("SMTPUTF8")
+    if message.require_tls:
+        options.append("REQUIRETLS")  # passed on (RFC 8689 4.2.1)
     return options
 
 

@@ -86,6 +86,8 @@ class AttemptResult:
     duration: float = 0.0
     #: A remote server answered with a rate-limit reply: the throttle should back off.
     rate_limited: bool = False
+    #: The TLS policy of the host used or tried last (phigate.mta.delivery.secure.TlsPolicy).
+    tls_policy: str | None = None
 
 
 class DeliveryError(Exception):
