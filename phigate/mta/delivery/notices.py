@@ -17,6 +17,7 @@ from datetime import datetime
 from phigate.config import DeliverySettings
 from phigate.mta.delivery.dsn import FailedRecipient, build_dsn
 from phigate.mta.delivery.outcomes import RecipientOutcome
+from phigate.queue.store import NewMessage, QueueStore
 
 
 def is_tls_failure(outcome: RecipientOutcome) -> bool:
@@ -68,3 +69,20 @@ def delay_notice(*, original: bytes, sender: str,
                         else outcome.text),
             last_attempt=now) for address, outcome in delayed],
         reporting_mta=reporting_mta, arrival=arrival)
+
+
+def queue_delay_notice(store: QueueStore, *, original: bytes, sender: str,
+                       delayed: Sequence[tuple[int, str, RecipientOutcome]],
+                       reporting_mta: str, host: str | None, arrival: datetime,
+                       now: datetime) -> None:
+    """Queue the "delayed" DSN for ``delayed`` (recipient id, address, last outcome) and
+    remember that they were notified, so each recipient gets one notice at most."""
+    remote_mta = host.partition("[")[0] if host else None
+    notice = delay_notice(original=original, sender=sender,
+                          delayed=[(address, outcome) for _, address, outcome in delayed],
+                          reporting_mta=reporting_mta, remote_mta=remote_mta,
+                          arrival=arrival, now=now)
+    if notice is not None:
+        store.enqueue(NewMessage(sender="", recipients=[sender], body=notice,
+                                 message_class="operations"), now=now)
+    store.mark_delay_notified([recipient_id for recipient_id, _, _ in delayed], now=now)

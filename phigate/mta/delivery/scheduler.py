@@ -39,12 +39,15 @@ from pathlib import Path
 
 from phigate.clock import Clock, SystemClock
 from phigate.config import Settings
+from phigate.mta.delivery import notices
 from phigate.mta.delivery.client import OutboundMessage, SmtpTransport, Transport
 from phigate.mta.delivery.decorate import decorate, token_signer
 from phigate.mta.delivery.dkim import DkimSigner, strip_internal_headers
 from phigate.mta.delivery.dsn import FailedRecipient, build_dsn
 from phigate.mta.delivery.outcomes import AttemptResult, RecipientOutcome
 from phigate.mta.delivery.retry import RetrySchedule
+from phigate.mta.delivery.secure import tls_optional
+from phigate.mta.delivery.security import DeliverySecurity, build_security
 from phigate.mta.delivery.throttle import ConnectionSlot, Throttles
 from phigate.observability.logs import log_event
 from phigate.observability.metrics import METRICS, AttemptOutcome, FinalOutcome, TlsLevel
@@ -89,14 +92,18 @@ class DeliveryScheduler:
     def __init__(self, settings: Settings, store: QueueStore, *, clock: Clock | None = None,
                  transport: Transport | None = None, signer: DkimSigner | None = None,
                  owner: str | None = None, rng: random.Random | None = None,
-                 tokens: TokenSigner | None = None) -> None:
+                 tokens: TokenSigner | None = None,
+                 security: DeliverySecurity | None = None) -> None:
         self._settings = settings
         self._delivery = settings.delivery
         self._store = store
         self._clock: Clock = clock or SystemClock()
+        #: MTA-STS, DANE and TLS-RPT state (``security.counter`` feeds the reporter).
+        self.security = security or build_security(settings, store, now=self._clock.now)
         self._transport = transport or SmtpTransport(
             settings.delivery, local_hostname=settings.server.hostname,
-            smarthost_password=_read_password(settings.delivery.smarthost_password_file))
+            smarthost_password=_read_password(settings.delivery.smarthost_password_file),
+            security=self.security)
         self._signer = signer if signer is not None else DkimSigner.from_settings(
             settings.dkim, settings.server.domain)
         # With a token key every recipient gets its own VERP return path (and, for
@@ -277,7 +284,8 @@ class DeliveryScheduler:
             first = job.first
             result = await self._transport.deliver(OutboundMessage(
                 sender=sender, recipients=[r.address for r in job.recipients],
-                domain=job.domain, content=content, phi=first.phi, message_id=job.message_id))
+                domain=job.domain, content=content, phi=first.phi, message_id=job.message_id,
+                require_tls=first.require_tls, tls_optional=tls_optional(original)))
             if result.rate_limited:
                 self._throttles.slow_down(job.domain, self._clock.now().timestamp())
                 log_event(log, "delivery_rate_limited", id=job.message_id)
@@ -321,30 +329,13 @@ class DeliveryScheduler:
         failed: list[tuple[ClaimedRecipient, RecipientOutcome, RecipientState]] = []
         tls_label: TlsLevel = ("verified" if result.tls.cert_verified
                                else "encrypted" if result.tls.encrypted else "none")
-        dispositions: list[Disposition] = []
-        pending_failures: list[RecipientState | None] = []
-        for claimed, outcome in zip(job.recipients, result.outcomes, strict=True):
-            attempt = AttemptRecord(
-                started_at=started, host=result.host, code=outcome.code, text=outcome.text,
-                permanent=outcome.permanent, tls_version=result.tls.version,
-                tls_cipher=result.tls.cipher, cert_verified=result.tls.cert_verified,
-                duration_seconds=result.duration)
-            next_at = None
-            failure: RecipientState | None = None
-            if outcome.permanent and not outcome.delivered:
-                failure = RecipientState.BOUNCED
-            elif not outcome.delivered:
-                next_at = self._retry.next_attempt(
-                    attempts=claimed.attempts + 1, created_at=claimed.created_at, now=now,
-                    random_unit=self._rng.random())
-                if next_at is None:
-                    failure = RecipientState.EXPIRED
-            dispositions.append(Disposition(claimed.recipient_id, attempt,
-                                            delivered=outcome.delivered,
-                                            next_attempt_at=next_at))
-            pending_failures.append(failure)
+        outcomes = [self._phi_tls_final(claimed, outcome, job.domain, now)
+                    for claimed, outcome in zip(job.recipients, result.outcomes, strict=True)]
+        dispositions, pending_failures = self._dispositions(job, result, outcomes, started,
+                                                            now)
         recorded = self._store.record_outcomes(self.owner, dispositions, now=now)
-        for claimed, outcome, failure, ok in zip(job.recipients, result.outcomes,
+        delayed: list[tuple[ClaimedRecipient, RecipientOutcome]] = []
+        for claimed, outcome, failure, ok in zip(job.recipients, outcomes,
                                                  pending_failures, recorded, strict=True):
             if not ok:
                 continue  # the lease ran out and another node owns the recipient now
@@ -355,6 +346,11 @@ class DeliveryScheduler:
                 failed.append((claimed, outcome, failure))
             else:
                 METRICS.record_recipient("deferred", claimed.message_class)
+                if notices.delay_due(self._delivery, notified=claimed.delay_notified,
+                                     created_at=claimed.created_at, now=now):
+                    delayed.append((claimed, outcome))
+        if delayed:
+            self._notify_delay(job, result, original, delayed, now)
         if failed:
             # The bounce is queued before the recipients are marked: a crash in between
             # sends a second bounce, never none.
@@ -367,6 +363,57 @@ class DeliveryScheduler:
         log_event(log, "delivery_attempt", id=job.message_id, rcpts=len(job.recipients),
                   delivered=sum(o.delivered for o in result.outcomes), failed=len(failed),
                   tls=tls_label, ms=round(result.duration * 1000))
+
+    def _dispositions(self, job: Job, result: AttemptResult,
+                      outcomes: Sequence[RecipientOutcome], started: datetime, now: datetime
+                      ) -> tuple[list[Disposition], list[RecipientState | None]]:
+        """Each recipient's attempt record and what follows (delivered, deferred until, or
+        the final failure state that is applied after the DSN is queued)."""
+        dispositions: list[Disposition] = []
+        pending_failures: list[RecipientState | None] = []
+        for claimed, outcome, original_outcome in zip(job.recipients, outcomes,
+                                                      result.outcomes, strict=True):
+            attempt = AttemptRecord(
+                started_at=started, host=result.host, code=outcome.code, text=outcome.text,
+                permanent=outcome.permanent, tls_version=result.tls.version,
+                tls_cipher=result.tls.cipher, cert_verified=result.tls.cert_verified,
+                duration_seconds=result.duration, tls_policy=result.tls_policy)
+            next_at = None
+            failure: RecipientState | None = None
+            if outcome is not original_outcome:
+                failure = RecipientState.EXPIRED  # PHI's wait for a TLS route is over
+            elif outcome.permanent and not outcome.delivered:
+                failure = RecipientState.BOUNCED
+            elif not outcome.delivered:
+                next_at = self._retry.next_attempt(
+                    attempts=claimed.attempts + 1, created_at=claimed.created_at, now=now,
+                    random_unit=self._rng.random())
+                if next_at is None:
+                    failure = RecipientState.EXPIRED
+            dispositions.append(Disposition(claimed.recipient_id, attempt,
+                                            delivered=outcome.delivered,
+                                            next_attempt_at=next_at))
+            pending_failures.append(failure)
+        return dispositions, pending_failures
+
+    def _phi_tls_final(self, claimed: ClaimedRecipient, outcome: RecipientOutcome,
+                       domain: str, now: datetime) -> RecipientOutcome:
+        """PHI that waited ``phi_tls_max_wait_seconds`` for a TLS route bounces now."""
+        if notices.phi_tls_expired(self._delivery, phi=claimed.phi, outcome=outcome,
+                                   created_at=claimed.created_at, now=now):
+            return notices.phi_tls_outcome(outcome, domain,
+                                           self._delivery.phi_tls_max_wait_seconds)
+        return outcome
+
+    def _notify_delay(self, job: Job, result: AttemptResult, original: bytes,
+                      delayed: Sequence[tuple[ClaimedRecipient, RecipientOutcome]],
+                      now: datetime) -> None:
+        notices.queue_delay_notice(
+            self._store, original=original, sender=job.first.sender,
+            delayed=[(c.recipient_id, c.address, outcome) for c, outcome in delayed],
+            reporting_mta=self._settings.server.hostname, host=result.host,
+            arrival=job.first.created_at, now=now)
+        log_event(log, "delivery_delay_notice", id=job.message_id, rcpts=len(delayed))
 
     def _bounce(self, job: Job, result: AttemptResult, original: bytes,
                 failed: Sequence[tuple[ClaimedRecipient, RecipientOutcome, RecipientState]],

@@ -17,6 +17,7 @@ REQUIRETLS (RFC 8689) needs verified TLS as well, and a host that offers REQUIRE
 
 from __future__ import annotations
 
+import re
 import ssl
 from dataclasses import dataclass
 from enum import StrEnum
@@ -117,6 +118,17 @@ _ORDER = list(TlsPolicy)
 
 def _strength(policy: TlsPolicy) -> int:
     return _ORDER.index(policy)
+
+
+def tls_optional(message: bytes) -> bool:
+    """The message asks, with ``TLS-Required: No`` (RFC 8689 5), that destination TLS
+    policies be set aside (honoured by :func:`hop_policy` only for mail without PHI)."""
+    head = re.split(rb"\r?\n\r?\n", message, maxsplit=1)[0]
+    return bool(_TLS_REQUIRED_NO.search(head))
+
+
+_TLS_REQUIRED_NO = re.compile(rb"^tls-required[ \t]*:[ \t]*no[ \t]*\r?$",
+                              re.IGNORECASE | re.MULTILINE)
 
 
 def result_type(error: BaseException | None, *, starttls_missing: bool = False

@@ -17,19 +17,24 @@ from typing import TypeVar
 
 import aiosmtplib
 import dns.asyncresolver
+from sqlalchemy import Engine
 
+from phigate.config import Settings
 from phigate.mta.delivery.dane import (
     DaneState,
     TlsaLookup,
     lookup_tlsa,
+    make_validating_resolver,
     matches,
     peer_chain,
 )
-from phigate.mta.delivery.mta_sts import MtaSts, StsFailure, StsLookup
+from phigate.mta.delivery.mta_sts import MtaSts, StoreStsCache, StsFailure, StsLookup
 from phigate.mta.delivery.outcomes import DeliveryError, TlsPolicyError
-from phigate.mta.delivery.routing import NextHop
+from phigate.mta.delivery.routing import NextHop, make_resolver
 from phigate.mta.delivery.secure import Demands, HopPolicy, TlsPolicy, hop_policy, result_type
+from phigate.mta.delivery.tls_policy import TlsContexts, TlsLevel
 from phigate.mta.delivery.tlsrpt import PolicyType, ResultType, TlsRptCounter
+from phigate.queue.transport_store import TransportStore
 
 T = TypeVar("T")
 
@@ -171,3 +176,25 @@ def session_result(error: BaseException) -> ResultType | None:
     if isinstance(error, ssl.SSLError):
         return result_type(error)
     return None
+
+
+def build_security(settings: Settings, store: object, *,
+                   now: Callable[[], datetime] | None = None) -> DeliverySecurity:
+    """MTA-STS (cached in ``store``'s database), DANE (with ``[delivery] dnssec_resolver``)
+    and TLS-RPT counting, as ``settings`` ask. A store without an engine (a test double)
+    gets no MTA-STS: there is nowhere to keep the policies."""
+    delivery = settings.delivery
+    clock = now or (lambda: datetime.now(UTC))
+    engine = getattr(store, "engine", None)
+    mta_sts = None
+    if delivery.mta_sts and not delivery.smarthost and isinstance(engine, Engine):
+        resolver = make_resolver(delivery.dns_servers, timeout=delivery.connect_timeout_seconds)
+        mta_sts = MtaSts(resolver, StoreStsCache(TransportStore(engine)),
+                         TlsContexts(delivery.ca_file).for_level(TlsLevel.VERIFY),
+                         port=delivery.mta_sts_port, now=clock)
+    return DeliverySecurity(
+        mta_sts=mta_sts,
+        validating_resolver=make_validating_resolver(
+            delivery.dnssec_resolver, timeout=delivery.connect_timeout_seconds),
+        counter=TlsRptCounter() if delivery.tls_reports else None,
+        now=clock)

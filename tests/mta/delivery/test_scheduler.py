@@ -122,7 +122,8 @@ async def test_phi_waits_for_tls_and_bounces_at_expiry_without_body(
         "TLS required for PHI: mx2.example.test offers no STARTTLS")
     assert plain.messages == []
 
-    # Retried on schedule until the lifetime runs out, never in clear.
+    # Retried on schedule until PHI's wait for TLS ([delivery] phi_tls_max_wait_seconds,
+    # a day by default) runs out, never in clear.
     for _ in range(200):
         world.clock.advance(3600)
         await scheduler.run_until_empty()
@@ -133,12 +134,16 @@ async def test_phi_waits_for_tls_and_bounces_at_expiry_without_body(
     assert plain.messages == []
     assert len(world.attempts(message_id)) > 5
 
-    [dsn] = world.dsns()  # to the sender, over the verified path of practice.test
+    # To the sender, over the verified path of practice.test: one delay notice, then this.
+    delayed, dsn = world.dsns()
+    assert delayed["Subject"].startswith("Delayed Mail")
     assert dsn["To"] == SENDER and dsn.get_content_type() == "multipart/report"
     raw = dsn.as_bytes()
     assert b"SECRET-BODY-MARKER" not in raw and b"MRI results" not in raw
-    assert b"TLS required for PHI: mx2.example.test offers no STARTTLS" in raw
-    assert b"Status: 5.7.5" in raw
+    unfolded = raw.replace(b"\n ", b" ")  # the long Diagnostic-Code is folded here
+    assert b"TLS required for PHI: mx2.example.test offers no STARTTLS" in unfolded
+    assert b"within 24 hours; the message was not sent unencrypted" in unfolded
+    assert b"Status: 5.7.10" in raw
 
 
 async def test_temporary_failures_are_retried_on_schedule(world) -> None:  # noqa: ANN001
