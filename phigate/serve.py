@@ -234,16 +234,23 @@ async def _start_http(settings: Settings, running: RunningServices) -> None:
 
 async def _start_delivery(settings: Settings, running: RunningServices) -> None:
     from phigate.mta.delivery.scheduler import DeliveryScheduler
+    from phigate.mta.delivery.security import build_reporter
 
     scheduler = DeliveryScheduler(settings, running.runtime.store)
     stop = asyncio.Event()
     task = asyncio.create_task(scheduler.run(stop), name="delivery")
     running.tasks.append(task)
+    tasks = [task]
+    reporter = build_reporter(settings, running.runtime.store, scheduler.security)
+    if reporter is not None:  # daily TLS-RPT reports (RFC 8460), through our own queue
+        tasks.append(asyncio.create_task(reporter.run(stop), name="tls-reports"))
+        running.tasks.append(tasks[-1])
 
     async def stop_delivery() -> None:
         stop.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for running_task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await running_task
 
     running.closers.insert(0, stop_delivery)
 

@@ -11,7 +11,7 @@ from phigate.checks.lookup import Dns
 from phigate.checks.offline import offline_findings
 from phigate.cli.context import CliContext, SubParsers
 from phigate.cli.file_modes import loose_files
-from phigate.config import validate
+from phigate.config import Settings, validate
 from phigate.queue.crypto import MasterKey
 from phigate.queue.db import current_revision, head_revision, make_engine, upgrade
 
@@ -51,7 +51,17 @@ def run_check(args: argparse.Namespace, ctx: CliContext) -> int:
         return status
     print(f"phigate: configuration OK: {ctx.config_path}"
           + (f" ({len(findings)} warning(s))" if findings else ""))
+    print(_dane_state(settings))
     return 0
+
+
+def _dane_state(settings: Settings) -> str:
+    """DANE needs a validating resolver; without one it is off (said, not an error)."""
+    if settings.delivery.dnssec_resolver:
+        return (f"phigate: DANE on: TLSA records validated by "
+                f"{settings.delivery.dnssec_resolver} ([delivery] dnssec_resolver)")
+    return ("phigate: DANE off: no DNSSEC-validating resolver ([delivery] dnssec_resolver); "
+            "MTA-STS and the TLS levels still apply")
 
 
 def run_status(args: argparse.Namespace, ctx: CliContext) -> int:

@@ -19,6 +19,14 @@ def test_a_fresh_installation_passes_without_findings(installation: Path) -> Non
     result = run("--config", str(installation), "check-config")
     assert result.status == 0, result.err
     assert "configuration OK" in result.out and "error" not in result.err
+    assert "DANE off: no DNSSEC-validating resolver" in result.out
+
+
+def test_check_config_says_dane_is_on_with_a_validating_resolver(installation: Path) -> None:
+    edit_config(installation, "[delivery]", '[delivery]\ndnssec_resolver = "127.0.0.1:5353"')
+    result = run("--config", str(installation), "check-config")
+    assert result.status == 0, result.err
+    assert "DANE on: TLSA records validated by 127.0.0.1:5353" in result.out
 
 
 def test_a_certificate_for_another_key_is_an_error_with_its_fix(installation: Path) -> None:

@@ -174,6 +174,7 @@ class SmtpTransport:
             for connection in connections:
                 await _quit(connection)
         self._idle.clear()
+        await self._security.aclose()
 
     # -- connections ------------------------------------------------------------------
 

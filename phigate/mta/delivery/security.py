@@ -33,7 +33,14 @@ from phigate.mta.delivery.outcomes import DeliveryError, TlsPolicyError
 from phigate.mta.delivery.routing import NextHop, make_resolver
 from phigate.mta.delivery.secure import Demands, HopPolicy, TlsPolicy, hop_policy, result_type
 from phigate.mta.delivery.tls_policy import TlsContexts, TlsLevel
-from phigate.mta.delivery.tlsrpt import PolicyType, ResultType, TlsRptCounter
+from phigate.mta.delivery.tlsrpt import (
+    PolicyType,
+    ReportContext,
+    ResultType,
+    TlsReporter,
+    TlsRptCounter,
+)
+from phigate.queue.store import SqlQueueStore
 from phigate.queue.transport_store import TransportStore
 
 T = TypeVar("T")
@@ -142,6 +149,10 @@ class DeliverySecurity:
         self.count(domain, plan, None)
         return connection
 
+    async def aclose(self) -> None:
+        if self.mta_sts is not None:
+            await self.mta_sts.aclose()
+
     def refusal_result(self, plan: HopPlan) -> ResultType:
         if plan.policy.policy is TlsPolicy.DANE:
             return ResultType.DNSSEC_INVALID
@@ -198,3 +209,19 @@ def build_security(settings: Settings, store: object, *,
             delivery.dnssec_resolver, timeout=delivery.connect_timeout_seconds),
         counter=TlsRptCounter() if delivery.tls_reports else None,
         now=clock)
+
+
+def build_reporter(settings: Settings, store: object,
+                   security: DeliverySecurity) -> TlsReporter | None:
+    """The daily TLS-RPT sender for ``serve`` (None with ``tls_reports`` off or no store)."""
+    engine = getattr(store, "engine", None)
+    if security.counter is None or not isinstance(engine, Engine) or not isinstance(
+            store, SqlQueueStore):
+        return None
+    domain = settings.server.domain
+    return TlsReporter(
+        security.counter, TransportStore(engine), store,
+        make_resolver(settings.delivery.dns_servers,
+                      timeout=settings.delivery.connect_timeout_seconds),
+        ReportContext(domain, f"mailto:postmaster@{domain}", settings.server.hostname),
+        sender=f"TLS reports <tlsrpt-noreply@{domain}>", policy_lines=security.policy_lines)
