@@ -21,15 +21,15 @@ import trustme
 from helpers.dns_server import DnsServer
 from helpers.net import free_port
 from helpers.smtp_sink import SmtpSink
-from phigate.crypto import MasterKey
-from phigate.mta.dkim import DkimSigner, dns_record, generate_key
-from phigate.mta.routing import make_resolver
-from phigate.queue.scheduler import DeliveryScheduler
 from sqlalchemy import select
 
 from phigate.cli.main import main
 from phigate.config import Settings
+from phigate.mta.delivery.dkim import DkimSigner, dns_record, generate_key
+from phigate.mta.delivery.routing import make_resolver
+from phigate.mta.delivery.scheduler import DeliveryScheduler
 from phigate.mta.delivery.tlsrpt import PolicyType, ReportContext, ResultType, TlsReporter
+from phigate.queue.crypto import MasterKey
 from phigate.queue.db import make_engine, upgrade
 from phigate.queue.models import Attempt, Recipient, RecipientState
 from phigate.queue.store import NewMessage, SqlQueueStore
