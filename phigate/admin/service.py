@@ -390,11 +390,11 @@ class AdminService:
                 raise UnknownMessage(f"no message {message_id}")
             detail = change(session, message, now)
             failed: list[str] = detail.pop("_failed", [])
-            sender, created_at = message.sender, message.created_at
+            sender, created_at, phi = message.sender, message.created_at, message.phi
             self.audit.record(self.identity.actor, action, message_id=message_id,
                               detail=detail, session=session)
         if failed:
-            self._send_dsn(message_id, sender, created_at, original, failed, now)
+            self._send_dsn(message_id, sender, created_at, original, failed, now, phi=phi)
         return ActionOutcome(message_id, True, describe(detail))
 
     def _readable_body(self, message_id: str) -> bytes | None:
@@ -404,7 +404,8 @@ class AdminService:
             return None
 
     def _send_dsn(self, message_id: str, sender: str, arrival: datetime,
-                  original: bytes | None, failed: list[str], now: datetime) -> None:
+                  original: bytes | None, failed: list[str], now: datetime, *,
+                  phi: bool) -> None:
         from phigate.mta.delivery.dsn import FailedRecipient, build_dsn
 
         if not sender:
@@ -418,13 +419,16 @@ class AdminService:
                                     last_attempt=now) for address in failed],
             reporting_mta=reporting_mta,
             arrival=arrival,
-            envelope_id=message_id,
+            queue_id=message_id,
+            phi=phi,
+            from_domain=self.settings.server.domain,
         )
         if report is None:
             return
-        try:
+        try:  # a DSN about PHI mail needs the TLS its original needed (issue 13 finding 3)
             self.store.enqueue(NewMessage(sender="", recipients=[sender], body=report,
-                                          message_class="operations"), now=now)
+                                          message_class="operations",
+                                          phi_verdict="phi" if phi else "none"), now=now)
         except Exception as error:  # the bounce stands; only the notice is lost
             log.warning("bounce: DSN not queued message=%s error=%s", message_id,
                         type(error).__name__)

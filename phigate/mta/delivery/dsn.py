@@ -5,6 +5,13 @@ original envelope sender with three parts: a human explanation, the machine-read
 ``message/delivery-status`` and the original's header block as ``text/rfc822-headers``.
 The original *body* is never returned: it may carry PHI, and the sender has it anyway.
 
+A DSN about PHI mail (``phi=True``) carries only what RFC 3464 needs: our queue id, the
+original Message-ID (the only header returned), the recipient we were given, action,
+status, and a remote reply reduced to its codes (``smtp; 550 5.1.1``): a Subject, a display
+name or a remote server quoting the message may all carry PHI (issue 13 finding 3). The
+DSN is queued with the original's PHI verdict, so it leaves only over the TLS the PHI rule
+demands, and it comes From our own domain so that it is DKIM-signed.
+
 No DSN is built for a null envelope sender, nor for a message that is itself a report or
 an automatic reply (RFC 3464 section 2 / RFC 3834): never bounce a bounce.
 """
@@ -47,8 +54,15 @@ def build_dsn(
     reporting_mta: str,
     arrival: datetime,
     envelope_id: str | None = None,
+    queue_id: str | None = None,
+    phi: bool = False,
+    from_domain: str | None = None,
 ) -> bytes | None:
-    """The DSN as bytes (CRLF line ends), or None when none may be sent."""
+    """The DSN as bytes (CRLF line ends), or None when none may be sent.
+
+    ``from_domain``: the domain of its From (the DKIM signing domain; default the
+    reporting MTA's name). ``phi``: the minimal form described in the module docstring.
+    """
     if not failed:
         raise ValueError("build_dsn needs at least one recipient")
     sender = envelope_sender.strip().strip("<>").strip()
@@ -57,7 +71,7 @@ def build_dsn(
 
     delayed_only = all(recipient.action == "delayed" for recipient in failed)
     dsn = EmailMessage(policy=_SMTP_POLICY)
-    dsn["From"] = f"Mail Delivery System <MAILER-DAEMON@{reporting_mta}>"
+    dsn["From"] = f"Mail Delivery System <MAILER-DAEMON@{from_domain or reporting_mta}>"
     dsn["To"] = sender
     dsn["Subject"] = ("Delayed Mail (still being retried)" if delayed_only
                       else "Undelivered Mail Returned to Sender")
@@ -68,10 +82,22 @@ def build_dsn(
     dsn.set_type("multipart/report")
     dsn.set_param("report-type", "delivery-status")
 
-    dsn.attach(_explanation_part(failed, reporting_mta, delayed_only))
-    dsn.attach(_status_part(failed, reporting_mta, arrival, envelope_id))
-    dsn.attach(_headers_part(original))
+    report = _Report(reporting_mta, arrival, envelope_id, queue_id, phi)
+    dsn.attach(_explanation_part(failed, report, delayed_only))
+    dsn.attach(_status_part(failed, report))
+    headers = _message_id_part(original) if phi else _headers_part(original)
+    if headers is not None:
+        dsn.attach(headers)
     return dsn.as_bytes(policy=_SMTP_POLICY)
+
+
+@dataclass(frozen=True)
+class _Report:
+    reporting_mta: str
+    arrival: datetime
+    envelope_id: str | None
+    queue_id: str | None
+    phi: bool
 
 
 def _is_report_or_auto_reply(original: bytes) -> bool:
@@ -82,8 +108,9 @@ def _is_report_or_auto_reply(original: bytes) -> bool:
     return not auto.startswith("no")
 
 
-def _explanation_part(failed: Sequence[FailedRecipient], reporting_mta: str,
+def _explanation_part(failed: Sequence[FailedRecipient], report: _Report,
                       delayed_only: bool) -> EmailMessage:
+    reporting_mta = report.reporting_mta
     if delayed_only:
         lines = [f"This is the mail system at {reporting_mta}.", "",
                  "Your message has not been delivered yet to the recipient(s) below.",
@@ -94,10 +121,16 @@ def _explanation_part(failed: Sequence[FailedRecipient], reporting_mta: str,
                  "Your message could not be delivered to the recipient(s) below and",
                  "has been given up on. Its headers are attached; its content is not",
                  "returned, because it may contain protected health information.", ""]
+    if report.queue_id:
+        lines.extend([f"Queue id: {report.queue_id}", ""])
     for recipient in failed:
         lines.extend(textwrap.wrap(f"<{recipient.address}>: {_explain(recipient)}", 72,
                                    subsequent_indent="    ", break_on_hyphens=False))
-        if recipient.remote_mta:
+        if report.phi and _is_remote(recipient):  # no remote host, no reply text
+            lines.append(f"    Status: {recipient.status}")
+            lines.append("")
+            continue
+        if recipient.remote_mta and not report.phi:
             lines.append(f"    Receiving server: {recipient.remote_mta}")
         lines.extend(textwrap.wrap(f"Reported reason: {_diagnostic_text(recipient.diagnostic)}",
                                    72, initial_indent="    ", subsequent_indent="      ",
@@ -149,22 +182,24 @@ def _diagnostic_text(diagnostic: str) -> str:
     return text.strip() if sep and kind.strip().isalnum() else diagnostic.strip()
 
 
-def _status_part(failed: Sequence[FailedRecipient], reporting_mta: str, arrival: datetime,
-                 envelope_id: str | None) -> EmailMessage:
+def _status_part(failed: Sequence[FailedRecipient], report: _Report) -> EmailMessage:
     per_message = EmailMessage(policy=_SMTP_POLICY)
-    per_message["Reporting-MTA"] = f"dns; {reporting_mta}"
-    if envelope_id:
-        per_message["Original-Envelope-Id"] = envelope_id
-    per_message["Arrival-Date"] = format_datetime(_aware(arrival))
+    per_message["Reporting-MTA"] = f"dns; {report.reporting_mta}"
+    if report.envelope_id:
+        per_message["Original-Envelope-Id"] = report.envelope_id
+    if report.queue_id:
+        per_message["X-Phigate-Queue-Id"] = report.queue_id  # an extension field (3464 2.4)
+    per_message["Arrival-Date"] = format_datetime(_aware(report.arrival))
     blocks: list[Message | str] = [per_message]
     for recipient in failed:
         block = EmailMessage(policy=_SMTP_POLICY)
         block["Final-Recipient"] = f"rfc822; {recipient.address}"
         block["Action"] = recipient.action
         block["Status"] = recipient.status
-        if recipient.remote_mta:
+        if recipient.remote_mta and not report.phi:
             block["Remote-MTA"] = f"dns; {recipient.remote_mta}"
-        block["Diagnostic-Code"] = _diagnostic_code(recipient.diagnostic)
+        block["Diagnostic-Code"] = (reduced_diagnostic(recipient) if report.phi
+                                    else _diagnostic_code(recipient.diagnostic))
         if recipient.last_attempt is not None:
             block["Last-Attempt-Date"] = format_datetime(_aware(recipient.last_attempt))
         blocks.append(block)
@@ -183,6 +218,43 @@ def _diagnostic_code(diagnostic: str) -> str:
     if sep and kind.strip().replace("-", "").isalnum():
         return one_line
     return f"X-Phigate; {one_line}"
+
+
+_SMTP_REPLY = re.compile(r"\s*(\d{3})(?:[ -]+([245]\.\d{1,3}\.\d{1,3})\b)?")
+
+
+def reduced_diagnostic(recipient: FailedRecipient) -> str:
+    """The diagnostic without any text a remote server wrote: ``smtp; 550 5.1.1``.
+
+    Our own reasons (TLS policy, DNS, expiry: fixed phrases and host names, never
+    content) are kept as they are.
+    """
+    if not _is_remote(recipient):
+        return _diagnostic_code(recipient.diagnostic)
+    _kind, _sep, text = recipient.diagnostic.partition(";")
+    match = _SMTP_REPLY.match(text)
+    if match is None:
+        return f"smtp; {recipient.status}"
+    code, enhanced = match.group(1), match.group(2)
+    return f"smtp; {code} {enhanced}" if enhanced else f"smtp; {code}"
+
+
+def _is_remote(recipient: FailedRecipient) -> bool:
+    kind, sep, _text = recipient.diagnostic.partition(";")
+    return bool(sep) and kind.strip().lower() == "smtp"
+
+
+def _message_id_part(original: bytes) -> EmailMessage | None:
+    """The original's Message-ID as the only returned header (None when it has none)."""
+    headers = BytesHeaderParser(policy=policy.compat32).parsebytes(original)
+    message_id = " ".join(str(headers.get("Message-ID", "")).split())
+    if not re.fullmatch(r"<[^<>\s]{1,250}>", message_id):
+        return None
+    part = EmailMessage(policy=_SMTP_POLICY)
+    part.set_content(f"Message-ID: {message_id}\n", subtype="rfc822-headers", charset="utf-8")
+    del part["MIME-Version"]
+    part["Content-Description"] = "Message-ID of the undelivered message"
+    return part
 
 
 def _headers_part(original: bytes) -> EmailMessage:

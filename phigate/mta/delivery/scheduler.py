@@ -427,13 +427,16 @@ class DeliveryScheduler:
                 diagnostic=(f"smtp; {outcome.code} {outcome.text}" if outcome.remote
                             else outcome.text),
                 last_attempt=now) for claimed, outcome, state in failed],
-            reporting_mta=self._settings.server.hostname, arrival=job.first.created_at)
+            reporting_mta=self._settings.server.hostname, arrival=job.first.created_at,
+            queue_id=job.message_id, phi=job.first.phi,
+            from_domain=self._settings.server.domain)
         if dsn is None:
             return  # null sender or an automatic message: never bounce a bounce
         # ``now=`` keeps the DSN on the scheduler's clock (due at once, also under a test
-        # clock).
+        # clock). A DSN about PHI mail inherits its verdict, and with it the TLS it needs.
         self._store.enqueue(NewMessage(sender="", recipients=[job.first.sender], body=dsn,
-                                       message_class="operations"),
+                                       message_class="operations",
+                                       phi_verdict="phi" if job.first.phi else "none"),
                             now=now)
         log_event(log, "delivery_bounce_queued", id=job.message_id, rcpts=len(failed))
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import ssl
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
@@ -62,6 +64,22 @@ def sink_factory() -> Iterator[Callable[..., SmtpSink]]:
     yield make
     for sink in started:
         sink.stop()
+    # Issue 13 item 2: every DSN any delivery test made, scanned, carries no PHI.
+    dsns = [m.content for sink in started for m in sink.messages if m.mail_from in ("", "<>")]
+    if dsns:
+        scanner = _dsn_scanner()
+        for content in dsns:
+            result = scanner.scan_message(content)
+            assert result.verdict != "phi", result.categories
+
+
+@functools.cache
+def _dsn_scanner() -> Any:
+    """The real scanner's recognizers (no NER model), built once per session."""
+    from phigate.config import ScannerSettings
+    from phigate.phi_scanner import Scanner
+
+    return Scanner(ScannerSettings(ner="never"))
 
 
 @pytest.fixture
