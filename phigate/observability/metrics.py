@@ -89,6 +89,13 @@ SuppressionReason = Literal["hard_bounce", "soft_bounces", "complaint", "unsubsc
 Listener = Literal["submission", "submission_tls", "feedback", "http"]
 DkimAlgorithm = Literal["rsa", "ed25519"]
 Certificate = Literal["submission", "http", "client"]
+#: The TLS policy a delivery session ran under (phigate.mta.delivery.secure.TlsPolicy).
+TlsPolicyLabel = Literal["none", "opportunistic", "required", "verify", "mta-sts", "dane"]
+#: How a session went: ``success`` or an RFC 8460 result type (no names, no addresses).
+TlsSessionResult = Literal[
+    "success", "starttls-not-supported", "certificate-host-mismatch", "certificate-expired",
+    "certificate-not-trusted", "validation-failure", "tlsa-invalid", "dnssec-invalid",
+    "dane-required", "sts-policy-fetch-error", "sts-policy-invalid", "sts-webpki-invalid"]
 
 # Open label sets: names our code defines (policy rule names, queue states).
 _IDENTIFIER = re.compile(r"[a-z][a-z0-9_-]{0,47}\Z")
@@ -358,6 +365,8 @@ class Metrics:
         self.listener = _guard("listener", Listener)
         self.dkim_algorithm = _guard("algorithm", DkimAlgorithm)
         self.certificate = _guard("certificate", Certificate)
+        self.tls_policy = _guard("policy", TlsPolicyLabel)
+        self.tls_result = _guard("result", TlsSessionResult)
         # The scanner's own category constants (PERSON, CONDITION, ...): a fixed set.
         self.scan_category = LabelGuard("category", fixed=IDENTIFIER_CATEGORIES | HEALTH_CATEGORIES)
         self.policy_rule = LabelGuard("rule", cap=64)
@@ -428,6 +437,11 @@ class Metrics:
             "phigate_dkim_signing_failures", "Messages that could not be DKIM-signed.",
             ["algorithm"], registry=r,
         )
+        self.tls_sessions = Counter(
+            "phigate_tls_sessions",
+            "Outbound TLS sessions (connections) by TLS policy and result (RFC 8460 types).",
+            ["policy", "result"], registry=r,
+        )
         self.listener_up = Gauge(
             "phigate_listener_up", "1 while the listener is bound and accepting.",
             ["listener"], registry=r,
@@ -468,6 +482,9 @@ class Metrics:
             self.unsubscribes.labels(method=method)
         for algorithm in self.dkim_algorithm.known:
             self.dkim_failures.labels(algorithm=algorithm)
+        for policy in self.tls_policy.known:
+            for result in self.tls_result.known:
+                self.tls_sessions.labels(policy=policy, result=result)
 
     # --- helpers for call sites -----------------------------------------------------------
 
@@ -484,6 +501,11 @@ class Metrics:
         self.delivery_attempts.labels(
             outcome=self.attempt_outcome(outcome), tls=self.tls_level(tls)
         ).inc()
+
+    def record_tls_session(self, policy: str, result: str) -> None:
+        """One outbound TLS session: its policy and ``success`` or an RFC 8460 result."""
+        self.tls_sessions.labels(policy=self.tls_policy(policy),
+                                 result=self.tls_result(result)).inc()
 
     def observe_delivery_latency(self, seconds: float, outcome: FinalOutcome) -> None:
         """Acceptance to final state, for one recipient."""

@@ -40,6 +40,7 @@ from phigate.mta.delivery.tlsrpt import (
     TlsReporter,
     TlsRptCounter,
 )
+from phigate.observability.metrics import METRICS
 from phigate.queue.store import SqlQueueStore
 from phigate.queue.transport_store import TransportStore
 
@@ -208,6 +209,7 @@ def build_security(settings: Settings, store: object, *,
         validating_resolver=make_validating_resolver(
             delivery.dnssec_resolver, timeout=delivery.connect_timeout_seconds),
         counter=TlsRptCounter() if delivery.tls_reports else None,
+        observer=lambda policy, result: METRICS.record_tls_session(str(policy), result),
         now=clock)
 
 

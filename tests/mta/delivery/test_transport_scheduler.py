@@ -29,6 +29,7 @@ from phigate.mta.delivery.dkim import DkimSigner, dns_record, generate_key
 from phigate.mta.delivery.routing import make_resolver
 from phigate.mta.delivery.scheduler import DeliveryScheduler
 from phigate.mta.delivery.tlsrpt import PolicyType, ReportContext, ResultType, TlsReporter
+from phigate.observability.metrics import METRICS
 from phigate.queue.crypto import MasterKey
 from phigate.queue.db import make_engine, upgrade
 from phigate.queue.models import Attempt, Recipient, RecipientState
@@ -194,9 +195,16 @@ async def test_ordinary_mail_keeps_the_full_lifetime(world: World) -> None:
 
 async def test_attempts_record_their_tls_policy_and_queue_show_prints_it(
         world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def sessions(result: str) -> float:
+        value = METRICS.registry.get_sample_value(
+            "phigate_tls_sessions_total", {"policy": "verify", "result": result})
+        return value or 0.0
+
+    before = sessions("success")
     message_id = world.enqueue("pat@example.test", phi=True)
     scheduler = world.scheduler()
     await scheduler.run_until_empty()
+    assert sessions("success") == before + 1  # deliveries by TLS policy and result
     with world.store.reading() as session:
         [attempt] = session.scalars(select(Attempt).where(Attempt.message_id == message_id))
         assert attempt.tls_policy == "verify" and attempt.cert_verified
