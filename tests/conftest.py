@@ -125,6 +125,7 @@ def make_settings(
             "http": {"listen": f"127.0.0.1:{free_port()}"},
             "feedback": {"listen": f"127.0.0.1:{free_port()}"},
             "scanner": {"enabled": False},
+            "policy": {"postal_address": "Practice Test, 1 Main St, Springfield, IL 62701"},
         }
         for section, values in sections.items():
             raw.setdefault(section, {}).update(values)

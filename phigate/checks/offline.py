@@ -110,3 +110,4 @@ def phi_tls_findings(settings: Settings) -> Iterator[Finding]:
                           f"{policy.tls}: mail with PHI to {domain} still needs at least "
                           "required, so it waits where TLS fails",
                           'set tls = "required" or "verify" if PHI goes there')
+

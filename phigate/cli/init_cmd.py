@@ -143,6 +143,8 @@ key_file = "{dkim_key}"
 [policy]
 token_key_file = "{token_key}"
 phi_allowed_domains = ["{domain}"]
+# Required before marketing mail is accepted: shown in every marketing footer (CAN-SPAM).
+postal_address = ""
 
 [scanner]
 action_treatment = "tag"

@@ -230,6 +230,14 @@ class PolicySettings:
     #: Refuse recipients whose domain publishes a null MX (RFC 7505) at RCPT.
     check_null_mx: bool = True
     dns_timeout_seconds: float = 5.0
+    # -- the visible marketing footer (CAN-SPAM; Gmail/Yahoo bulk-sender rules) --
+    #: The practice's postal address, shown in every marketing message; marketing mail is
+    #: refused (451) while it is empty.
+    postal_address: str = ""
+    #: The footer's unsubscribe sentence; ``{unsubscribe_url}`` is replaced by the link
+    #: (the same signed token as the one-click header).
+    footer_text: str = ("You receive this because you are a patient of our practice. "
+                        "To stop these messages, unsubscribe: {unsubscribe_url}")
 
 
 @dataclass(frozen=True)
@@ -431,6 +439,8 @@ def validate(settings: Settings, *, check_files: bool = True) -> None:
     for index, server in enumerate(settings.delivery.dns_servers):
         HostPort.parse(server if ":" in server else f"{server}:53",
                        key=f"[delivery] dns_servers[{index}]")
+    if "{unsubscribe_url}" not in settings.policy.footer_text:
+        raise ConfigError("[policy] footer_text: must contain {unsubscribe_url}")
     if not settings.storage.url.startswith(("sqlite", "postgresql")):
         raise ConfigError("[storage] url: only sqlite:/// and postgresql+psycopg:// are supported")
     if check_files:

@@ -11,7 +11,9 @@ For every recipient delivery asks :func:`decorate` for
   replacing any the application set itself, so the DKIM signature made afterwards covers
   exactly phigate's headers.
 
-Only the header block is touched, byte for byte: the body is passed through unchanged.
+- for marketing, a visible footer in each text part (unsubscribe link with the same token,
+  the practice's postal address; see :mod:`footer`). Treatment and operations mail is
+  never touched beyond the envelope.
 """
 
 from __future__ import annotations
@@ -21,8 +23,15 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from phigate.config import Settings
+from phigate.mta.delivery.footer import add_footer
 from phigate.policy.token_registry import signer_for
-from phigate.policy.tokens import TokenClaims, TokenSigner, unsubscribe_headers, verp_address
+from phigate.policy.tokens import (
+    UNSUBSCRIBE_PREFIX,
+    TokenClaims,
+    TokenSigner,
+    unsubscribe_headers,
+    verp_address,
+)
 
 _REPLACED = (b"list-unsubscribe", b"list-unsubscribe-post")
 
@@ -71,7 +80,15 @@ def decorate(
         return OutboundMessage(mail_from, message)
     headers = unsubscribe_headers(signer, recipient, campaign_id, settings.http.public_url,
                                   domain)
-    return OutboundMessage(mail_from, _with_headers(message, headers))
+    # The visible link carries the same token as the header (tokens are deterministic).
+    token = signer.make(TokenClaims(kind="unsubscribe", recipient=recipient,
+                                    campaign=campaign_id))
+    public_url = settings.http.public_url.rstrip("/")
+    link = (f"{public_url}/u/{token}" if public_url
+            else f"mailto:{UNSUBSCRIBE_PREFIX}{token}@{domain}")
+    with_footer = add_footer(message, text=settings.policy.footer_text, unsubscribe_url=link,
+                             postal_address=settings.policy.postal_address)
+    return OutboundMessage(mail_from, _with_headers(with_footer, headers))
 
 
 def _with_headers(message: bytes, headers: dict[str, str]) -> bytes:

@@ -19,6 +19,7 @@ from phigate.policy.rules.checks import (
     PhiDestinationRule,
     SuppressionRule,
 )
+from phigate.policy.rules.postal_address import PostalAddressRule
 from phigate.policy.stores import PolicyStores
 
 _ACTIONS = {"tag": Action.TAG, "quarantine": Action.QUARANTINE, "reject": Action.REJECT}
@@ -84,6 +85,7 @@ def default_rules(
     rules += [
         SuppressionRule(stores),
         MarketingConsentRule(stores),
+        PostalAddressRule(policy.postal_address),
         CampaignApprovalRule(stores, require_campaign=policy.marketing_requires_campaign),
         PhiByClassRule(scanner, stores.consents),
         PhiDestinationRule(stores, allowed),

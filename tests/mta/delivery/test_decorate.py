@@ -13,13 +13,14 @@ SETTINGS = settings_from_mapping({
     "server": {"domain": "practice.test"},
     "http": {"public_url": "https://relay.practice.test"},
     "feedback": {"bounce_domain": "bounces.practice.test"},
+    "policy": {"postal_address": "Practice, 1 Main St, Springfield"},
 })
 BODY = (b"From: news@practice.test\r\nTo: fan@example.org\r\n"
         b"List-Unsubscribe: <mailto:app-own@practice.test>\r\n"
         b"Subject: Spring\r\n\tnewsletter\r\n\r\nHello\r\n\r\n.dots and =3D bytes \xc3\xa9\r\n")
 
 
-def test_marketing_gets_verp_and_one_click_headers_body_untouched() -> None:
+def test_marketing_gets_verp_one_click_headers_and_a_visible_footer() -> None:
     out = decorate(BODY, recipient="fan@example.org", sender="news@practice.test",
                    message_class="marketing", campaign_id="spring", settings=SETTINGS,
                    signer=SIGNER)
@@ -29,7 +30,11 @@ def test_marketing_gets_verp_and_one_click_headers_body_untouched() -> None:
     assert claims is not None
     assert (claims.recipient, claims.campaign, claims.scope) == ("fan@example.org", "spring",
                                                                  "all")
-    assert out.body.endswith(BODY[BODY.index(b"\r\n\r\n"):])  # body bytes unchanged
+    # The application's text is kept; the footer follows it (see test_footer).
+    text = message_from_bytes(out.body, policy=policy.default).get_content().replace("\r\n", "\n")
+    assert text.startswith("Hello\n\n.dots and =3D bytes \xe9\n")
+    assert "1 Main St" in text and "/u/" in text
+    assert b"\n" not in out.body.replace(b"\r\n", b"")  # no bare LF on the wire
     parsed = message_from_bytes(out.body, policy=policy.default)
     [unsubscribe] = parsed.get_all("List-Unsubscribe")  # the application's one is replaced
     assert "app-own" not in unsubscribe

@@ -407,4 +407,10 @@ async def test_marketing_gets_verp_and_signed_one_click_unsubscribe_per_recipien
         signature = message.content.split(b"\r\n\r\n")[0]
         assert b"list-unsubscribe" in signature.lower().split(b"h=")[1]
         assert dkim.verify(message.content, dnsfunc=lambda name, timeout=5: record)
+        # The visible footer (issue 19) is in the signed body, with the header's token.
+        body = email.message_from_bytes(message.content, policy=email.policy.default)
+        footer = body.get_content()  # type: ignore[attr-defined]
+        one_click = message.content.split(b"<https://relay.practice.test/u/")[1].split(b">")[0]
+        assert f"https://relay.practice.test/u/{one_click.decode()}" in footer
+        assert settings.policy.postal_address in footer
     assert world.store.get_message(message_id).state is MessageState.DONE
