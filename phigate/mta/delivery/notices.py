@@ -12,12 +12,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from phigate.config import DeliverySettings
 from phigate.mta.delivery.dsn import FailedRecipient, build_dsn
 from phigate.mta.delivery.outcomes import RecipientOutcome
 from phigate.queue.store import NewMessage, QueueStore
+
+
+@dataclass(frozen=True)
+class About:
+    """The message a notice is about: a notice about PHI mail is minimal and needs the
+    TLS the message needed (issue 13 item 2, see :mod:`phigate.mta.delivery.dsn`)."""
+
+    queue_id: str | None = None
+    phi: bool = False
+    from_domain: str | None = None
 
 
 def is_tls_failure(outcome: RecipientOutcome) -> bool:
@@ -57,7 +68,8 @@ def delay_due(settings: DeliverySettings, *, notified: bool, created_at: datetim
 
 def delay_notice(*, original: bytes, sender: str,
                  delayed: Sequence[tuple[str, RecipientOutcome]], reporting_mta: str,
-                 remote_mta: str | None, arrival: datetime, now: datetime) -> bytes | None:
+                 remote_mta: str | None, arrival: datetime, now: datetime,
+                 about: About | None = None) -> bytes | None:
     """The "delayed" DSN for ``delayed`` (address, last outcome), or None (no sender, or
     the message is itself a report)."""
     return build_dsn(
@@ -68,21 +80,24 @@ def delay_notice(*, original: bytes, sender: str,
             diagnostic=(f"smtp; {outcome.code} {outcome.text}" if outcome.remote
                         else outcome.text),
             last_attempt=now) for address, outcome in delayed],
-        reporting_mta=reporting_mta, arrival=arrival)
+        reporting_mta=reporting_mta, arrival=arrival, queue_id=about.queue_id if about else None,
+        phi=about.phi if about else False, from_domain=about.from_domain if about else None)
 
 
 def queue_delay_notice(store: QueueStore, *, original: bytes, sender: str,
                        delayed: Sequence[tuple[int, str, RecipientOutcome]],
                        reporting_mta: str, host: str | None, arrival: datetime,
-                       now: datetime) -> None:
+                       now: datetime, about: About | None = None) -> None:
     """Queue the "delayed" DSN for ``delayed`` (recipient id, address, last outcome) and
     remember that they were notified, so each recipient gets one notice at most."""
     remote_mta = host.partition("[")[0] if host else None
     notice = delay_notice(original=original, sender=sender,
                           delayed=[(address, outcome) for _, address, outcome in delayed],
                           reporting_mta=reporting_mta, remote_mta=remote_mta,
-                          arrival=arrival, now=now)
+                          arrival=arrival, now=now, about=about)
     if notice is not None:
+        phi = about is not None and about.phi
         store.enqueue(NewMessage(sender="", recipients=[sender], body=notice,
-                                 message_class="operations"), now=now)
+                                 message_class="operations",
+                                 phi_verdict="phi" if phi else "none"), now=now)
     store.mark_delay_notified([recipient_id for recipient_id, _, _ in delayed], now=now)

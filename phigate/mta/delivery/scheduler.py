@@ -412,7 +412,9 @@ class DeliveryScheduler:
             self._store, original=original, sender=job.first.sender,
             delayed=[(c.recipient_id, c.address, outcome) for c, outcome in delayed],
             reporting_mta=self._settings.server.hostname, host=result.host,
-            arrival=job.first.created_at, now=now)
+            arrival=job.first.created_at, now=now,
+            about=notices.About(queue_id=job.message_id, phi=job.first.phi,
+                                from_domain=self._settings.server.domain))
         log_event(log, "delivery_delay_notice", id=job.message_id, rcpts=len(delayed))
 
     def _bounce(self, job: Job, result: AttemptResult, original: bytes,

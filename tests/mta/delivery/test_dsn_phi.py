@@ -48,7 +48,7 @@ class Hops:
     """example.test (the patient) and practice.test (the sender, where DSNs go)."""
 
     def __init__(self, dns: Any, store: SqlQueueStore, make_settings: Any, ca_file: Path,
-                 patient: SmtpSink, practice: SmtpSink) -> None:
+                 patient: SmtpSink, practice: SmtpSink, **delivery: Any) -> None:
         self.dns, self.store, self.clock = dns, store, FakeClock()
         self.patient, self.practice = patient, practice
         self.key = generate_key("rsa")
@@ -61,7 +61,7 @@ class Hops:
         self.settings = make_settings(delivery={
             "dns_servers": [dns.address], "ca_file": str(ca_file), "mx_port": patient.port,
             "connect_timeout_seconds": 5.0, "command_timeout_seconds": 5.0,
-            "poll_interval_seconds": 0.05})
+            "poll_interval_seconds": 0.05, **delivery})
         self.scheduler = DeliveryScheduler(
             self.settings, store, clock=self.clock,
             signer=DkimSigner(domains=["practice.test"], selector="s1", rsa_key=self.key))
@@ -102,16 +102,18 @@ async def test_dsn_about_phi_never_leaves_over_a_hop_without_tls(
 
     await hops.run_until_final(message_id)
     [recipient] = hops.recipients(message_id)
-    assert recipient.state is RecipientState.EXPIRED
-    [dsn] = hops.dsn_rows()
-    assert dsn.phi_verdict == "phi"  # inherited: the PHI TLS rule applies to it
-    for _ in range(5):  # and it keeps waiting, never sent in clear
+    assert recipient.state in (RecipientState.EXPIRED, RecipientState.BOUNCED)
+    dsns = hops.dsn_rows()  # the final DSN (and a delay notice before it)
+    assert dsns and all(dsn.phi_verdict == "phi" for dsn in dsns)  # inherited: PHI TLS rule
+    for _ in range(5):  # and they keep waiting, never sent in clear
         hops.clock.advance(3600)
         await hops.scheduler.run_until_empty()
     assert plain.messages == []
-    [dsn_recipient] = hops.recipients(dsn.id)
-    assert dsn_recipient.state is RecipientState.DEFERRED
-    assert "TLS required for PHI" in (dsn_recipient.last_text or "")
+    for dsn in dsns:
+        [dsn_recipient] = hops.recipients(dsn.id)
+        # Waiting for TLS, or given up on for want of it (a bounce is never bounced).
+        assert dsn_recipient.state is not RecipientState.DELIVERED
+        assert "TLS required for PHI" in (dsn_recipient.last_text or "")
 
 
 async def test_dsn_about_phi_refused_over_unverified_tls_after_a_5xx(
@@ -158,3 +160,26 @@ async def test_dsn_about_phi_carries_only_rfc3464_fields_and_is_dkim_signed(
     assert b"Remote-MTA" not in raw
     record = dns_record(hops.key, "rsa").encode()
     assert dkim.verify(raw, dnsfunc=lambda name, timeout=5: record)
+
+
+async def test_delay_notice_about_phi_is_minimal_and_waits_for_tls(
+        dns, sink_factory, store, make_settings, ca_file, server_tls) -> None:  # noqa: ANN001
+    verified = sink_factory(tls=server_tls)
+    plain = sink_factory(tls=None, port=verified.port, address="127.0.0.2")
+    # The patient's MX has no TLS (the PHI message waits); the practice's is verified.
+    hops = Hops(dns, store, make_settings, ca_file, plain, verified,
+                delay_warning_seconds=600, phi_tls_max_wait_seconds=0)
+    message_id = hops.enqueue_phi()
+
+    await hops.scheduler.run_until_empty()
+    hops.clock.advance(3600)
+    await hops.scheduler.run_until_empty()
+    await hops.scheduler.run_until_empty()
+
+    assert hops.recipients(message_id)[0].state is RecipientState.DEFERRED
+    assert plain.messages == []
+    [raw] = nulls(verified)
+    assert b"Action: delayed" in raw
+    for leak in LEAKS:
+        assert leak not in raw, leak
+    assert all(row.phi_verdict == "phi" for row in hops.dsn_rows())
