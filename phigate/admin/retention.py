@@ -18,14 +18,15 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from phigate.audit.log import Actor, AuditLog
 from phigate.audit.verify import ANCHOR_KEY, PURGE_ACTION
 from phigate.config import RetentionSettings
+from phigate.queue import transitions
 from phigate.queue.db import shred_checkpoint
-from phigate.queue.models import AuditEvent, Message, MessageBody, MessageState
+from phigate.queue.models import AuditEvent, Message, MessageState
 
 BATCH = 500
 NEVER_PURGED = (MessageState.HELD, MessageState.QUARANTINED, MessageState.CORRUPT,
@@ -65,17 +66,6 @@ def _in_batches(sessions: sessionmaker[Session], condition: Any, apply: Any) -> 
             done += len(ids)
 
 
-def _shred(session: Session, ids: list[str], now: datetime) -> None:
-    session.execute(update(Message).where(Message.id.in_(ids))
-                    .values(wrapped_key=None, purged_at=now))
-    session.execute(delete(MessageBody).where(MessageBody.message_id.in_(ids)))
-
-
-def _remove(session: Session, ids: list[str]) -> None:
-    # Recipients, attempts and bodies go with the message (ON DELETE CASCADE).
-    session.execute(delete(Message).where(Message.id.in_(ids)))
-
-
 def purge(engine: Engine, audit: AuditLog, settings: RetentionSettings, actor: Actor, *,
           now: datetime, dry_run: bool = False) -> PurgeReport:
     body_cutoff = now - timedelta(days=settings.body_days)
@@ -93,9 +83,10 @@ def purge(engine: Engine, audit: AuditLog, settings: RetentionSettings, actor: A
                     select(func.count()).where(AuditEvent.at <= metadata_cutoff)) or 0),
                 kept_for_review=kept,
             )
-    removed = _in_batches(sessions, _metadata_due(metadata_cutoff), _remove)
+    removed = _in_batches(sessions, _metadata_due(metadata_cutoff),
+                          transitions.remove_messages)
     shredded = _in_batches(sessions, _bodies_due(body_cutoff),
-                           lambda session, ids: _shred(session, ids, now))
+                           lambda session, ids: transitions.shred_bodies(session, ids, now))
     with sessions.begin() as session:
         # The audit entries go in the transaction that records the purge, so the anchor the
         # chain now starts from is itself chained (see audit_chain).

@@ -30,7 +30,7 @@ from phigate.config import PolicySettings
 from phigate.errors import UserError
 from phigate.observability.logs import log_event
 from phigate.observability.metrics import CampaignSnapshot
-from phigate.policy.queue_effects import close_if_done
+from phigate.queue import transitions
 from phigate.queue.db import read_only
 from phigate.queue.models import Message, MessageState, Recipient, RecipientState
 from phigate.queue.policy_models import Campaign, CampaignState
@@ -110,20 +110,15 @@ class CampaignStore:
             row.state = CampaignState.APPROVED
             row.approved_by, row.approved_ip, row.approved_at = actor.name, actor.ip, now
             row.paused_at = row.pause_reason = None
-            waiting = list(session.scalars(
-                select(Message).where(
-                    Message.campaign_id == campaign_id,
-                    (Message.state == MessageState.AWAITING_APPROVAL)
-                    | ((Message.state == MessageState.HELD)
-                       & Message.hold_reason.startswith(PAUSED_PREFIX)),
-                ).with_for_update()
-            ))
-            for message in waiting:
-                message.state = MessageState.ACTIVE
-                message.hold_reason = None
-            session.flush()
-            for message in waiting:  # every copy may have been cancelled meanwhile
-                close_if_done(session, message.id, now)
+            waiting = transitions.set_message_state(
+                session,
+                (Message.campaign_id == campaign_id)
+                & ((Message.state == MessageState.AWAITING_APPROVAL)
+                   | ((Message.state == MessageState.HELD)
+                      & Message.hold_reason.startswith(PAUSED_PREFIX))),
+                MessageState.ACTIVE)
+            # every copy may have been cancelled meanwhile
+            transitions.close_if_done(session, waiting, now)
             self._audit.record(
                 actor, "campaign.approve", session=session,
                 detail={"campaign": campaign_id, "approved_by": actor.name,
@@ -147,11 +142,10 @@ class CampaignStore:
         row = self._row(session, campaign_id, now)
         row.state = CampaignState.PAUSED
         row.paused_at, row.pause_reason = now, reason
-        held = session.execute(
-            update(Message)
-            .where(Message.campaign_id == campaign_id, Message.state == MessageState.ACTIVE)
-            .values(state=MessageState.HELD, hold_reason=f"{PAUSED_PREFIX}: {reason}")
-        ).rowcount  # type: ignore[attr-defined]
+        held = len(transitions.set_message_state(
+            session,
+            (Message.campaign_id == campaign_id) & (Message.state == MessageState.ACTIVE),
+            MessageState.HELD, reason=f"{PAUSED_PREFIX}: {reason}"))
         self._audit.record(actor, "campaign.pause", session=session,
                            detail={"campaign": campaign_id, "reason": reason,
                                    "held_messages": int(held)})

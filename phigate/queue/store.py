@@ -18,33 +18,25 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
-from sqlalchemy import Engine, Select, Table, func, insert, or_, select, update
+from sqlalchemy import Engine, Select, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from phigate.clock import utcnow
 from phigate.errors import PhigateError
+from phigate.queue import transitions
 from phigate.queue.crypto import DecryptionError, MasterKey, SealedBody
 from phigate.queue.db import read_only, writer_turn
 from phigate.queue.models import (
     PENDING_RECIPIENT_STATES,
-    Attempt,
     Message,
     MessageBody,
     MessageState,
     Recipient,
     RecipientState,
 )
-
-# The tables, for the statements of the hot paths that skip the ORM.
-_MESSAGES = cast(Table, Message.__table__)
-_RECIPIENTS = cast(Table, Recipient.__table__)
-_ATTEMPTS = cast(Table, Attempt.__table__)
-
-#: After this many crashes of our own code on one message it is parked as corrupt
-#: (Mailman's MAX_BAK_COUNT): never retried forever, never dropped.
-MAX_PROCESSING_ERRORS = 3
+from phigate.queue.transitions import Disposition
 
 
 class UnknownMessage(PhigateError):
@@ -97,35 +89,6 @@ class ClaimedRecipient:
 
 
 @dataclass(frozen=True)
-class AttemptRecord:
-    started_at: datetime
-    host: str | None
-    code: int | None
-    text: str | None
-    permanent: bool = False
-    tls_version: str | None = None
-    tls_cipher: str | None = None
-    cert_verified: bool | None = None
-    duration_seconds: float = 0.0
-    tls_policy: str | None = None
-
-
-@dataclass(frozen=True)
-class Disposition:
-    """One recipient's attempt and what follows from it, for :meth:`SqlQueueStore.record_outcomes`.
-
-    ``delivered``: final, delivered. ``next_attempt_at``: deferred until then (with the
-    attempt's code and text). Neither: only the attempt is recorded and the recipient keeps
-    its lease (a failure the caller finishes with ``mark_failed`` after queueing the DSN).
-    """
-
-    recipient_id: int
-    attempt: AttemptRecord
-    delivered: bool = False
-    next_attempt_at: datetime | None = None
-
-
-@dataclass(frozen=True)
 class RecipientView:
     id: int
     address: str
@@ -163,9 +126,9 @@ class QueueStore(Protocol):
     * ``enqueue`` returns only after the message and its sealed body are committed.
     * ``claim_due`` hands out each pending, due recipient of an active message to at most one
       owner at a time, for ``lease_seconds``.
-    * Updates by an owner (``record_attempt``, ``record_outcomes``, ``mark_delivered``,
-      ``defer``, ``mark_failed``) return False and change nothing once the owner has lost
-      the lease.
+    * Updates by an owner (``record_outcomes``, ``defer``, ``mark_failed``) return False and change
+      nothing once the owner has lost the lease.
+    * Every state change is made by :mod:`phigate.queue.transitions`.
     """
 
     def enqueue(self, message: NewMessage, *, now: datetime | None = None) -> str: ...
@@ -173,11 +136,9 @@ class QueueStore(Protocol):
         self, owner: str, *, now: datetime, limit: int, lease_seconds: int
     ) -> list[ClaimedRecipient]: ...
     def read_body(self, message_id: str) -> bytes: ...
-    def record_attempt(self, recipient_id: int, owner: str, attempt: AttemptRecord) -> bool: ...
     def record_outcomes(
         self, owner: str, outcomes: Sequence[Disposition], *, now: datetime
     ) -> list[bool]: ...
-    def mark_delivered(self, recipient_id: int, owner: str, *, now: datetime) -> bool: ...
     def mark_delay_notified(self, recipient_ids: Sequence[int], *, now: datetime) -> None: ...
     def defer(
         self, recipient_id: int, owner: str, *, next_attempt_at: datetime, code: int | None,
@@ -314,147 +275,46 @@ class SqlQueueStore:
         claimed.sort(key=lambda c: (c.domain, c.message_id))
         return claimed
 
-    def record_attempt(self, recipient_id: int, owner: str, attempt: AttemptRecord) -> bool:
-        with self.writing() as session:
-            recipient = self._leased(session, recipient_id, owner)
-            if recipient is None:
-                return False
-            _add_attempt(session, recipient, attempt)
-        return True
-
     def record_outcomes(
         self, owner: str, outcomes: Sequence[Disposition], *, now: datetime
     ) -> list[bool]:
         """Record each attempt and apply its outcome (see :class:`Disposition`), all in one
         transaction: one commit (one fsync) per delivery instead of two per recipient.
-
-        The same effect as ``record_attempt`` followed by ``mark_delivered`` or ``defer``
-        for each recipient, but atomic. Returns, per outcome, False where the owner had lost
-        the lease (nothing changed for that recipient).
-        """
-        # Plain SQL statements rather than the ORM's unit of work: this runs once per
-        # delivery, and the ORM's bookkeeping cost more CPU than the database work.
-        wanted = [outcome.recipient_id for outcome in outcomes]
+        Returns, per outcome, False where the owner had lost the lease."""
         with self.writing() as session:
-            message_of: dict[int, str] = dict(session.execute(
-                select(_RECIPIENTS.c.id, _RECIPIENTS.c.message_id)
-                .where(_RECIPIENTS.c.id.in_(wanted), _RECIPIENTS.c.lease_owner == owner)
-            ).all())
-            mine = [outcome for outcome in outcomes if outcome.recipient_id in message_of]
-            closing = sorted({message_of[o.recipient_id] for o in mine if o.delivered})
-            if closing:
-                # Lock the messages a delivery may close before any attempt row refers to
-                # them. On PostgreSQL inserting an attempt takes a KEY SHARE lock on its
-                # message; two jobs of one message that each held one and then asked for the
-                # closing lock would deadlock. Held to the commit, the lock also makes the
-                # closing check below see every other finished recipient (see
-                # _close_message_if_done).
-                session.execute(select(_MESSAGES.c.id).where(_MESSAGES.c.id.in_(closing))
-                                .order_by(_MESSAGES.c.id).with_for_update())
-            if mine:
-                session.execute(insert(_ATTEMPTS), [
-                    _attempt_row(o.recipient_id, message_of[o.recipient_id], o.attempt)
-                    for o in mine])
-            for outcome in mine:
-                values: dict[str, Any] = {
-                    "attempts": _RECIPIENTS.c.attempts + 1,
-                    "last_code": outcome.attempt.code, "last_text": outcome.attempt.text}
-                if outcome.delivered:
-                    values.update(state=RecipientState.DELIVERED, final_at=now,
-                                  lease_owner=None, lease_until=None)
-                elif outcome.next_attempt_at is not None:
-                    values.update(state=RecipientState.DEFERRED,
-                                  next_attempt_at=outcome.next_attempt_at,
-                                  lease_owner=None, lease_until=None)
-                session.execute(update(_RECIPIENTS)
-                                .where(_RECIPIENTS.c.id == outcome.recipient_id)
-                                .values(values))
-            for message_id in closing:
-                pending = (select(_RECIPIENTS.c.id)
-                           .where(_RECIPIENTS.c.message_id == message_id,
-                                  _RECIPIENTS.c.state.in_(PENDING_RECIPIENT_STATES))
-                           .exists())
-                session.execute(update(_MESSAGES)
-                                .where(_MESSAGES.c.id == message_id,
-                                       _MESSAGES.c.state == MessageState.ACTIVE, ~pending)
-                                .values(state=MessageState.DONE, final_at=now))
-        return [outcome.recipient_id in message_of for outcome in outcomes]
+            return transitions.record_outcomes(session, owner, outcomes, now=now)
 
     def mark_delay_notified(self, recipient_ids: Sequence[int], *, now: datetime) -> None:
         """Remember that the sender was told these recipients are delayed (once each)."""
         with self.writing() as session:
-            session.execute(update(Recipient).where(Recipient.id.in_(list(recipient_ids)))
-                            .values(delay_notified_at=now))
+            transitions.mark_delay_notified(session, recipient_ids, now=now)
 
-    def mark_delivered(self, recipient_id: int, owner: str, *, now: datetime) -> bool:
-        return self._finish(recipient_id, owner, RecipientState.DELIVERED, now, None, None)
-
-    def mark_failed(
-        self,
-        recipient_id: int,
-        owner: str,
-        *,
-        state: RecipientState,
-        code: int | None,
-        text: str | None,
-        now: datetime,
-    ) -> bool:
-        if not state.is_final:
-            raise ValueError(f"{state} is not a final state")
-        return self._finish(recipient_id, owner, state, now, code, text)
-
-    def defer(
-        self,
-        recipient_id: int,
-        owner: str,
-        *,
-        next_attempt_at: datetime,
-        code: int | None,
-        text: str | None,
-    ) -> bool:
+    def defer(self, recipient_id: int, owner: str, *, next_attempt_at: datetime,
+              code: int | None, text: str | None) -> bool:
         with self.writing() as session:
-            recipient = self._leased(session, recipient_id, owner)
-            if recipient is None:
-                return False
-            _defer_recipient(recipient, next_attempt_at, code, text)
-        return True
+            return transitions.defer(session, recipient_id, owner,
+                                     next_attempt_at=next_attempt_at, code=code, text=text)
+
+    def mark_failed(self, recipient_id: int, owner: str, *, state: RecipientState,
+                    code: int | None, text: str | None, now: datetime) -> bool:
+        with self.writing() as session:
+            return transitions.fail(session, recipient_id, owner, state=state, code=code,
+                                    text=text, now=now)
 
     def release_leases(self, owner: str) -> int:
         """Give back every lease of ``owner`` (graceful shutdown)."""
         with self.writing() as session:
-            result = session.execute(
-                update(Recipient)
-                .where(Recipient.lease_owner == owner)
-                .values(lease_owner=None, lease_until=None)
-            )
-        return int(result.rowcount)  # type: ignore[attr-defined]
+            return transitions.release_leases(session, owner)
 
     def reclaim_expired_leases(self, now: datetime) -> int:
         """Clear leases that ran out (their owner died); claims ignore them anyway."""
         with self.writing() as session:
-            result = session.execute(
-                update(Recipient)
-                .where(Recipient.lease_until.is_not(None), Recipient.lease_until < now)
-                .values(lease_owner=None, lease_until=None)
-            )
-        return int(result.rowcount)  # type: ignore[attr-defined]
+            return transitions.reclaim_expired_leases(session, now)
 
     def note_processing_error(self, message_id: str) -> bool:
         """Count a crash of our code on this message; park it as corrupt at the limit."""
         with self.writing() as session:
-            message = session.get(Message, message_id)
-            if message is None:
-                return False
-            message.processing_errors += 1
-            if message.processing_errors >= MAX_PROCESSING_ERRORS:
-                message.state = MessageState.CORRUPT
-                message.hold_reason = "processing failed repeatedly"
-            session.execute(
-                update(Recipient)
-                .where(Recipient.message_id == message_id)
-                .values(lease_owner=None, lease_until=None)
-            )
-            return message.state == MessageState.CORRUPT
+            return transitions.note_processing_error(session, message_id)
 
     # -- admin --------------------------------------------------------------------------
 
@@ -468,19 +328,15 @@ class SqlQueueStore:
 
     def set_state(self, message_id: str, state: MessageState, *, reason: str | None = None) -> None:
         with self.writing() as session:
-            message = _message(session, message_id)
-            message.state = state
-            message.hold_reason = reason
+            _message(session, message_id)
+            transitions.set_message_state(session, Message.id == message_id, state,
+                                          reason=reason)
 
     def destroy_body(self, message_id: str, *, now: datetime | None = None) -> None:
         """Crypto-shred: drop the wrapped key and the ciphertext, keep the metadata."""
         with self.writing() as session:
-            message = _message(session, message_id)
-            message.wrapped_key = None
-            message.purged_at = now or utcnow()
-            body = session.get(MessageBody, message_id)
-            if body is not None:
-                session.delete(body)
+            _message(session, message_id)
+            transitions.shred_bodies(session, [message_id], now or utcnow())
 
     def count_messages(self) -> dict[str, int]:
         with self.reading() as session:
@@ -493,30 +349,6 @@ class SqlQueueStore:
                 select(Recipient.state, func.count()).group_by(Recipient.state)
             )
             return {str(state): int(count) for state, count in rows}
-
-    # -- helpers ------------------------------------------------------------------------
-
-    def _leased(self, session: Session, recipient_id: int, owner: str) -> Recipient | None:
-        recipient = session.get(Recipient, recipient_id)
-        if recipient is None or recipient.lease_owner != owner:
-            return None
-        return recipient
-
-    def _finish(
-        self,
-        recipient_id: int,
-        owner: str,
-        state: RecipientState,
-        now: datetime,
-        code: int | None,
-        text: str | None,
-    ) -> bool:
-        with self.writing() as session:
-            recipient = self._leased(session, recipient_id, owner)
-            if recipient is None:
-                return False
-            _finish_recipient(session, recipient, state, now, code, text)
-        return True
 
 
 def _due_query(state: RecipientState, now: datetime, limit: int
@@ -540,82 +372,11 @@ def _due_query(state: RecipientState, now: datetime, limit: int
     )
 
 
-def _release(recipient: Recipient) -> None:
-    recipient.lease_owner = None
-    recipient.lease_until = None
-
-
-def _add_attempt(session: Session, recipient: Recipient, attempt: AttemptRecord) -> None:
-    recipient.attempts += 1
-    recipient.last_code = attempt.code
-    recipient.last_text = attempt.text
-    session.add(Attempt(**_attempt_row(recipient.id, recipient.message_id, attempt)))
-
-
-def _attempt_row(recipient_id: int, message_id: str, attempt: AttemptRecord) -> dict[str, Any]:
-    return {
-        "recipient_id": recipient_id,
-        "message_id": message_id,
-        "started_at": attempt.started_at,
-        "duration_seconds": attempt.duration_seconds,
-        "host": attempt.host,
-        "code": attempt.code,
-        "text": attempt.text,
-        "permanent": attempt.permanent,
-        "tls_version": attempt.tls_version,
-        "tls_cipher": attempt.tls_cipher,
-        "cert_verified": attempt.cert_verified,
-        "tls_policy": attempt.tls_policy,
-    }
-
-
-def _defer_recipient(recipient: Recipient, next_attempt_at: datetime, code: int | None,
-                     text: str | None) -> None:
-    recipient.state = RecipientState.DEFERRED
-    recipient.next_attempt_at = next_attempt_at
-    recipient.last_code = code
-    recipient.last_text = text
-    _release(recipient)
-
-
-def _finish_recipient(session: Session, recipient: Recipient, state: RecipientState,
-                      now: datetime, code: int | None = None, text: str | None = None) -> None:
-    recipient.state = state
-    recipient.final_at = now
-    _release(recipient)
-    if code is not None or text is not None:
-        recipient.last_code = code
-        recipient.last_text = text
-    session.flush()
-    _close_message_if_done(session, recipient.message_id, now)
-
-
 def _message(session: Session, message_id: str) -> Message:
     message = session.get(Message, message_id)
     if message is None:
         raise UnknownMessage(f"no message {message_id}")
     return message
-
-
-def _close_message_if_done(session: Session, message_id: str, now: datetime) -> None:
-    # Lock the message first: two recipients finishing at once on PostgreSQL would each
-    # count the other as still pending (read committed) and neither would close it. With
-    # the lock, the second one counts after the first has committed.
-    session.execute(select(Message.id).where(Message.id == message_id).with_for_update())
-    pending = session.scalar(
-        select(func.count())
-        .select_from(Recipient)
-        .where(
-            Recipient.message_id == message_id,
-            Recipient.state.in_(PENDING_RECIPIENT_STATES),
-        )
-    )
-    if not pending:
-        session.execute(
-            update(Message)
-            .where(Message.id == message_id, Message.state == MessageState.ACTIVE)
-            .values(state=MessageState.DONE, final_at=now)
-        )
 
 
 def _message_view(message: Message, recipients: Sequence[Recipient]) -> MessageView:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from helpers.queue import delivered
 
 from phigate.admin import AccessDenied, AdminService
 from phigate.admin.retention import purge
@@ -35,7 +36,7 @@ def finish(runtime: Runtime, message_id: str, at: datetime) -> None:
                                       lease_seconds=60)
     for item in claimed:
         if item.message_id == message_id:
-            assert runtime.store.mark_delivered(item.recipient_id, "test", now=at)
+            assert delivered(runtime.store, item.recipient_id, "test", now=at)
     runtime.store.release_leases("test")
 
 

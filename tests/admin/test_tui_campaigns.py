@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from helpers.queue import delivered
 from textual.widgets import DataTable, Static
 
 from phigate.admin import AccessDenied, ActionRefused, AdminService
@@ -148,7 +149,7 @@ async def test_complaint_rate_over_the_threshold_is_shown(
             campaign_id="autumn")
     now = datetime.now(UTC)
     for claimed in runtime.store.claim_due("t", now=now, limit=10, lease_seconds=60):
-        runtime.store.mark_delivered(claimed.recipient_id, "t", now=now)
+        delivered(runtime.store, claimed.recipient_id, "t", now=now)
     with runtime.store.writing() as session:
         operator.policy.campaigns.count(session, "autumn", "complaints", now=now)
     app = AdminApp(operator)

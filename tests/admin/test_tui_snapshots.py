@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.queue import deferred, delivered
 from textual.pilot import Pilot
 
 from phigate.admin import AdminService
@@ -21,7 +22,7 @@ from phigate.audit.log import Actor
 from phigate.policy.consent import ConsentChange
 from phigate.queue import store as store_module
 from phigate.queue.models import MessageState
-from phigate.queue.store import AttemptRecord, NewMessage
+from phigate.queue.store import NewMessage
 from phigate.runtime import Runtime
 
 from .conftest import BODY, OPERATOR
@@ -57,13 +58,11 @@ def seeded(runtime: Runtime, make_service: Callable[..., AdminService],
     put(["slow@far.example"], 95, phi_verdict="phi")
     for claimed in store.claim_due("snap", now=NOW, limit=100, lease_seconds=60):
         if claimed.domain == "far.example":
-            store.record_attempt(claimed.recipient_id, "snap", AttemptRecord(
-                started_at=NOW - timedelta(minutes=20), host="mx.far.example", code=None,
-                text="TLS required for PHI: mx.far.example offers no STARTTLS"))
-            store.defer(claimed.recipient_id, "snap", next_attempt_at=NOW, code=None,
-                        text="TLS required for PHI: mx.far.example offers no STARTTLS")
+            deferred(store, claimed.recipient_id, "snap", now=NOW - timedelta(minutes=20),
+                     next_attempt_at=NOW, code=None, host="mx.far.example",
+                     text="TLS required for PHI: mx.far.example offers no STARTTLS")
         elif claimed.domain == "mail.example" and claimed.address < "patient3":
-            store.mark_delivered(claimed.recipient_id, "snap", now=NOW - timedelta(minutes=7))
+            delivered(store, claimed.recipient_id, "snap", now=NOW - timedelta(minutes=7))
     store.release_leases("snap")
     return make_service(OPERATOR, now=NOW)
 
@@ -111,7 +110,7 @@ def policy_seeded(seeded: AdminService) -> AdminService:
     put([f"reader{n}@news.example" for n in range(4)], "spring-newsletter")
     for claimed in store.claim_due("snap2", now=NOW, limit=100, lease_seconds=60):
         if claimed.domain == "news.example" and claimed.address != "reader3@news.example":
-            store.mark_delivered(claimed.recipient_id, "snap2", now=NOW)
+            delivered(store, claimed.recipient_id, "snap2", now=NOW)
     store.release_leases("snap2")
     with store.writing() as session:
         policy.campaigns.count(session, "spring-newsletter", "complaints", now=NOW)

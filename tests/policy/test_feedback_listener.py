@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import aiosmtplib
 import pytest
+from helpers.queue import delivered
 from sqlalchemy import select
 
 from phigate.mta.delivery.decorate import decorate
@@ -143,7 +144,7 @@ async def test_complaints_pause_a_campaign_over_the_threshold(
                    message_class="marketing", campaign="spring")
     now = datetime.now(UTC)
     for claimed in store.claim_due("test", now=now, limit=100, lease_seconds=60):
-        assert store.mark_delivered(claimed.recipient_id, "test", now=now)
+        assert delivered(store, claimed.recipient_id, "test", now=now)
     waiting = enqueue(policy_relay, ["later@example.org"], message_class="marketing",
                       campaign="spring")
     # The complaint goes to the FBL mailbox; the recipient and the campaign come from the

@@ -13,8 +13,8 @@ from phigate.audit.log import SYSTEM
 from phigate.cli.main import main
 from phigate.config import Settings
 from phigate.mta.delivery.dsn import FailedRecipient, build_dsn
-from phigate.policy.feedback.classify import classify
 from phigate.policy.feedback.actions import FeedbackProcessor
+from phigate.policy.feedback.classify import classify
 from phigate.policy.stores import PolicyStores
 from phigate.runtime import Runtime
 

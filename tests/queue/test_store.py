@@ -6,17 +6,14 @@ import threading
 from datetime import datetime, timedelta
 
 import pytest
+from helpers.queue import delivered
 from sqlalchemy import select, text
 
+from phigate.clock import utcnow
 from phigate.queue.crypto import DecryptionError, MasterKey
 from phigate.queue.models import Message, MessageState, RecipientState
-from phigate.queue.store import (
-    MAX_PROCESSING_ERRORS,
-    AttemptRecord,
-    NewMessage,
-    SqlQueueStore,
-    utcnow,
-)
+from phigate.queue.store import NewMessage, SqlQueueStore
+from phigate.queue.transitions import MAX_PROCESSING_ERRORS, AttemptRecord, Disposition
 from phigate.runtime import Runtime
 
 
@@ -68,8 +65,8 @@ def test_claim_is_a_lease_owned_by_one_worker(runtime: Runtime) -> None:
     assert len(first) == 3
     assert store.claim_due("node-b", now=now, limit=10, lease_seconds=60) == []
     # Only the owner may record outcomes.
-    assert not store.mark_delivered(first[0].recipient_id, "node-b", now=now)
-    assert store.mark_delivered(first[0].recipient_id, "node-a", now=now)
+    assert not delivered(store, first[0].recipient_id, "node-b", now=now)
+    assert delivered(store, first[0].recipient_id, "node-a", now=now)
     # The lease of a dead node runs out and another node takes the work over.
     later = now + timedelta(seconds=61)
     taken_over = store.claim_due("node-b", now=later, limit=10, lease_seconds=60)
@@ -84,12 +81,13 @@ def test_defer_then_due_again_and_attempts_recorded(runtime: Runtime) -> None:
     message_id = enqueue(store, recipients=1)
     now = utcnow()
     (claimed,) = store.claim_due("n", now=now, limit=5, lease_seconds=60)
-    assert store.record_attempt(claimed.recipient_id, "n", AttemptRecord(
-        started_at=now, host="mx.example0.org", code=451, text="4.3.0 later",
-        tls_version="TLSv1.3", tls_cipher="TLS_AES_256_GCM_SHA384", cert_verified=True))
     retry_at = now + timedelta(minutes=2)
-    assert store.defer(claimed.recipient_id, "n", next_attempt_at=retry_at, code=451,
-                       text="4.3.0 later")
+    attempt = AttemptRecord(
+        started_at=now, host="mx.example0.org", code=451, text="4.3.0 later",
+        tls_version="TLSv1.3", tls_cipher="TLS_AES_256_GCM_SHA384", cert_verified=True)
+    assert store.record_outcomes(
+        "n", [Disposition(claimed.recipient_id, attempt, next_attempt_at=retry_at)],
+        now=now) == [True]
     assert store.claim_due("n", now=now + timedelta(minutes=1), limit=5, lease_seconds=60) == []
     (again,) = store.claim_due("n", now=retry_at, limit=5, lease_seconds=60)
     assert again.attempts == 1
@@ -102,7 +100,7 @@ def test_message_done_when_every_recipient_is_final(runtime: Runtime) -> None:
     message_id = enqueue(store, recipients=2)
     now = utcnow()
     first, second = store.claim_due("n", now=now, limit=5, lease_seconds=60)
-    store.mark_delivered(first.recipient_id, "n", now=now)
+    delivered(store, first.recipient_id, "n", now=now)
     assert store.get_message(message_id).state == MessageState.ACTIVE
     store.mark_failed(second.recipient_id, "n", state=RecipientState.BOUNCED, code=550,
                       text="5.1.1 unknown", now=now)
@@ -181,11 +179,12 @@ def test_schema_is_current_after_upgrade(runtime: Runtime) -> None:
 def _finish_together(store: SqlQueueStore, recipient_id: int, now: datetime,
                      barrier: threading.Barrier) -> None:
     barrier.wait()
-    store.mark_delivered(recipient_id, "n", now=now)
+    assert delivered(store, recipient_id, "n", now=now)
 
 
 def test_recipients_finishing_at_once_close_the_message(runtime: Runtime) -> None:
-    """Two workers finishing the last two recipients concurrently: the message is done."""
+    """Two workers finishing the last two recipients concurrently (through record_outcomes,
+    the path delivery runs): the message is done, on SQLite and PostgreSQL alike."""
     store = runtime.store
     for _ in range(10):
         message_id = enqueue(store, recipients=2)

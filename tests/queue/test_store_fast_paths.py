@@ -14,7 +14,8 @@ from sqlalchemy import event, func, select, text
 from phigate.clock import utcnow
 from phigate.queue.db import make_engine, read_only, writer_turn
 from phigate.queue.models import Attempt, MessageState, RecipientState
-from phigate.queue.store import AttemptRecord, Disposition, NewMessage, SqlQueueStore
+from phigate.queue.store import NewMessage, SqlQueueStore
+from phigate.queue.transitions import AttemptRecord, Disposition
 from phigate.runtime import Runtime
 
 

@@ -54,12 +54,11 @@ from phigate.observability.metrics import METRICS, AttemptOutcome, FinalOutcome,
 from phigate.policy.tokens import TokenSigner
 from phigate.queue.models import RecipientState
 from phigate.queue.store import (
-    AttemptRecord,
     ClaimedRecipient,
-    Disposition,
     NewMessage,
     QueueStore,
 )
+from phigate.queue.transitions import AttemptRecord, Disposition
 
 log = logging.getLogger(__name__)
 
