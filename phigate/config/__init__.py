@@ -108,6 +108,21 @@ class FeedbackSettings:
     #: Verify (and record) the DKIM signature of complaint reports.
     verify_dkim: bool = True
     max_message_size: int = 10 * 1024 * 1024
+    # -- feedback you can trust (issue 13) --
+    #: A bounce without our VERP token counts only when the message it returns is one we
+    #: sent to the recipient it names within this many days.
+    match_days: int = 30
+    #: DKIM d= domains of feedback loops whose complaints are believed without one of our
+    #: tokens in the returned message (the domains the mailbox providers sign their ARF
+    #: reports with; set it to the loops you registered with).
+    trusted_reporters: list[str] = field(default_factory=lambda: [
+        "fbl.yahoo.com", "yahoo.com", "aol.com", "hotmail.com", "outlook.com",
+        "microsoft.com", "comcast.net", "fbl.validity.com", "returnpath.net", "mail.ru",
+        "yandex.ru", "zoho.com", "fastmail.com", "gmx.net", "web.de"])
+    #: Recipients one report message may have (RCPT) and may change.
+    max_recipients: int = 20
+    #: Concurrent sessions from one IP address at the feedback listener.
+    max_sessions_per_ip: int = 5
 
 
 @dataclass(frozen=True)

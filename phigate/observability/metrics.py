@@ -195,6 +195,7 @@ class StoreSnapshot:
 StoreSnapshotSource = Callable[[], StoreSnapshot]
 
 _MAX_CAMPAIGNS_PER_SCRAPE = 100
+_FEEDBACK_KINDS = frozenset({"bounce", "complaint", "unsubscribe", "other"})
 
 
 class _StoreCollector(Collector):
@@ -420,6 +421,12 @@ class Metrics:
             "phigate_bounces", "Bounce reports received (DSNs and non-standard bounces).",
             ["kind"], registry=r,
         )
+        self.feedback_ignored = Counter(
+            "phigate_feedback_ignored",
+            "Feedback reports that changed nothing, by kind and why: unverified (not tied "
+            "to mail we sent, or not from a trusted reporter) or duplicate.",
+            ["kind", "reason"], registry=r,
+        )
         self.complaints = Counter(
             "phigate_complaints", "Complaint (ARF) reports received.", registry=r,
         )
@@ -537,6 +544,11 @@ class Metrics:
 
     def record_complaint(self) -> None:
         self.complaints.inc()
+
+    def record_feedback_ignored(self, kind: str, trust: str) -> None:
+        """A feedback report that changed nothing: not tied to our mail, or seen before."""
+        self.feedback_ignored.labels(kind=kind if kind in _FEEDBACK_KINDS else "other",
+                                     reason=trust).inc()
 
     def record_unsubscribe(self, method: UnsubscribeMethod) -> None:
         self.unsubscribes.labels(method=self.unsubscribe_method(method)).inc()

@@ -131,6 +131,9 @@ class Message(Base):
     #: Sent with ``MAIL FROM:<...> REQUIRETLS`` (RFC 8689): only verified TLS to hops that
     #: offer REQUIRETLS, and the flag is passed on.
     require_tls: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: SHA-256 of the lowercased Message-ID header: ties a bounce that returns the message
+    #: to it (the header itself stays in the sealed body).
+    header_id: Mapped[str | None] = mapped_column(String(64), index=True)
 
     recipients: Mapped[list[Recipient]] = relationship(
         back_populates="message", cascade="all, delete-orphan", passive_deletes=True

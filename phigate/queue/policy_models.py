@@ -136,6 +136,9 @@ class FeedbackEvent(Base):
     authentication_results: Mapped[str | None] = mapped_column(Text)
     #: Suppressions this message added.
     suppressed: Mapped[int] = mapped_column(Integer, default=0)
+    #: What tied the report to our mail: token | sent | reporter | unverified | duplicate
+    #: (:mod:`phigate.policy.feedback.trust`); only tied reports change anything.
+    trust: Mapped[str | None] = mapped_column(String(16))
 
 
 class SoftBounceCount(Base):
@@ -195,3 +198,13 @@ class BounceIncident(Base):
     last_seen: Mapped[datetime]
     count: Mapped[int] = mapped_column(Integer, default=1)
     hold_until: Mapped[datetime]
+
+
+class FeedbackSeen(Base):
+    """Reports already counted: keys of report Message-IDs, original Message-ID plus
+    recipient, and complaint tokens (SHA-256, no address in the clear)."""
+
+    __tablename__ = "feedback_seen"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(index=True)

@@ -28,6 +28,7 @@ from phigate.errors import PhigateError
 from phigate.queue import transitions
 from phigate.queue.crypto import DecryptionError, MasterKey, SealedBody
 from phigate.queue.db import read_only, writer_turn
+from phigate.queue.header_id import header_id
 from phigate.queue.models import (
     PENDING_RECIPIENT_STATES,
     Message,
@@ -192,6 +193,7 @@ class SqlQueueStore:
             username=message.username,
             client_ip=message.client_ip,
             size=len(message.body),
+            header_id=header_id(message.body),
             message_class=message.message_class,
             campaign_id=message.campaign_id,
             phi_verdict=message.phi_verdict,

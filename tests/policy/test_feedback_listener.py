@@ -115,8 +115,7 @@ async def test_soft_bounces_suppress_after_the_limit(policy_relay: PolicyRelay,
     address = verp(policy_relay, signer, "full@example.org")
     for attempt in range(3):  # soft_bounce_limit = 3 in these settings
         assert policy_relay.stores.suppressions.entries() == [], attempt
-        code, _ = await deliver(policy_relay, address,
-                                dsn("full@example.org", "4.2.2", action="delayed"))
+        code, _ = await deliver(policy_relay, address, dsn("full@example.org", "5.2.2"))
         assert code == 250
     [entry] = policy_relay.stores.suppressions.entries()
     assert (entry.scope, entry.kind) == ("all", "soft_bounces")

@@ -35,6 +35,8 @@ log = logging.getLogger("phigate.feedback")
 REPLY_NOT_OURS = "550 5.7.1 relay not permitted"
 REPLY_UNKNOWN_MAILBOX = "550 5.1.1 No such mailbox (address token not valid)"
 REPLY_TEMPFAIL = "451 4.3.0 Temporary local problem processing feedback, try again later"
+REPLY_TOO_MANY_RCPTS = "452 4.5.3 Too many recipients for one report"
+REPLY_TOO_MANY_SESSIONS = "421 4.7.0 Too many connections from your address, try again later"
 
 
 class FeedbackHandler:
@@ -45,6 +47,8 @@ class FeedbackHandler:
         self.signer = signer
         self.domain = bounce_domain(settings).lower()
         self.mailboxes = {m.lower() for m in settings.feedback.complaint_mailboxes}
+        #: Open sessions per client IP (the listener's per-IP session limit).
+        self.sessions_per_ip: dict[str, int] = {}
 
     async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope,
                           hostname: str, responses: list[str]) -> list[str]:
@@ -53,6 +57,10 @@ class FeedbackHandler:
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
+        if any(known.lower() == address.lower() for known in envelope.rcpt_tos):
+            return "250 2.1.5 OK (duplicate recipient)"  # one report is read once per address
+        if len(envelope.rcpt_tos) >= self.settings.feedback.max_recipients:
+            return REPLY_TOO_MANY_RCPTS
         reply = self.check_recipient(address)
         if reply is not None:
             log_event(log, "feedback_rcpt_refused", ip=_peer_ip(session.peer),
@@ -89,23 +97,45 @@ class FeedbackHandler:
                 return REPLY_TEMPFAIL
             log_event(log, "feedback", ip=ip, kind=outcome.kind, rcpts=outcome.recipients,
                       suppressed=outcome.suppressed, campaign=outcome.campaign_id,
-                      campaign_paused=outcome.campaign_paused)
+                      campaign_paused=outcome.campaign_paused, trust=outcome.trust,
+                      ignored=outcome.ignored)
         return "250 2.0.0 Feedback received"
 
 
 class FeedbackSMTP(SMTP):
-    """aiosmtpd without AUTH, counting its sessions."""
+    """aiosmtpd without AUTH, counting its sessions, a few at a time per client IP."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._original_transport is None:  # not the STARTTLS upgrade
             METRICS.smtp_sessions.labels(listener="feedback").inc()
             self._counted = True
+            ip = _peer_ip(transport.get_extra_info("peername"))
+            counts: dict[str, int] = self.event_handler.sessions_per_ip
+            if ip is not None:
+                counts[ip] = counts.get(ip, 0) + 1
+                self._session_ip = ip
+                if counts[ip] > self.event_handler.settings.feedback.max_sessions_per_ip:
+                    if isinstance(transport, asyncio.WriteTransport):
+                        transport.write(REPLY_TOO_MANY_SESSIONS.encode() + b"\r\n")
+                    transport.close()
+                    self._refused = True
         super().connection_made(transport)
+
+    async def _handle_client(self) -> None:
+        if getattr(self, "_refused", False):
+            return
+        await super()._handle_client()
 
     def connection_lost(self, error: Exception | None) -> None:
         if getattr(self, "_counted", False):
             METRICS.smtp_sessions.labels(listener="feedback").dec()
             self._counted = False
+            ip = getattr(self, "_session_ip", None)
+            counts: dict[str, int] = self.event_handler.sessions_per_ip
+            if ip is not None and counts.get(ip, 0) > 0:
+                counts[ip] -= 1
+                if not counts[ip]:
+                    del counts[ip]
         super().connection_lost(error)
 
     async def smtp_AUTH(self, arg: str) -> None:

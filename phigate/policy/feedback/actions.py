@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email import policy
+from email.message import Message
 
 import dns.exception
 import dns.rdatatype
@@ -36,7 +37,9 @@ from phigate.observability.metrics import METRICS
 from phigate.policy.campaigns import valid_campaign_id
 from phigate.policy.feedback.arf import DnsTxtLookup, find_arf, returned_header_values
 from phigate.policy.feedback.classify import FeedbackRecipient, FeedbackReport, classify
+from phigate.policy.feedback.gate import FeedbackGate, GateSettings, GateVerdict
 from phigate.policy.feedback.reasons import counts_against_address, is_sender_side
+from phigate.policy.feedback.trust import Trust
 from phigate.policy.incidents import domain_of
 from phigate.policy.null_mx import make_sync_resolver
 from phigate.policy.queue_effects import normalize_address
@@ -45,6 +48,7 @@ from phigate.policy.suppression import AddResult
 from phigate.policy.tokens import TokenClaims, TokenSigner
 from phigate.queue.policy_models import FeedbackEvent, SoftBounceCount
 
+_RECORDED_RECIPIENTS = 20  # a forged report naming thousands is recorded by its first few
 _RETURNED_TOKEN = re.compile(r"(?:/u/|unsubscribe\+|bounces\+)([a-z2-7]{16,})", re.IGNORECASE)
 
 
@@ -55,6 +59,10 @@ class FeedbackOutcome:
     suppressed: int
     campaign_id: str | None = None
     campaign_paused: bool = False
+    #: token | sent | reporter | unverified | duplicate (:class:`Trust`).
+    trust: str = "token"
+    #: Recipients the report named that it was not allowed to change.
+    ignored: int = 0
 
 
 def make_txt_lookup(resolver: dns.resolver.Resolver) -> DnsTxtLookup:
@@ -84,55 +92,72 @@ class FeedbackProcessor:
             dns_lookup = make_txt_lookup(make_sync_resolver(
                 settings.delivery.dns_servers, timeout=settings.policy.dns_timeout_seconds))
         self._dns = dns_lookup
+        feedback = settings.feedback
+        self._gate = FeedbackGate(GateSettings(
+            match_days=feedback.match_days, trusted_reporters=tuple(feedback.trusted_reporters),
+            max_recipients=feedback.max_recipients), signer)
 
     def handle(self, raw: bytes, envelope_recipient: str, *, now: datetime | None = None
                ) -> FeedbackOutcome:
-        """Classify one message delivered to ``envelope_recipient`` and act on it."""
+        """Classify one message delivered to ``envelope_recipient`` and act on it, as far as
+        it is tied to mail we sent (:mod:`phigate.policy.feedback.gate`)."""
         report = classify(raw, signer=self._signer, envelope_recipient=envelope_recipient,
                           dns=self._dns, verify_dkim=self._settings.feedback.verify_dkim,
                           authserv_id=self._settings.server.hostname)
         campaign = self._campaign_of(report, raw)
-        return self.apply(report, campaign_id=campaign, now=now)
+        message = email.message_from_bytes(raw, policy=policy.compat32)
+        return self.apply(report, campaign_id=campaign, now=now, message=message)
 
     def apply(self, report: FeedbackReport, *, campaign_id: str | None,
-              now: datetime | None = None) -> FeedbackOutcome:
+              now: datetime | None = None, message: Message | None = None) -> FeedbackOutcome:
+        """Act on ``report``. With the ``message`` it came in, only as far as the gate lets
+        it; without (an admin's or a test's own report), on every recipient it names."""
         now = now or utcnow()
         if campaign_id is not None and not valid_campaign_id(campaign_id):
             campaign_id = None
-        addresses = list(dict.fromkeys(
-            normalize_address(r.address) for r in report.recipients if "@" in r.address))
-        by_address = {normalize_address(r.address): r for r in report.recipients}
-        suppressed = 0
-        paused = False
         with self._sessions.begin() as session:
-            if report.kind == "bounce":
-                for address in addresses:
-                    suppressed += self._bounce(session, address, by_address[address],
-                                               campaign_id, now)
-            elif report.kind in ("complaint", "unsubscribe"):
-                for address in addresses:
-                    added = self._suppress_marketing(session, report.kind, address,
-                                                     report.feedback_type, campaign_id, now)
-                    suppressed += added.added
-                    if campaign_id and (report.kind == "complaint" or added.added):
-                        counter = ("complaints" if report.kind == "complaint"
-                                   else "unsubscribes")
-                        self._stores.campaigns.count(session, campaign_id, counter, now=now)
-                if campaign_id and report.kind == "complaint" and addresses:
-                    paused = self._stores.campaigns.check_complaint_rate(
-                        session, campaign_id, now=now)
+            verdict = (self._gate.judge(session, report, message, now=now)
+                       if message is not None else GateVerdict(Trust.TOKEN, report.recipients))
+            acting = verdict.recipients if verdict.acts else []
+            if not verdict.acts:
+                campaign_id = None  # an unverified report counts on no campaign either
+            suppressed, paused = self._act(session, report.kind, report.feedback_type,
+                                           acting, campaign_id, now)
+            trust = verdict.trust.value if verdict.trust is not None else "duplicate"
             session.add(FeedbackEvent(
                 received_at=now, kind=report.kind, feedback_type=report.feedback_type,
                 campaign_id=campaign_id,
                 recipients=[{"address": normalize_address(r.address), "permanent": r.permanent,
                              "status": r.status, "category": r.category}
-                            for r in report.recipients],
+                            for r in report.recipients[:_RECORDED_RECIPIENTS]],
                 dkim_result=report.dkim_result,
                 authentication_results=report.authentication_results,
-                suppressed=suppressed,
+                suppressed=suppressed, trust=trust,
             ))
-        self._count_metrics(report)
-        return FeedbackOutcome(report.kind, len(addresses), suppressed, campaign_id, paused)
+        self._count_metrics(report, trust)
+        return FeedbackOutcome(report.kind, len(acting), suppressed, campaign_id, paused, trust,
+                               verdict.ignored)
+
+    def _act(self, session: Session, kind: str, feedback_type: str | None,
+             acting: list[FeedbackRecipient], campaign_id: str | None, now: datetime
+             ) -> tuple[int, bool]:
+        by_address = {normalize_address(r.address): r for r in acting if "@" in r.address}
+        suppressed, paused = 0, False
+        if kind == "bounce":
+            for address, recipient in by_address.items():
+                suppressed += self._bounce(session, address, recipient, campaign_id, now)
+        elif kind in ("complaint", "unsubscribe"):
+            for address in by_address:
+                added = self._suppress_marketing(session, kind, address, feedback_type,
+                                                 campaign_id, now)
+                suppressed += added.added
+                if campaign_id and (kind == "complaint" or added.added):
+                    counter = "complaints" if kind == "complaint" else "unsubscribes"
+                    self._stores.campaigns.count(session, campaign_id, counter, now=now)
+            if campaign_id and kind == "complaint" and by_address:
+                paused = self._stores.campaigns.check_complaint_rate(
+                    session, campaign_id, now=now)
+        return suppressed, paused
 
     def unsubscribe(self, claims: TokenClaims, *, method: str,
                     now: datetime | None = None) -> AddResult:
@@ -168,6 +193,8 @@ class FeedbackProcessor:
         blocklisted, our SPF failing, ...) or with this one message says nothing about the
         address and is only recorded; the rest counts as a soft bounce."""
         status = recipient.status
+        if recipient.temporary:
+            return 0  # Action: delayed is a warning, not a failure: it counts for nothing
         if recipient.permanent:
             if campaign_id:
                 self._stores.campaigns.count(session, campaign_id, "feedback_bounces", now=now)
@@ -224,7 +251,10 @@ class FeedbackProcessor:
         return None
 
     @staticmethod
-    def _count_metrics(report: FeedbackReport) -> None:
+    def _count_metrics(report: FeedbackReport, trust: str) -> None:
+        if trust in ("unverified", "duplicate"):
+            METRICS.record_feedback_ignored(report.kind, trust)
+            return
         if report.kind == "bounce":
             for recipient in report.recipients:
                 METRICS.record_bounce(permanent=recipient.permanent)

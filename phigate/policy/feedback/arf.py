@@ -60,8 +60,9 @@ def returned_header_values(report: ArfReport, name: str) -> list[str]:
 
 
 def check_dkim(raw: bytes, *, authserv_id: str,
-               dns: DnsTxtLookup | None = None) -> tuple[str, str]:
-    """Verify the report's DKIM signatures: (result, Authentication-Results header value).
+               dns: DnsTxtLookup | None = None) -> tuple[str, str, str | None]:
+    """Verify the report's DKIM signatures: (result, Authentication-Results header value,
+    the d= domain of the passing signature).
 
     ``pass`` when any signature verifies (the first passing one is recorded), otherwise
     the most telling failure. Reports are often forwarded by feedback-loop services, so
@@ -70,7 +71,8 @@ def check_dkim(raw: bytes, *, authserv_id: str,
     verifier = dkim.DKIM(raw)
     signatures = [value for name, value in verifier.headers if name.lower() == b"dkim-signature"]
     if not signatures:
-        return "none", _authres_value(authserv_id, [authres.NoneAuthenticationResult()])
+        return ("none", _authres_value(authserv_id, [authres.NoneAuthenticationResult()]),
+                None)
     results = []
     for index, signature in enumerate(signatures):
         outcome, comment = _verify_one(verifier, index, dns)
@@ -87,10 +89,10 @@ def check_dkim(raw: bytes, *, authserv_id: str,
         )
         results.append((outcome, result))
         if outcome == "pass":
-            return "pass", _authres_value(authserv_id, [result])
+            return "pass", _authres_value(authserv_id, [result]), _tag(tags, b"d")
     order = ("fail", "permerror", "temperror", "neutral")
     overall = min((outcome for outcome, _ in results), key=order.index)
-    return overall, _authres_value(authserv_id, [result for _, result in results])
+    return overall, _authres_value(authserv_id, [result for _, result in results]), None
 
 
 def _verify_one(verifier: dkim.DKIM, index: int,

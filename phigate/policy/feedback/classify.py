@@ -88,13 +88,14 @@ def _classify(
 
     arf = find_arf(message)
     if arf is not None:
-        dkim_result = authentication_results = None
+        dkim_result = authentication_results = dkim_domain = None
         if verify_dkim:
-            dkim_result, authentication_results = check_dkim(raw, authserv_id=authserv_id,
-                                                             dns=dns)
+            dkim_result, authentication_results, dkim_domain = check_dkim(
+                raw, authserv_id=authserv_id, dns=dns)
         kind = "complaint" if arf.feedback_type in COMPLAINT_TYPES else "other"
         return FeedbackReport(kind, _complaint_recipients(arf, claims, signer),
-                              arf.feedback_type, claims, dkim_result, authentication_results)
+                              arf.feedback_type, claims, dkim_result, authentication_results,
+                              dkim_domain)
 
     ses = ses_notification(message)
     if ses is not None:
@@ -138,12 +139,17 @@ def _tracked_recipients(arf: ArfReport, signer: TokenSigner | None) -> list[str]
         return []
     values = (returned_header_values(arf, "List-Unsubscribe")
               + returned_header_values(arf, "Return-Path"))
+    return [claims.recipient for _, claims in returned_tokens(values, signer)]
+
+
+def returned_tokens(values: list[str], signer: TokenSigner) -> list[tuple[str, TokenClaims]]:
+    """(token, claims) of every genuine token in header values of a returned message."""
     found = []
     for value in values:
         for token in _RETURNED_TOKEN.findall(value):
             claims = signer.parse(token)
             if claims is not None:
-                found.append(claims.recipient)
+                found.append((token.lower(), claims))
     return found
 
 

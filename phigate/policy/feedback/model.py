@@ -37,6 +37,8 @@ class FeedbackReport:
     dkim_result: str | None = None
     #: ``Authentication-Results`` header value (RFC 8601) recording ``dkim_result``.
     authentication_results: str | None = None
+    #: The d= domain of the passing DKIM signature (who vouches for the report).
+    dkim_domain: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The shape of ``phigate feedback classify --json`` (DESIGN.md interface contract)."""
