@@ -215,6 +215,19 @@ def _add_unsubscribe_routes(app: Any, settings: Settings, running: RunningServic
                            organisation=settings.server.domain)
 
 
+def _add_pickup_routes(app: Any, settings: Settings, running: RunningServices) -> None:
+    """Secure pickup (``/p/TOKEN``), see :mod:`phigate.pickup.web`; off without public_url."""
+    if not settings.pickup.public_url:
+        return
+    from phigate.pickup.metrics import register_state_collector
+    from phigate.pickup.web import PickupPages
+
+    scanner = running.submission.scanner if running.submission is not None else None
+    pickup = PickupPages(settings, running.runtime.store, scanner=scanner)
+    pickup.add_routes(app)
+    register_state_collector(pickup.pickups.counts)
+
+
 async def _start_http(settings: Settings, running: RunningServices) -> None:
     from aiohttp import web
 
@@ -223,6 +236,7 @@ async def _start_http(settings: Settings, running: RunningServices) -> None:
     app = web.Application()
     add_routes(app, running.health)
     _add_unsubscribe_routes(app, settings, running)
+    _add_pickup_routes(app, settings, running)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     listen = settings.http.listen

@@ -132,6 +132,10 @@ class DomainPolicy:
     tls: str = ""
     max_connections: int = 0
     rate_per_minute: int = 0
+    #: Secure pickup for this domain: "" follows ``[pickup]``, "on" or "off".
+    pickup: str = ""
+    #: Message classes that may switch to pickup here (empty: ``[pickup] classes``).
+    pickup_classes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -281,6 +285,26 @@ class RetentionSettings:
 
 
 @dataclass(frozen=True)
+class PickupSettings:
+    """Secure pickup (issue 18): off until ``public_url`` is set."""
+
+    #: Base URL of the pickup page as patients reach it (``https://…``); empty: off.
+    public_url: str = ""
+    #: PHI that failed TLS this long switches to pickup (0: at the first failed attempt).
+    after_seconds: int = 3600
+    #: A pickup is readable this long; then its key is destroyed.
+    ttl_days: int = 30
+    #: Message classes that switch to pickup.
+    classes: list[str] = field(default_factory=lambda: ["treatment"])
+    #: Classes whose pickup key is destroyed once an attachment was downloaded.
+    destroy_after_download: list[str] = field(default_factory=list)
+    #: The practice's name in the notice and on the page (default: [server] domain).
+    practice_name: str = ""
+    #: From: of the notice and the code mail (default: the original envelope sender).
+    from_address: str = ""
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     submission: SubmissionSettings = field(default_factory=SubmissionSettings)
@@ -294,6 +318,7 @@ class Settings:
     admin: AdminSettings = field(default_factory=AdminSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    pickup: PickupSettings = field(default_factory=PickupSettings)
     #: Where the settings came from (for messages); not a config key.
     source: Path | None = field(default=None, compare=False)
 
@@ -442,6 +467,10 @@ def validate(settings: Settings, *, check_files: bool = True) -> None:
         if policy.tls and policy.tls not in _CHOICES[("delivery", "tls_default")]:
             raise ConfigError(f"[delivery.domains.{domain}] tls: must be one of "
                               "opportunistic, required, verify")
+        if policy.pickup not in ("", "on", "off"):
+            raise ConfigError(f"[delivery.domains.{domain}] pickup: must be on or off")
+    if settings.pickup.public_url and not settings.pickup.public_url.startswith("https://"):
+        raise ConfigError("[pickup] public_url: must start with https://")
     if settings.submission.implicit_tls_listen:
         HostPort.parse(settings.submission.implicit_tls_listen,
                        key="[submission] implicit_tls_listen")

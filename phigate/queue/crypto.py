@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import os
 import stat
 from dataclasses import dataclass
@@ -72,6 +73,10 @@ class MasterKey:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
         with os.fdopen(fd, "wb") as stream:
             stream.write(base64.b64encode(self._key) + b"\n")
+
+    def derive(self, label: bytes) -> bytes:
+        """A 32-byte key for one purpose (HMAC-SHA256 of ``label``), e.g. pickup tokens."""
+        return hmac.new(self._key, b"phigate-derive:" + label, hashlib.sha256).digest()
 
     def seal(self, plaintext: bytes, *, associated_data: bytes) -> SealedBody:
         data_key = AESGCM.generate_key(bit_length=256)

@@ -57,6 +57,7 @@ class RecipientState(enum.StrEnum):
     BOUNCED = "bounced"  # permanent failure, DSN sent to the sender
     EXPIRED = "expired"  # temporary failures until the lifetime ran out, DSN sent
     CANCELLED = "cancelled"  # removed by an admin or by an unsubscribe
+    PICKUP = "pickup"  # no acceptable TLS route: waits behind the secure pickup page
 
     @property
     def is_final(self) -> bool:

@@ -164,6 +164,10 @@ class SqlQueueStore:
         self._readers = sessionmaker(read_only(engine), expire_on_commit=False)
         self._writer_turn = writer_turn(engine)
 
+    @property
+    def master_key(self) -> MasterKey:
+        return self._master_key
+
     @contextmanager
     def writing(self) -> Iterator[Session]:
         """A transaction that writes: on SQLite it begins IMMEDIATE, taking the write lock

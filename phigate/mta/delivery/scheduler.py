@@ -51,6 +51,7 @@ from phigate.mta.delivery.security import DeliverySecurity, build_security
 from phigate.mta.delivery.throttle import ConnectionSlot, Throttles
 from phigate.observability.logs import log_event
 from phigate.observability.metrics import METRICS, AttemptOutcome, FinalOutcome, TlsLevel
+from phigate.pickup.switch import PickupSwitch
 from phigate.policy.tokens import TokenSigner
 from phigate.queue.models import RecipientState
 from phigate.queue.store import (
@@ -109,6 +110,8 @@ class DeliveryScheduler:
         # marketing, its own List-Unsubscribe): one transaction per recipient then, over the
         # same reused connection, so that a bounce or an unsubscribe names one recipient.
         self._tokens = tokens if tokens is not None else _default_tokens(settings, store)
+        # Secure pickup (issue 18): PHI without an acceptable TLS route waits on our page.
+        self._pickup = PickupSwitch.maybe(settings, store)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._rng = rng or random.Random()  # noqa: S311 - retry jitter, not security
         self._retry = RetrySchedule(
@@ -200,6 +203,8 @@ class DeliveryScheduler:
                 or (now - self._last_reclaim).total_seconds() >= RECLAIM_INTERVAL_SECONDS):
             self._last_reclaim = now
             await asyncio.to_thread(self._store.reclaim_expired_leases, now)
+            if self._pickup is not None:
+                await asyncio.to_thread(self._pickup.pickups.expire_due, now)
 
     async def _start_workers(self) -> None:
         now = self._clock.now()
@@ -330,8 +335,9 @@ class DeliveryScheduler:
                                else "encrypted" if result.tls.encrypted else "none")
         outcomes = [self._phi_tls_final(claimed, outcome, job.domain, now)
                     for claimed, outcome in zip(job.recipients, result.outcomes, strict=True)]
+        to_pickup = self._wants_pickup(job, result, now)
         dispositions, pending_failures = self._dispositions(job, result, outcomes, started,
-                                                            now)
+                                                            now, to_pickup)
         recorded = self._store.record_outcomes(self.owner, dispositions, now=now)
         delayed: list[tuple[ClaimedRecipient, RecipientOutcome]] = []
         for claimed, outcome, failure, ok in zip(job.recipients, outcomes,
@@ -341,6 +347,9 @@ class DeliveryScheduler:
             METRICS.record_delivery_attempt(_attempt_outcome(outcome), tls=tls_label)
             if outcome.delivered:
                 self._count_final(claimed, "delivered", now)
+            elif claimed.recipient_id in to_pickup and self._pickup is not None:
+                self._pickup.switch(claimed, self.owner, now)
+                log_event(log, "delivery_switched_to_pickup", id=job.message_id)
             elif failure is not None:
                 failed.append((claimed, outcome, failure))
             else:
@@ -364,7 +373,8 @@ class DeliveryScheduler:
                   tls=tls_label, ms=round(result.duration * 1000))
 
     def _dispositions(self, job: Job, result: AttemptResult,
-                      outcomes: Sequence[RecipientOutcome], started: datetime, now: datetime
+                      outcomes: Sequence[RecipientOutcome], started: datetime, now: datetime,
+                      to_pickup: frozenset[int] = frozenset(),
                       ) -> tuple[list[Disposition], list[RecipientState | None]]:
         """Each recipient's attempt record and what follows (delivered, deferred until, or
         the final failure state that is applied after the DSN is queued)."""
@@ -379,7 +389,9 @@ class DeliveryScheduler:
                 duration_seconds=result.duration, tls_policy=result.tls_policy)
             next_at = None
             failure: RecipientState | None = None
-            if outcome is not original_outcome:
+            if claimed.recipient_id in to_pickup:
+                pass  # keeps its lease: switched to pickup after the attempt is recorded
+            elif outcome is not original_outcome:
                 failure = RecipientState.EXPIRED  # PHI's wait for a TLS route is over
             elif outcome.permanent and not outcome.delivered:
                 failure = RecipientState.BOUNCED
@@ -394,6 +406,15 @@ class DeliveryScheduler:
                                             next_attempt_at=next_at))
             pending_failures.append(failure)
         return dispositions, pending_failures
+
+    def _wants_pickup(self, job: Job, result: AttemptResult, now: datetime) -> frozenset[int]:
+        if self._pickup is None:
+            return frozenset()
+        return frozenset(
+            claimed.recipient_id
+            for claimed, outcome in zip(job.recipients, result.outcomes, strict=True)
+            if not outcome.delivered and self._pickup.wanted(
+                claimed, outcome.code, outcome.text, outcome.remote, now))
 
     def _phi_tls_final(self, claimed: ClaimedRecipient, outcome: RecipientOutcome,
                        domain: str, now: datetime) -> RecipientOutcome:
