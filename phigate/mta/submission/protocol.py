@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
+from phigate.mta.submission.requiretls import RequireTlsMixin
 from phigate.mta.submission.services import peer_ip
 from phigate.observability.logs import log_event
 from phigate.observability.metrics import METRICS
@@ -41,7 +42,7 @@ _ENHANCED_REPLIES = {
 }
 
 
-class PhigateSMTP(SMTP):
+class PhigateSMTP(RequireTlsMixin, SMTP):
     """aiosmtpd's SMTP with phigate's limits, lockouts and enhanced status codes."""
 
     def __init__(self, handler: SubmissionHandler, *, tls_context: ssl.SSLContext,

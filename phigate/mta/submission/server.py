@@ -25,6 +25,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from phigate.accounts.store import MESSAGE_CLASSES, Account
 from phigate.mta.submission.protocol import PhigateSMTP, silence_aiosmtpd_log
+from phigate.mta.submission.requiretls import requires_tls
 from phigate.mta.submission.services import SubmissionServices, peer_ip
 from phigate.observability.logs import log_event
 from phigate.observability.metrics import METRICS, ReceivedResult
@@ -337,6 +338,7 @@ def _new_message(ctx: PolicyContext, envelope: Envelope, body: bytes,
         state=_state_for(decision),
         # Why it waits, for the admin; an accepted (or only tagged) message does not wait.
         hold_reason=(decision.reason or None) if decision.action >= Action.HOLD else None,
+        require_tls=requires_tls(envelope),  # MAIL FROM:<...> REQUIRETLS (RFC 8689)
     )
 
 

@@ -257,3 +257,29 @@ async def test_daily_tls_report_reaches_the_sink_dkim_signed(world: World) -> No
     parsed = email.message_from_bytes(report.content, policy=email.policy.default)
     assert parsed.get_param("report-type") == "tlsrpt"
     assert parsed["From"] == "TLS reports <tlsrpt-noreply@practice.test>"
+
+
+async def test_requiretls_message_goes_only_to_a_hop_offering_it(world: World,
+                                                                 ca: trustme.CA) -> None:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("mx.rt.test").configure_cert(context)
+    offering = SmtpSink(world.port, tls_context=context, hostname="127.0.0.3",
+                        requiretls=True).start()
+    world.dns.set("rt.test", [("MX", "10 mx.rt.test.")])
+    world.dns.set("mx.rt.test", [("A", "127.0.0.3")])
+    try:
+        refused = world.store.enqueue(NewMessage(
+            sender=SENDER, recipients=["pat@example.test"], body=BODY, require_tls=True),
+            now=world.clock.now())
+        taken = world.store.enqueue(NewMessage(
+            sender=SENDER, recipients=["pat@rt.test"], body=BODY, require_tls=True),
+            now=world.clock.now())
+        await world.scheduler().run_until_empty()
+    finally:
+        offering.stop()
+    assert world.recipient(refused).state is RecipientState.BOUNCED
+    assert "5.7.30 REQUIRETLS support required" in (world.recipient(refused).last_text or "")
+    assert world.sink.delivered_to("pat@example.test") == []
+    [received] = offering.delivered_to("pat@rt.test")
+    assert "REQUIRETLS" in received.mail_options  # the flag is visible at the sink
+    assert world.recipient(taken).state is RecipientState.DELIVERED
