@@ -16,15 +16,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
-
 from phigate.config import Settings
 from phigate.pickup.content import second_factor
 from phigate.pickup.mail import Practice, notice
 from phigate.pickup.store import PickupEvent, PickupStore
-from phigate.queue.models import Recipient, RecipientState
+from phigate.queue import transitions
+from phigate.queue.models import Attempt, Recipient, RecipientState
 from phigate.queue.pickup_models import Pickup, PickupState
-from phigate.queue.store import AttemptRecord, ClaimedRecipient, NewMessage, SqlQueueStore
+from phigate.queue.store import ClaimedRecipient, NewMessage, SqlQueueStore
+from phigate.queue.transitions import AttemptRecord
 
 _NO_ROUTE_MARKERS = ("offers no STARTTLS", "MTA-STS", "DNSSEC", "TLSA")
 SWITCH_TEXT = "switched to secure pickup: no acceptable TLS route; notice sent"
@@ -85,17 +85,10 @@ class PickupSwitch:
             body=notice(practice, to=claimed.address, link=link_for(self._settings, token.token),
                         expires=expires, now=now),
             message_class="operations"), now=now)
-        if not self._store.record_attempt(claimed.recipient_id, owner, AttemptRecord(
-                started_at=now, host=None, code=None, text=SWITCH_TEXT, tls_policy="pickup")):
-            return False
         with self._store.writing() as session:
             recipient = session.get(Recipient, claimed.recipient_id)
             if recipient is None or recipient.lease_owner != owner:
                 return False
-            if session.scalar(select(Pickup.id).where(
-                    Pickup.recipient_id == claimed.recipient_id)) is not None:
-                # A crash after this commit last time: only the state change is missing.
-                return self._finish(claimed, owner, now)
             row = Pickup(token_hash=token.token_hash, message_id=claimed.message_id,
                          recipient_id=claimed.recipient_id, address=claimed.address,
                          sender=claimed.sender, message_class=claimed.message_class,
@@ -104,11 +97,15 @@ class PickupSwitch:
                          nonce=sealed.nonce, ciphertext=sealed.ciphertext,
                          question=factor[0] if factor else None, codes_sent=0, failures=0)
             session.add(row)
+            # The attempt history shows the switch: one more attempt row, no host.
+            session.add(Attempt(**transitions.attempt_row(
+                claimed.recipient_id, claimed.message_id,
+                AttemptRecord(started_at=now, host=None, code=None, text=SWITCH_TEXT,
+                              tls_policy="pickup"))))
+            recipient.attempts += 1
             session.flush()
             self.pickups.record(session, PickupEvent.NOTICE_SENT, row, None,
                                 {"notice": notice_id, "expires": expires.isoformat()})
-        return self._finish(claimed, owner, now)
-
-    def _finish(self, claimed: ClaimedRecipient, owner: str, now: datetime) -> bool:
-        return self._store.mark_failed(claimed.recipient_id, owner, state=RecipientState.PICKUP,
-                                       code=None, text=SWITCH_TEXT, now=now)
+            return transitions.fail(session, claimed.recipient_id, owner,
+                                    state=RecipientState.PICKUP, code=None, text=SWITCH_TEXT,
+                                    now=now)
