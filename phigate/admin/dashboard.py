@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
+from phigate.admin.domain_rates import domain_complaint_rates
 from phigate.admin.timebuckets import recent_bucket
 from phigate.clock import utcnow
 from phigate.observability.metrics import StoreSnapshot
@@ -101,7 +102,9 @@ def oldest_pending(session: Session) -> datetime | None:
     return session.scalar(
         select(func.min(Message.created_at))
         .join(Recipient, Recipient.message_id == Message.id)
-        .where(Recipient.state.in_(PENDING_RECIPIENT_STATES))
+        # Waiting for delivery only: quarantined, held or unapproved mail waits for a person.
+        .where(Recipient.state.in_(PENDING_RECIPIENT_STATES),
+               Message.state == MessageState.ACTIVE)
     )
 
 
@@ -180,4 +183,5 @@ def store_snapshot(store: SqlQueueStore, *, now: datetime | None = None) -> Stor
             quarantined=quarantined,
             oldest_quarantined_age_seconds=_age(now, oldest_quarantined),
             phi_waiting_for_tls=tls_deferrals(session, phi_only=True),
+            domains=domain_complaint_rates(session, now),
         )

@@ -160,6 +160,15 @@ def _guard(name: str, literal: object) -> LabelGuard:
 
 
 @dataclass(frozen=True)
+class DomainSnapshot:
+    """Deliveries and complaints of the last day for one large recipient domain."""
+
+    domain: str
+    delivered: int
+    complaints: int
+
+
+@dataclass(frozen=True)
 class CampaignSnapshot:
     """Counts for one approved marketing campaign (lifetime of the campaign)."""
 
@@ -188,6 +197,8 @@ class StoreSnapshot:
     #: PHI recipients deferred because no next hop met the required TLS level.
     phi_waiting_for_tls: int = 0
     campaigns: Sequence[CampaignSnapshot] = ()
+    #: Large recipient domains only (see phigate.admin.domain_rates).
+    domains: Sequence[DomainSnapshot] = ()
     #: Active suppressions per (scope, reason).
     suppressions: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
@@ -239,9 +250,18 @@ class _StoreCollector(Collector):
         yield recipients
         yield GaugeMetricFamily(
             "phigate_queue_oldest_message_age_seconds",
-            "Age of the oldest message with a recipient still queued or deferred.",
+            "Age of the oldest active message with a recipient still queued or deferred.",
             value=snap.oldest_pending_age_seconds,
         )
+        oldest = GaugeMetricFamily(
+            "phigate_queue_oldest_age_seconds",
+            "Age of the oldest message per state: waiting (for delivery: queued or deferred "
+            "recipients of active mail) and quarantined (waiting for an admin).",
+            labels=["state"],
+        )
+        oldest.add_metric(["waiting"], snap.oldest_pending_age_seconds)
+        oldest.add_metric(["quarantined"], snap.oldest_quarantined_age_seconds)
+        yield oldest
         yield GaugeMetricFamily(
             "phigate_quarantine_messages", "Messages held in quarantine.", value=snap.quarantined
         )
@@ -274,6 +294,15 @@ class _StoreCollector(Collector):
             ratio.add_metric([label], campaign.complaints / max(campaign.delivered, 1))
         yield ratio
         yield delivered
+        domain_ratio = GaugeMetricFamily(
+            "phigate_domain_complaint_ratio",
+            "Complaints per delivered recipient over the last day, per recipient domain with "
+            "at least 1000 deliveries that day (the large mailbox providers).",
+            labels=["domain"],
+        )
+        for domain in snap.domains[:_MAX_CAMPAIGNS_PER_SCRAPE]:
+            domain_ratio.add_metric([domain.domain], domain.complaints / max(domain.delivered, 1))
+        yield domain_ratio
         suppressions = GaugeMetricFamily(
             "phigate_suppressions",
             "Active suppressions by scope and reason.",
