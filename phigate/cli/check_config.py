@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from phigate.checks.dns_checks import dns_findings
-from phigate.checks.findings import report
+from phigate.checks.findings import Finding, report, warning
 from phigate.checks.lookup import Dns
 from phigate.checks.offline import offline_findings
 from phigate.cli.context import CliContext, SubParsers
@@ -43,8 +46,7 @@ def run_check(args: argparse.Namespace, ctx: CliContext) -> int:
         print(f"phigate: warning: {loose.warning()}", file=sys.stderr)
     findings = offline_findings(settings)
     if args.dns:
-        dns = Dns(settings.delivery.dns_servers, timeout=settings.policy.dns_timeout_seconds)
-        findings += dns_findings(settings, dns, args.ip)
+        findings += _dns_checks(settings, args.ip)
     status = report(findings, sys.stderr)
     if status:
         print(f"phigate: configuration has errors: {ctx.config_path}", file=sys.stderr)
@@ -62,6 +64,28 @@ def _dane_state(settings: Settings) -> str:
                 f"{settings.delivery.dnssec_resolver} ([delivery] dnssec_resolver)")
     return ("phigate: DANE off: no DNSSEC-validating resolver ([delivery] dnssec_resolver); "
             "MTA-STS and the TLS levels still apply")
+
+
+def _dns_checks(settings: Settings, ips: list[str] | None) -> list[Finding]:
+    """The DNS findings for the key that signs now (a rollover's active key), and a word
+    on a rollover waiting for its record."""
+    from phigate.mta.delivery.dkim_rotation import effective_dkim, load_state
+
+    dns = Dns(settings.delivery.dns_servers, timeout=settings.policy.dns_timeout_seconds)
+    engine = make_engine(settings.storage.url)
+    try:
+        signing = dataclasses.replace(settings, dkim=effective_dkim(settings.dkim, engine))
+        pending = load_state(engine).pending if settings.dkim.key_file else None
+    except SQLAlchemyError:  # no database yet: check the configured key
+        signing, pending = settings, None
+    finally:
+        engine.dispose()
+    findings = dns_findings(signing, dns, ips)
+    if pending is not None:
+        findings.append(warning(f"[dkim] selector {pending.selector}", "a rollover waits for "
+                                "this selector's record", "publish it, then run `phigate dkim "
+                                "activate --domain DOMAIN`"))
+    return findings
 
 
 def run_status(args: argparse.Namespace, ctx: CliContext) -> int:

@@ -1,4 +1,5 @@
-"""``phigate dkim keygen``: create a DKIM key and print the DNS record to publish."""
+"""``phigate dkim keygen``: create a DKIM key and print the DNS record to publish (the
+rollover commands are in :mod:`phigate.cli.dkim_rotate`)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ def register(subparsers: SubParsers) -> None:
     keygen.add_argument("--out", type=Path,
                         help="key file to write (default: SELECTOR.DOMAIN.TYPE.key here)")
     keygen.set_defaults(handler=run_keygen)
+    from phigate.cli.dkim_rotate import register_rotation
+
+    register_rotation(commands)
 
 
 def run_keygen(args: argparse.Namespace, ctx: CliContext) -> int:

@@ -202,6 +202,9 @@ class DkimSettings:
     ed25519_key_file: str = ""
     #: Domains we sign for (default: [server] domain).
     domains: list[str] = field(default_factory=list)
+    #: After `phigate dkim activate`, the old key stays published this long (mail in flight
+    #: and receivers' DNS caches still verify it) before `phigate dkim retire` may drop it.
+    retire_after_days: int = 7
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from phigate.mta.delivery import notices
 from phigate.mta.delivery.client import OutboundMessage, SmtpTransport, Transport
 from phigate.mta.delivery.decorate import decorate, token_signer
 from phigate.mta.delivery.dkim import DkimSigner, strip_internal_headers
+from phigate.mta.delivery.dkim_rotation import effective_dkim
 from phigate.mta.delivery.dsn import FailedRecipient, build_dsn
 from phigate.mta.delivery.outcomes import AttemptResult, RecipientOutcome
 from phigate.mta.delivery.retry import RetrySchedule
@@ -104,8 +105,9 @@ class DeliveryScheduler:
             settings.delivery, local_hostname=settings.server.hostname,
             smarthost_password=_read_password(settings.delivery.smarthost_password_file),
             security=self.security)
+        # The key of a DKIM rollover (`phigate dkim activate`) replaces the configured one.
         self._signer = signer if signer is not None else DkimSigner.from_settings(
-            settings.dkim, settings.server.domain)
+            effective_dkim(settings.dkim, getattr(store, "engine", None)), settings.server.domain)
         # With a token key every recipient gets its own VERP return path (and, for
         # marketing, its own List-Unsubscribe): one transaction per recipient then, over the
         # same reused connection, so that a bounce or an unsubscribe names one recipient.
