@@ -117,6 +117,7 @@ def _store_snapshot(running: RunningServices) -> StoreSnapshot:
         store_snapshot(running.runtime.store),
         campaigns=stores.campaigns.snapshots(),
         suppressions=stores.suppressions.counts(),
+        incidents=stores.incidents.counts() if stores.incidents is not None else {},
     )
 
 
@@ -247,10 +248,14 @@ async def _start_http(settings: Settings, running: RunningServices) -> None:
 
 
 async def _start_delivery(settings: Settings, running: RunningServices) -> None:
+    from phigate.mta.delivery.incident_watch import IncidentWatch
     from phigate.mta.delivery.scheduler import DeliveryScheduler
     from phigate.mta.delivery.security import build_reporter
+    from phigate.policy.incidents import IncidentStore
 
-    scheduler = DeliveryScheduler(settings, running.runtime.store)
+    runtime = running.runtime
+    scheduler = DeliveryScheduler(settings, runtime.store, incidents=IncidentWatch(
+        IncidentStore(runtime.engine, runtime.audit)))
     stop = asyncio.Event()
     task = asyncio.create_task(scheduler.run(stop), name="delivery")
     running.tasks.append(task)

@@ -25,6 +25,7 @@ from phigate.queue.models import (
     Recipient,
     RecipientState,
 )
+from phigate.queue.policy_models import BounceIncident
 from phigate.queue.store import SqlQueueStore
 
 #: The deferral text delivery writes when the next hop cannot give the TLS a message needs
@@ -60,6 +61,8 @@ class Dashboard:
     top_deferrals: list[DeferralReason] = field(default_factory=list)
     tls_deferrals: int = 0
     phi_tls_deferrals: int = 0
+    #: Open bounce incidents (domains refusing us for a reason on our side) per reason.
+    incidents: dict[str, int] = field(default_factory=dict)
 
     @property
     def pending_recipients(self) -> int:
@@ -142,6 +145,12 @@ def top_deferrals(session: Session, *, limit: int = 5) -> list[DeferralReason]:
             for domain, code, text, n in session.execute(query)]
 
 
+def incident_counts(session: Session) -> dict[str, int]:
+    rows = session.execute(select(BounceIncident.reason, func.count())
+                           .group_by(BounceIncident.reason))
+    return {str(reason): int(count) for reason, count in rows}
+
+
 def build_dashboard(session: Session, now: datetime) -> Dashboard:
     quarantined, oldest_quarantined = quarantine_figures(session)
     verdicts = session.execute(
@@ -168,6 +177,7 @@ def build_dashboard(session: Session, now: datetime) -> Dashboard:
         top_deferrals=top_deferrals(session),
         tls_deferrals=tls_deferrals(session, phi_only=False),
         phi_tls_deferrals=tls_deferrals(session, phi_only=True),
+        incidents=incident_counts(session),
     )
 
 

@@ -201,6 +201,8 @@ class StoreSnapshot:
     domains: Sequence[DomainSnapshot] = ()
     #: Active suppressions per (scope, reason).
     suppressions: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    #: Open bounce incidents (destination domains refusing us) per sender-side reason.
+    incidents: Mapping[str, int] = field(default_factory=dict)
 
 
 StoreSnapshotSource = Callable[[], StoreSnapshot]
@@ -315,6 +317,30 @@ class _StoreCollector(Collector):
         for (scope, reason), count in sorted(merged.items()):
             suppressions.add_metric([scope, reason], count)
         yield suppressions
+        yield _incident_gauge(snap.incidents)
+
+
+#: Sender-side bounce reasons (policy.feedback.reason_names, ReasonGroup.SENDER): the
+#: only label values of ``phigate_bounce_incidents``; never a domain or an address.
+_INCIDENT_REASONS = frozenset({"blocked", "spamdetected", "authfailure", "requireptr",
+                               "badreputation", "securityerror", "rejected",
+                               "policyviolation", "toomanyconn", "speeding"})
+
+
+def _incident_gauge(incidents: Mapping[str, int]) -> GaugeMetricFamily:
+    gauge = GaugeMetricFamily(
+        "phigate_bounce_incidents",
+        "Destination domains refusing our mail for a reason on our side (blocklisted IP, "
+        "SPF/DKIM, reverse DNS, rejected sender, rate limits), by reason.",
+        labels=["reason"],
+    )
+    merged = {reason: 0 for reason in sorted(_INCIDENT_REASONS)}
+    for reason, count in incidents.items():
+        key = reason if reason in _INCIDENT_REASONS else "other"
+        merged[key] = merged.get(key, 0) + count
+    for reason, count in sorted(merged.items()):
+        gauge.add_metric([reason], count)
+    return gauge
 
 
 def _merge(counts: Mapping[str, int], guard: LabelGuard) -> dict[str, int]:

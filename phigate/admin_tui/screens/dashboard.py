@@ -69,6 +69,11 @@ class DashboardScreen(AdminScreen):
             f"none {verdicts.get('none', 0)}",
             f"TLS deferrals  {d.tls_deferrals} (PHI {d.phi_tls_deferrals})",
         ]
+        if d.incidents:  # domains refusing us for a reason on our side: marketing waits
+            reasons = ", ".join(f"{reason} {count}" for reason, count in
+                                sorted(d.incidents.items()))
+            lines.append(f"incidents      {sum(d.incidents.values())} ({reasons}); "
+                         "marketing held, see feedback incidents")
         self.query_one("#dash-queue", Static).update("\n".join(lines))
         for name in SERIES:
             series = getattr(d, name)

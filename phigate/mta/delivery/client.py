@@ -262,6 +262,7 @@ class SmtpTransport:
         final: dict[str, RecipientOutcome] = {}
         accepted: list[str] = []
         rate_limited = False
+        stage: str | None = None  # the command under way, for the bounce reason
         try:
             utf8 = _needs_smtputf8(message)
             if utf8 and not smtp.supports_extension("smtputf8"):
@@ -271,21 +272,26 @@ class SmtpTransport:
                 return [failure.for_recipient(r) for r in message.recipients], False
             options = _mail_options(smtp, message, utf8)
             encoding = "utf-8" if utf8 else "ascii"
+            stage = "mail"
             await smtp.mail(message.sender, options=options, encoding=encoding)
+            stage = "rcpt"
             for recipient in message.recipients:
                 try:
                     await smtp.rcpt(recipient, encoding=encoding)
                     accepted.append(recipient)
                 except aiosmtplib.SMTPRecipientRefused as refused:
                     rate_limited |= _is_rate_limit(refused)
-                    final[recipient] = outcome_for_exception(refused).for_recipient(recipient)
+                    final[recipient] = outcome_for_exception(refused).for_recipient(
+                        recipient, "rcpt")
                     if refused.code == 421:  # the server is closing the connection
                         raise
             if accepted:
+                stage = "data"
                 reply = await smtp.data(message.content)
                 for recipient in accepted:
                     final[recipient] = RecipientOutcome(
-                        recipient, reply.code, " ".join(reply.message.split()), remote=True)
+                        recipient, reply.code, " ".join(reply.message.split()), remote=True,
+                        stage="data")
             else:
                 await smtp.rset()
             self._checkin(connection)
@@ -298,7 +304,7 @@ class SmtpTransport:
             log_event(log, "delivery_transaction_failed", id=message.message_id,
                       code=failure.code)
             for recipient in message.recipients:
-                final.setdefault(recipient, failure.for_recipient(recipient))
+                final.setdefault(recipient, failure.for_recipient(recipient, stage))
             await _quit(connection)
         return [final[r] for r in message.recipients], rate_limited
 

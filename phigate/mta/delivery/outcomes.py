@@ -19,7 +19,10 @@ from dataclasses import dataclass, field
 
 import aiosmtplib
 
+from phigate.policy.feedback.reasons import SmtpStage, judge
+
 _ENHANCED_STATUS = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
+_STAGES = frozenset(stage.value for stage in SmtpStage)
 _TRY_LATER = re.compile(r"try (again )?later|too many|rate limit|throttl", re.IGNORECASE)
 
 
@@ -50,10 +53,23 @@ class RecipientOutcome:
     #: The code and text are a remote server's reply (not a local reason such as DNS or
     #: TLS policy); DSNs say "smtp; ..." only for these.
     remote: bool = False
+    #: The command the remote refused (``SmtpStage`` value: mail, rcpt, data, ...).
+    stage: str | None = None
 
     @property
     def delivered(self) -> bool:
         return 200 <= self.code < 300
+
+    @property
+    def category(self) -> str | None:
+        """The bounce reason of a failure (sisimai's names; the same classifier reads
+        asynchronous DSNs): ``blocked`` for "550 5.7.1 ... blocked using a DNSBL" at RCPT,
+        ``userunknown`` for "550 5.1.1 no such user"."""
+        if self.delivered:
+            return None
+        stage = SmtpStage(self.stage) if self.stage in _STAGES else None
+        return judge(reply_code=str(self.code), text=self.text, stage=stage,
+                     temporary=not self.permanent).reason.value
 
     @property
     def status(self) -> str:
@@ -70,8 +86,9 @@ class Failure:
     permanent: bool
     remote: bool = False
 
-    def for_recipient(self, address: str) -> RecipientOutcome:
-        return RecipientOutcome(address, self.code, self.text, self.permanent, self.remote)
+    def for_recipient(self, address: str, stage: str | None = None) -> RecipientOutcome:
+        return RecipientOutcome(address, self.code, self.text, self.permanent, self.remote,
+                                stage if self.remote else None)
 
 
 @dataclass(frozen=True)

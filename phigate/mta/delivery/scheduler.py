@@ -45,6 +45,7 @@ from phigate.mta.delivery.decorate import decorate, token_signer
 from phigate.mta.delivery.dkim import DkimSigner, strip_internal_headers
 from phigate.mta.delivery.dkim_rotation import effective_dkim
 from phigate.mta.delivery.dsn import FailedRecipient, build_dsn
+from phigate.mta.delivery.incident_watch import IncidentWatch
 from phigate.mta.delivery.outcomes import AttemptResult, RecipientOutcome
 from phigate.mta.delivery.retry import RetrySchedule
 from phigate.mta.delivery.secure import tls_optional
@@ -94,10 +95,12 @@ class DeliveryScheduler:
                  transport: Transport | None = None, signer: DkimSigner | None = None,
                  owner: str | None = None, rng: random.Random | None = None,
                  tokens: TokenSigner | None = None,
-                 security: DeliverySecurity | None = None) -> None:
+                 security: DeliverySecurity | None = None,
+                 incidents: IncidentWatch | None = None) -> None:
         self._settings = settings
         self._delivery = settings.delivery
         self._store = store
+        self._incidents = incidents  # bounce incidents: marketing holds, opened and ended
         self._clock: Clock = clock or SystemClock()
         #: MTA-STS, DANE and TLS-RPT state (``security.counter`` feeds the reporter).
         self.security = security or build_security(settings, store, now=self._clock.now)
@@ -285,6 +288,10 @@ class DeliveryScheduler:
 
     async def _process(self, job: Job, started: datetime) -> None:
         try:
+            if self._incidents is not None and await asyncio.to_thread(
+                    self._incidents.hold, self._store, self.owner, job.recipients,
+                    job.domain, now=self._clock.now()):
+                return  # marketing to a domain under an incident: deferred, not tried
             # Reading the body, decorating and signing: one trip to a thread, not three.
             original, sender, content = await asyncio.to_thread(self._prepare, job)
             first = job.first
@@ -370,6 +377,8 @@ class DeliveryScheduler:
                                         code=outcome.code, text=outcome.text, now=now)
                 self._count_final(claimed, "bounced" if state is RecipientState.BOUNCED
                                   else "expired", now)
+        if self._incidents is not None:
+            self._incidents.observe(job.domain, outcomes, now=now)
         log_event(log, "delivery_attempt", id=job.message_id, rcpts=len(job.recipients),
                   delivered=sum(o.delivered for o in result.outcomes), failed=len(failed),
                   tls=tls_label, ms=round(result.duration * 1000))
