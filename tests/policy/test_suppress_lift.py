@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import ssl
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from phigate.policy.feedback.actions import FeedbackProcessor
 from phigate.policy.feedback.classify import classify
 from phigate.policy.stores import PolicyStores
 from phigate.runtime import Runtime
+from policy.support import PolicyRelay, mail, submit
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
@@ -91,3 +93,41 @@ def test_lift_outside_the_window_or_category_matches_nothing(
                  "--since", START.isoformat(), "--category", "blocked", "--yes"]) == 0
     assert "lifted 0" in capsys.readouterr().err
     assert stores.suppressions.scopes_for(["pat@example.net"]) == {"pat@example.net": {"all"}}
+
+
+async def test_lift_restores_delivery_and_leaves_an_unsubscribe(
+        policy_relay: PolicyRelay, client_tls: ssl.SSLContext, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Bounces during a (past) blocklisting suppressed two patients; lifting restores their
+    mail over real SMTP, and the one who unsubscribed stays unsubscribed."""
+    stores = policy_relay.stores
+    processor = FeedbackProcessor(policy_relay.settings, stores, policy_relay.runtime.engine,
+                                  None, dns_lookup=lambda name, timeout=5: None)
+    for address in ("pat@example.org", "lee@example.org"):
+        processor.apply(classify(_dsn(address, "5.1.1", "550 5.1.1 user unknown"),
+                                 verify_dkim=False), campaign_id=None)
+    stores.suppressions.add("kim@example.org", "marketing", kind="unsubscribe",
+                            reason="unsubscribe (one-click)", source="one-click", actor=SYSTEM)
+    policy_relay.grant("kim@example.org")
+    before = await submit(policy_relay, client_tls, mail(message_class="treatment"),
+                          ["pat@example.org", "lee@example.org"])
+    assert {code for code, _ in before.rcpt.values()} == {550}
+
+    settings = policy_relay.settings
+    config = tmp_path / "lift.toml"
+    config.write_text(
+        f'[server]\ndomain = "practice.test"\n[storage]\nurl = "{settings.storage.url}"\n'
+        f'master_key_file = "{settings.storage.master_key_file}"\n'
+        f'[admin]\noperators = {json.dumps([getpass.getuser()])}\nviewers = []\n')
+    assert main(["--config", str(config), "suppress", "lift", "--source", "bounce",
+                 "--since", "2000-01-01", "--domain", "example.org", "--yes"]) == 0
+    assert "lifted 2" in capsys.readouterr().err
+
+    after = await submit(policy_relay, client_tls, mail(message_class="treatment"),
+                         ["pat@example.org", "lee@example.org"])
+    assert {code for code, _ in after.rcpt.values()} == {250}
+    assert after.data is not None and after.data[0] == 250
+    marketing = await submit(policy_relay, client_tls, mail(campaign="spring"),
+                             ["kim@example.org"], user="news")
+    assert marketing.rcpt["kim@example.org"] == (
+        550, "5.7.1 Recipient has unsubscribed from marketing mail")
