@@ -20,6 +20,7 @@ from phigate.observability.metrics import StoreSnapshot
 from phigate.queue.models import (
     PENDING_RECIPIENT_STATES,
     Attempt,
+    DeferReason,
     Message,
     MessageState,
     Recipient,
@@ -28,9 +29,6 @@ from phigate.queue.models import (
 from phigate.queue.policy_models import BounceIncident
 from phigate.queue.store import SqlQueueStore
 
-#: The deferral text delivery writes when the next hop cannot give the TLS a message needs
-#: (phigate.mta.delivery.tls_policy.refusal_reason).
-TLS_DEFERRAL_PREFIX = "TLS required"
 SPARK_BUCKETS = 12  # five-minute buckets over the last hour
 SPARK_WIDTH = timedelta(minutes=5)
 REASON_CHARS = 60
@@ -124,7 +122,7 @@ def tls_deferrals(session: Session, *, phi_only: bool) -> int:
         select(func.count())
         .select_from(Recipient)
         .where(Recipient.state == RecipientState.DEFERRED,
-               Recipient.last_text.startswith(TLS_DEFERRAL_PREFIX, autoescape=True))
+               Recipient.defer_reason == DeferReason.TLS_REQUIRED)
     )
     if phi_only:
         query = query.join(Message, Message.id == Recipient.message_id).where(

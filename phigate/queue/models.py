@@ -50,6 +50,15 @@ class MessageState(enum.StrEnum):
     DONE = "done"  # every recipient reached a final state
 
 
+class DeferReason(enum.StrEnum):
+    """Why a deferred recipient waits: recorded with the deferral, counted by the dashboard
+    and /metrics (never parsed back out of the reply text)."""
+
+    TLS_REQUIRED = "tls_required"  # the next hop cannot give the TLS the message needs
+    RATE_LIMITED = "rate_limited"  # the destination asked us to slow down
+    TEMPORARY_FAILURE = "temporary_failure"  # a 4xx reply, a connection or DNS problem
+
+
 class RecipientState(enum.StrEnum):
     QUEUED = "queued"  # never tried
     DEFERRED = "deferred"  # tried, failed temporarily, waits for next_attempt_at
@@ -176,6 +185,8 @@ class Recipient(Base):
     lease_until: Mapped[datetime | None]
     last_code: Mapped[int | None] = mapped_column(Integer)
     last_text: Mapped[str | None] = mapped_column(Text)
+    #: Set while deferred: why (see :class:`DeferReason`).
+    defer_reason: Mapped[DeferReason | None] = mapped_column(_enum(DeferReason))
     final_at: Mapped[datetime | None]
     #: When the sender was told this recipient is delayed (one notice per recipient).
     delay_notified_at: Mapped[datetime | None]

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from phigate.queue.models import (
     PENDING_RECIPIENT_STATES,
     Attempt,
+    DeferReason,
     Message,
     MessageBody,
     MessageState,
@@ -77,6 +78,8 @@ class Disposition:
     attempt: AttemptRecord
     delivered: bool = False
     next_attempt_at: datetime | None = None
+    #: Why it is deferred (with ``next_attempt_at``).
+    defer_reason: DeferReason | None = None
 
 
 # -- closing ------------------------------------------------------------------------------
@@ -136,10 +139,13 @@ def record_outcomes(session: Session, owner: str, outcomes: Sequence[Disposition
             "attempts": _RECIPIENTS.c.attempts + 1,
             "last_code": outcome.attempt.code, "last_text": outcome.attempt.text}
         if outcome.delivered:
-            values.update(state=RecipientState.DELIVERED, final_at=now, **_NO_LEASE)
+            values.update(state=RecipientState.DELIVERED, final_at=now, defer_reason=None,
+                          **_NO_LEASE)
         elif outcome.next_attempt_at is not None:
             values.update(state=RecipientState.DEFERRED,
-                          next_attempt_at=outcome.next_attempt_at, **_NO_LEASE)
+                          next_attempt_at=outcome.next_attempt_at,
+                          defer_reason=outcome.defer_reason or DeferReason.TEMPORARY_FAILURE,
+                          **_NO_LEASE)
         session.execute(update(_RECIPIENTS)
                         .where(_RECIPIENTS.c.id == outcome.recipient_id).values(values))
     close_if_done(session, closing, now, locked=True)
@@ -147,14 +153,15 @@ def record_outcomes(session: Session, owner: str, outcomes: Sequence[Disposition
 
 
 def defer(session: Session, recipient_id: int, owner: str, *, next_attempt_at: datetime,
-          code: int | None, text: str | None) -> bool:
+          code: int | None, text: str | None,
+          reason: DeferReason = DeferReason.RATE_LIMITED) -> bool:
     """Put a leased recipient back in the queue until ``next_attempt_at`` without an attempt
     (its destination asked us to slow down before we got to it)."""
     result = session.execute(
         update(_RECIPIENTS).where(_RECIPIENTS.c.id == recipient_id,
                                   _RECIPIENTS.c.lease_owner == owner)
         .values(state=RecipientState.DEFERRED, next_attempt_at=next_attempt_at,
-                last_code=code, last_text=text, **_NO_LEASE))
+                last_code=code, last_text=text, defer_reason=reason, **_NO_LEASE))
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 

@@ -21,7 +21,7 @@ from phigate.admin_tui.app import AdminApp
 from phigate.audit.log import Actor
 from phigate.policy.consent import ConsentChange
 from phigate.queue import store as store_module
-from phigate.queue.models import MessageState
+from phigate.queue.models import DeferReason, MessageState
 from phigate.queue.store import NewMessage
 from phigate.runtime import Runtime
 
@@ -60,6 +60,7 @@ def seeded(runtime: Runtime, make_service: Callable[..., AdminService],
         if claimed.domain == "far.example":
             deferred(store, claimed.recipient_id, "snap", now=NOW - timedelta(minutes=20),
                      next_attempt_at=NOW, code=None, host="mx.far.example",
+                     reason=DeferReason.TLS_REQUIRED,
                      text="TLS required for PHI: mx.far.example offers no STARTTLS")
         elif claimed.domain == "mail.example" and claimed.address < "patient3":
             delivered(store, claimed.recipient_id, "snap", now=NOW - timedelta(minutes=7))

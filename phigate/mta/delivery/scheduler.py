@@ -55,7 +55,7 @@ from phigate.observability.logs import log_event
 from phigate.observability.metrics import METRICS, AttemptOutcome, FinalOutcome, TlsLevel
 from phigate.pickup.switch import PickupSwitch
 from phigate.policy.tokens import TokenSigner
-from phigate.queue.models import RecipientState
+from phigate.queue.models import DeferReason, RecipientState
 from phigate.queue.store import (
     ClaimedRecipient,
     NewMessage,
@@ -412,9 +412,11 @@ class DeliveryScheduler:
                     random_unit=self._rng.random())
                 if next_at is None:
                     failure = RecipientState.EXPIRED
-            dispositions.append(Disposition(claimed.recipient_id, attempt,
-                                            delivered=outcome.delivered,
-                                            next_attempt_at=next_at))
+            dispositions.append(Disposition(
+                claimed.recipient_id, attempt, delivered=outcome.delivered,
+                next_attempt_at=next_at,
+                defer_reason=(DeferReason.TLS_REQUIRED if notices.is_tls_failure(outcome)
+                              else DeferReason.TEMPORARY_FAILURE) if next_at else None))
             pending_failures.append(failure)
         return dispositions, pending_failures
 
