@@ -76,13 +76,15 @@ class PickupStore:
                            detail={"pickup": row.id, **(detail or {})}, session=session)
 
     def find(self, token: str, now: datetime) -> PickupView | None:
-        """The readable pickup ``token`` names; None for forged, unknown or unreadable."""
+        """The readable (or locked) pickup ``token`` names; None for forged, unknown,
+        expired or destroyed ones."""
         token_hash = self.keys.token_hash(token)
         if token_hash is None:
             return None
         with self._store.reading() as session:
             row = session.scalar(select(Pickup).where(Pickup.token_hash == token_hash))
-            if row is None or not row.state.readable or row.expires_at <= now:
+            if row is None or row.expires_at <= now or not (
+                    row.state.readable or row.state is PickupState.LOCKED):
                 return None
             return _view(row)
 
@@ -186,15 +188,6 @@ class PickupStore:
                 Pickup.expires_at <= now, Pickup.wrapped_key.is_not(None))))
         for pickup_id in ids:
             self.destroy(pickup_id, PickupState.EXPIRED, PickupEvent.EXPIRED, now)
-        return len(ids)
-
-    def delete_for_message(self, message_id: str, now: datetime, ip: str | None) -> int:
-        """An admin deleted the message: destroy the keys of its pickups."""
-        with self._store.reading() as session:
-            ids = list(session.scalars(select(Pickup.id).where(
-                Pickup.message_id == message_id, Pickup.wrapped_key.is_not(None))))
-        for pickup_id in ids:
-            self.destroy(pickup_id, PickupState.DELETED, PickupEvent.DELETED, now, ip)
         return len(ids)
 
     def counts(self) -> dict[str, int]:

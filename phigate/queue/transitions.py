@@ -38,6 +38,7 @@ from phigate.queue.models import (
     Recipient,
     RecipientState,
 )
+from phigate.queue.pickup_models import Pickup, PickupState
 
 _MESSAGES = cast(Table, Message.__table__)
 _RECIPIENTS = cast(Table, Recipient.__table__)
@@ -310,6 +311,11 @@ def shred_bodies(session: Session, message_ids: Sequence[str], now: datetime) ->
     session.execute(update(_MESSAGES).where(_MESSAGES.c.id.in_(message_ids))
                     .values(wrapped_key=None, purged_at=now))
     session.execute(delete(_BODIES).where(_BODIES.c.message_id.in_(message_ids)))
+    # Secure pickup keeps its own sealed copy per recipient: its key goes too.
+    session.execute(update(Pickup).where(Pickup.message_id.in_(message_ids),
+                                         Pickup.wrapped_key.is_not(None))
+                    .values(wrapped_key=None, ciphertext=None, code_hash=None,
+                            session_hash=None, state=PickupState.DELETED, destroyed_at=now))
 
 
 def remove_messages(session: Session, message_ids: Sequence[str]) -> None:

@@ -44,6 +44,7 @@ ca = delivery_fixtures.ca
 ca_file = delivery_fixtures.ca_file
 dns = delivery_fixtures.dns
 sink_factory = delivery_fixtures.sink_factory
+server_tls = delivery_fixtures.server_tls
 wrong_name_tls = delivery_fixtures.wrong_name_tls
 
 LINK = re.compile(r"https://[^\s\"<>]+/p/[a-z2-7]{42}")
@@ -68,9 +69,10 @@ def phi_message(*, to: str = PATIENT, html: str | None = None, verify: str | Non
 
 
 class PickupWorld:
-    def __init__(self, sink: SmtpSink, store: SqlQueueStore, settings: Settings,
-                 signer: DkimSigner, dkim_key: bytes) -> None:
+    def __init__(self, sink: SmtpSink, practice_sink: SmtpSink, store: SqlQueueStore,
+                 settings: Settings, signer: DkimSigner, dkim_key: bytes) -> None:
         self.sink, self.store, self.settings = sink, store, settings
+        self.practice_sink = practice_sink
         self.signer, self.dkim_key = signer, dkim_key
         self.clock = FakeClock()
         self.base_url = ""
@@ -90,7 +92,7 @@ class PickupWorld:
 
     def received(self, kind: str, to: str = PATIENT) -> list[EmailMessage]:
         found = []
-        for item in self.sink.messages:
+        for item in [*self.sink.messages, *self.practice_sink.messages]:
             parsed = email.message_from_bytes(item.content, policy=email.policy.default)
             if to in item.rcpt_tos and kind in str(parsed.get("Subject", "")):
                 found.append(parsed)  # type: ignore[arg-type]
@@ -124,12 +126,16 @@ def spki_hash(cert_pem: bytes) -> str:
 
 @pytest.fixture
 def pickup_world(dns: Any, sink_factory: Callable[..., SmtpSink], ca_file: Path,
+                 server_tls: ssl.SSLContext,
                  make_settings: Callable[..., Settings], db_url: str,
                  master_key_file: Path) -> Iterator[PickupWorld]:
     sink = sink_factory(tls=None)  # the patient's provider offers no STARTTLS
-    for domain in ("example.test", "practice.test"):
-        dns.set(domain, [("MX", "10 mx1.example.test.")])
+    # The practice's own mail server: verified STARTTLS, same port on another loopback IP.
+    practice_sink = sink_factory(tls=server_tls, port=sink.port, address="127.0.0.2")
+    dns.set("example.test", [("MX", "10 mx1.example.test.")])
     dns.set("mx1.example.test", [("A", "127.0.0.1")])
+    dns.set("practice.test", [("MX", "10 mx.other.test.")])
+    dns.set("mx.other.test", [("A", "127.0.0.2")])
     settings = make_settings(
         delivery={"dns_servers": [dns.address], "ca_file": str(ca_file), "mx_port": sink.port,
                   "connect_timeout_seconds": 5.0, "command_timeout_seconds": 5.0,
@@ -142,7 +148,7 @@ def pickup_world(dns: Any, sink_factory: Callable[..., SmtpSink], ca_file: Path,
     store = SqlQueueStore(engine, MasterKey.load(master_key_file))
     key = generate_key("rsa")
     signer = DkimSigner(domains=["practice.test"], selector="s1", rsa_key=key)
-    yield PickupWorld(sink, store, settings, signer, key)
+    yield PickupWorld(sink, practice_sink, store, settings, signer, key)
     engine.dispose()
 
 

@@ -99,3 +99,15 @@ async def test_notice_scans_none(pickup_world: PickupWorld, thread_scanner) -> N
     [raw] = world.raw("is waiting")
     result = thread_scanner.scanner.scan_message(raw)
     assert result.verdict == "none", result.to_json(include_text=True)
+
+
+async def test_shredding_the_message_destroys_the_pickup_key(pickup_world: PickupWorld) -> None:
+    """``queue delete`` and retention crypto-shred through transitions.shred_bodies."""
+    world = pickup_world
+    message_id = world.enqueue_phi()
+    await world.deliver()
+    world.store.destroy_body(message_id)
+    with world.store.reading() as session:
+        pickup = session.scalars(select(Pickup)).one()
+        assert pickup.state is PickupState.DELETED
+        assert pickup.wrapped_key is None and pickup.ciphertext is None
