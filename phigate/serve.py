@@ -43,7 +43,8 @@ log = logging.getLogger("phigate.serve")
 
 ROLES = ("smtp", "delivery", "http")
 T = TypeVar("T")
-SHUTDOWN_GRACE_SECONDS = 30.0
+#: Beyond the grace period, what closing (delivery's lease release) may take.
+LEASE_RELEASE_SECONDS = 5.0
 
 
 def parse_roles(value: str) -> frozenset[str]:
@@ -274,8 +275,16 @@ async def _start_delivery(settings: Settings, running: RunningServices) -> None:
     running.closers.insert(0, stop_delivery)
 
 
-async def stop_services(running: RunningServices, *, grace: float = SHUTDOWN_GRACE_SECONDS
-                        ) -> None:
+async def stop_services(running: RunningServices, *, grace: float | None = None) -> None:
+    """Stop accepting, let sessions and deliveries finish within one grace period
+    (``[delivery] shutdown_timeout_seconds`` unless ``grace`` is given), then close.
+
+    Closers get the grace period plus :data:`LEASE_RELEASE_SECONDS`, so that delivery,
+    which waits for its running jobs for that same period, still has time to give back its
+    leases (it does so even when cancelled, see the scheduler's shutdown).
+    """
+    if grace is None:
+        grace = running.runtime.settings.delivery.shutdown_timeout_seconds
     names: tuple[Listener, ...] = ("submission", "feedback", "http")
     for name in names:
         running.health.listener_down(name)
@@ -287,7 +296,8 @@ async def stop_services(running: RunningServices, *, grace: float = SHUTDOWN_GRA
             await asyncio.sleep(0.1)
     for close in running.closers:
         try:
-            await asyncio.wait_for(close(), max(1.0, deadline - time.monotonic()))
+            await asyncio.wait_for(close(), max(1.0, deadline - time.monotonic())
+                                   + LEASE_RELEASE_SECONDS)
         except TimeoutError:
             log_event(log, "shutdown_timeout", level=logging.WARNING)
     running.runtime.close()

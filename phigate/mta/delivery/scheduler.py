@@ -483,20 +483,39 @@ class DeliveryScheduler:
     # -- stopping -------------------------------------------------------------------------
 
     async def _shutdown(self) -> None:
+        """Let running deliveries finish within ``shutdown_timeout_seconds``, cancel the
+        rest, and give back every lease we hold: shielded, so that it runs and is logged
+        even when whoever stops us gives up waiting (cancels us) first."""
         self._domains.clear()  # nothing new starts; their leases are released below
         self._queued = 0
-        if self._tasks:
-            done, pending = await asyncio.wait(
-                set(self._tasks), timeout=self._delivery.shutdown_timeout_seconds)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending)
-                log_event(log, "delivery_cancelled_on_stop", jobs=len(pending),
-                          level=logging.WARNING)
-        released = await asyncio.to_thread(self._store.release_leases, self.owner)
-        await self._transport.aclose()
-        log_event(log, "delivery_stopped", owner=self.owner, released=released)
+        try:
+            await self._drain()
+        finally:
+            release = asyncio.ensure_future(
+                asyncio.to_thread(self._store.release_leases, self.owner))
+            try:
+                released = await asyncio.shield(release)
+            except asyncio.CancelledError:
+                released = await release  # the release still finishes, then we stop
+                log_event(log, "delivery_stopped", owner=self.owner, released=released,
+                          cancelled=True, level=logging.WARNING)
+                raise
+            log_event(log, "delivery_stopped", owner=self.owner, released=released)
+            await self._transport.aclose()
+
+    async def _drain(self) -> None:
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(
+            set(self._tasks), timeout=self._delivery.shutdown_timeout_seconds)
+        for task in pending:
+            task.cancel()
+        if pending:
+            # A delivery stuck outside the event loop (a thread) cannot be interrupted:
+            # do not wait for it longer than a moment, its lease is released anyway.
+            await asyncio.wait(pending, timeout=1.0)
+            log_event(log, "delivery_cancelled_on_stop", jobs=len(pending),
+                      level=logging.WARNING)
 
 
 def _group(claimed: Sequence[ClaimedRecipient], lease_until: datetime, *,

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from helpers.smtp_sink import SmtpSink, Stall
+from helpers.wait import wait_until
 from sqlalchemy import select
 
 from phigate.config import Settings
@@ -318,6 +319,25 @@ async def test_graceful_stop_releases_leases(world) -> None:  # noqa: ANN001
     [recipient] = world.recipients(message_id)
     assert recipient.lease_owner is None and recipient.lease_until is None
     assert recipient.state is RecipientState.QUEUED  # will be delivered by the next run
+    assert world.sink.messages == []
+
+
+async def test_stop_cancelled_while_draining_still_releases_leases(
+        world) -> None:  # noqa: ANN001
+    """Whoever stops delivery gives up waiting (cancels it) while a delivery hangs: the
+    lease release is shielded, so it still runs before the cancellation goes through."""
+    world.sink.script("DATA", Stall(30.0))
+    message_id = world.enqueue()
+    scheduler = DeliveryScheduler(world.settings(shutdown_timeout_seconds=10), world.store)
+    stop = asyncio.Event()
+    runner = asyncio.create_task(scheduler.run(stop))
+    await wait_until(lambda: ("DATA", "") in world.sink.commands, what="DATA sent")
+    stop.set()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(runner, 0.5)  # long before shutdown_timeout_seconds
+
+    [recipient] = world.recipients(message_id)
+    assert recipient.lease_owner is None and recipient.lease_until is None
     assert world.sink.messages == []
 
 

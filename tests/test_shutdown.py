@@ -1,0 +1,57 @@
+"""``serve``'s shutdown with a delivery that hangs: one grace period, and the hung
+delivery's leases are given back (they used to stay until they ran out: the outer 30 s
+timeout cancelled delivery's own shutdown before it released them)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from helpers.net import free_port
+from helpers.smtp_sink import SmtpSink, Stall
+from helpers.wait import wait_until
+from sqlalchemy import text
+
+from phigate.observability.logs import FIELDS_ATTR
+from phigate.queue.db import make_engine, upgrade
+from phigate.queue.store import NewMessage
+from phigate.serve import start_services, stop_services
+
+BODY = b"From: ehr@practice.test\r\nSubject: hi\r\n\r\nok\r\n"
+
+
+async def test_shutdown_with_a_hung_delivery_releases_its_leases(
+    make_settings: Callable[..., Any], caplog: pytest.LogCaptureFixture,
+) -> None:
+    sink = SmtpSink(free_port(), tls_context=None).start()
+    sink.script("DATA", Stall(60.0))  # hangs far beyond every timeout below
+    try:
+        settings = make_settings(delivery={
+            "smarthost": f"127.0.0.1:{sink.port}", "tls_default": "opportunistic",
+            "poll_interval_seconds": 0.05, "shutdown_timeout_seconds": 1.0})
+        engine = make_engine(settings.storage.url)
+        upgrade(engine)
+        engine.dispose()
+        running = await start_services(settings, {"delivery"})
+        store = running.runtime.store
+        message_id = store.enqueue(NewMessage(sender="ehr@practice.test",
+                                              recipients=["jane@example.org"], body=BODY))
+        await wait_until(lambda: ("DATA", "") in sink.commands, what="DATA sent")
+        [recipient] = store.get_message(message_id).recipients
+
+        with caplog.at_level(logging.INFO, logger="phigate"):
+            await stop_services(running)  # one grace period: the configured 1 s
+
+        with make_engine(settings.storage.url).connect() as connection:
+            lease = connection.execute(
+                text("SELECT lease_owner, lease_until FROM recipients WHERE id = :id"),
+                {"id": recipient.id}).one()
+        assert tuple(lease) == (None, None)
+        stopped = [getattr(r, FIELDS_ATTR) for r in caplog.records
+                   if r.getMessage() == "delivery_stopped"]
+        assert stopped and stopped[-1]["released"] == 1
+        assert sink.messages == []
+    finally:
+        sink.stop()
