@@ -245,8 +245,6 @@ def main() -> None:
         print_misses(tallies["phigate"], args.misses, 400)
     if args.false:
         print_false(tallies["phigate"], args.false)
-    missed_notes = [n for n in notes if n.gold]
-    _ = missed_notes
 
 
 if __name__ == "__main__":

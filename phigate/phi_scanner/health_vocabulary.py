@@ -98,6 +98,38 @@ def _condition_phrases(description: str) -> set[str]:
     return phrases
 
 
+# Procedures: ICD-10-CM has no procedure list, but its status and history codes name the
+# operations a patient has had ("gastric bypass status", "kidney transplant status",
+# "Hip-joint replacement"). Those phrases, cut to the operation, are the procedure list.
+PROCEDURE_HEADS = (r"transplant|bypass|banding|surgery|angioplasty|implant|extraction|ligation|"
+                   r"replacement|dialysis|amputation|arthrodesis|graft|reassignment")
+PROCEDURE_PHRASE = re.compile(
+    rf"\b((?:[a-z]+[ -]){{0,2}}(?:joint[ -])?(?:{PROCEDURE_HEADS}))\b|"
+    r"\b([a-z]{4,}(?:ectomy|ostomy|otomy|plasty))\b")
+
+
+NOT_PROCEDURE_START = frozenset(
+    "for to by identify removal require requiring from aftercare awaiting or following "
+    "previous manual".split())
+# "Presence of artificial knee joint": the joint was replaced.
+ARTIFICIAL_JOINT = re.compile(r"\bartificial ([a-z]+) joint\b")
+
+
+def _procedure_phrases(text: str) -> set[str]:
+    phrases = set()
+    for m in PROCEDURE_PHRASE.finditer(text.lower()):
+        words = (m.group(1) or m.group(2)).replace("-", " ").split()
+        while words and (words[0] in GENERIC_WORDS or words[0] in NOT_PROCEDURE_START):
+            words.pop(0)
+        if len(words) >= 2 or (words and m.group(2)):
+            phrase = " ".join(words)
+            phrases.add(phrase)
+            phrases.add(phrase.replace(" joint ", " "))  # "knee joint replacement"
+    for m in ARTIFICIAL_JOINT.finditer(text.lower()):
+        phrases.update({f"{m.group(1)} replacement", f"{m.group(1)} joint replacement"})
+    return phrases
+
+
 def _icd_terms() -> tuple[set[str], set[str]]:
     data_dir = _package_dir("simple_icd_10_cm") / "data"
     xml_file = next(data_dir.glob("icd10c-tabular-*.xml"))
@@ -119,15 +151,33 @@ def _icd_terms() -> tuple[set[str], set[str]]:
     return terms, codes
 
 
-def _drug_terms() -> set[str]:
+def _icd_procedures() -> set[str]:
+    data_dir = _package_dir("simple_icd_10_cm") / "data"
+    xml_file = next(data_dir.glob("icd10c-tabular-*.xml"))
+    root = ElementTree.parse(xml_file).getroot()  # noqa: S314 - trusted package data
+    phrases: set[str] = set()
+    for element in root.iter():
+        if element.tag in ("desc", "note") and element.text and (
+                "status" in element.text or "replacement" in element.text
+                or "history" in element.text.lower() or "artificial" in element.text):
+            phrases.update(_procedure_phrases(element.text))
+    return phrases
+
+
+def _drug_terms(ordinary: frozenset[str]) -> set[str]:
     data_file = _package_dir("drug_named_entity_recognition") / "drug_ner_dictionary.pkl.bz2"
     with bz2.open(data_file, "rb") as stream:
         data = pickle.load(stream)  # noqa: S301 - the installed package's own data file
     canonical_data = data["drug_canonical_to_data"]
     terms = set()
     for variant, canonicals in data["drug_variant_to_canonical"].items():
-        # Only drugs with a MedlinePlus page: the consumer-facing names people write.
-        if not any("medline_plus_id" in canonical_data.get(name, {}) for name in canonicals):
+        # Drugs with a MedlinePlus or NHS page (the consumer-facing names people write:
+        # "insulin" has only the latter), or a DrugBank entry that is no English word
+        # ("propofol", "milrinone"; not "water", "oxygen").
+        entries = [canonical_data.get(name, {}) for name in canonicals]
+        consumer = any("medline_plus_id" in e or "nhs_url" in e for e in entries)
+        if not consumer and not (any("drugbank_id" in e for e in entries)
+                                 and variant not in ordinary):
             continue
         if re.fullmatch(r"[a-z][a-z-]{4,30}(?: [a-z][a-z-]{2,30})?", variant) and (
                 variant not in GENERIC_WORDS):
@@ -138,13 +188,20 @@ def _drug_terms() -> set[str]:
 @lru_cache(maxsize=1)
 def load_vocabulary() -> Vocabulary:
     """Build once per process (about a second); the automaton is shared by all scans."""
+    from phigate.phi_scanner.census_lexicon import load_name_lexicon
+
     conditions, icd_codes = _icd_terms()
-    medications = _drug_terms()
+    medications = _drug_terms(load_name_lexicon().ordinary_words)
+    procedures = _icd_procedures() - conditions
     automaton = ahocorasick.Automaton()
     for term in conditions:
         confidence = 0.8 if " " in term else 0.75
         automaton.add_word(term, (term, VocabularyEntry(cat.CONDITION, confidence, "ICD-10-CM")))
     for term in medications:
         automaton.add_word(term, (term, VocabularyEntry(cat.MEDICATION, 0.85, "drug name")))
+    for term in procedures:
+        automaton.add_word(term, (term, VocabularyEntry(cat.PROCEDURE, 0.8,
+                                                        "ICD-10-CM procedure history")))
     automaton.make_automaton()
-    return Vocabulary(automaton, frozenset(icd_codes), len(conditions) + len(medications))
+    return Vocabulary(automaton, frozenset(icd_codes),
+                      len(conditions) + len(medications) + len(procedures))

@@ -27,7 +27,7 @@ from phigate.phi_scanner.recognizers.facilities import (
     REASON_DESTINATION,
     REASON_TOWN,
     find_facilities,
-    us_places,
+    place_automaton,
 )
 from phigate.phi_scanner.recognizers.health_terms import find_health_patterns, find_vocabulary_terms
 from phigate.phi_scanner.recognizers.repeats import REASON_REPEAT, find_repeats
@@ -57,7 +57,7 @@ class Scanner:
                              max_seconds=settings.timeout_seconds * 0.6)
         self.vocabulary = load_vocabulary()
         self.name_lexicon = load_name_lexicon()
-        us_places()  # the gazetteer loads once per worker, not during the first scan
+        place_automaton()  # the gazetteer loads once per worker, not during the first scan
         self._ner: NerModel | None = None
         if settings.ner != "never":
             from phigate.phi_scanner.nlp import NerModel  # the only import of spaCy
@@ -82,6 +82,7 @@ class Scanner:
         notes = list(dict.fromkeys(notes))  # unique, in order
         deadline = time.monotonic() + self.settings.timeout_seconds * 0.9
         findings: list[Finding] = []
+        segments = _distinct(segments)
         for segment in segments:
             findings.extend(self.cheap_findings(segment.text, segment.part))
         findings = resolve_overlaps(findings)
@@ -143,6 +144,20 @@ class Scanner:
             chunks.append(chunk)
         found = self._ner.find_entities(segment.text, segment.part, chunks) if chunks else []
         return found, budget
+
+
+def _distinct(segments: Sequence[Segment]) -> list[Segment]:
+    """Each text once: the HTML alternative of a message usually repeats its plain text word
+    for word, and the same words give the same verdict (only the first part's offsets are
+    reported)."""
+    seen: set[str] = set()
+    distinct = []
+    for segment in segments:
+        key = " ".join(segment.text.split())
+        if key not in seen:
+            seen.add(key)
+            distinct.append(segment)
+    return distinct
 
 
 def _rank(finding: Finding) -> tuple[float, int]:

@@ -27,12 +27,13 @@ IDENTIFIER_WEIGHTS: dict[str, float] = {
     cat.VEHICLE_ID: 0.7,
     cat.DEVICE_ID: 0.8,
     cat.PERSON: 0.9,
+    cat.RECIPIENT: 0.9,
     cat.STREET_ADDRESS: 0.35,
     cat.LOCATION: 0.25,
     cat.ZIP_CODE: 0.35,
     cat.DATE: 0.15,
     cat.AGE: 0.1,
-    cat.PHONE_NUMBER: 0.4,
+    cat.PHONE_NUMBER: 0.3,  # mostly the practice's own number; a patient's needs more
     cat.FAX_NUMBER: 0.35,
     cat.EMAIL_ADDRESS: 0.5,
     cat.URL: 0.15,
@@ -55,6 +56,7 @@ REASON_WEIGHTS: dict[str, float] = {
 #: care: the date of a procedure, the hospital they came from, the nurse who paged the
 #: doctor. Those identifiers weigh at least this much there.
 CLINICAL_NOTE_WEIGHT = 0.8
+CLINICAL_NOTE_HEALTH = 0.6
 #: What stays weak even in a clinical note: not Safe Harbor identifiers.
 NOT_IN_CLINICAL_NOTE = frozenset({"year only", "age (89 or under)"})
 STRONG_IDENTIFIERS = frozenset({cat.US_SSN, cat.MEDICAL_RECORD_NUMBER, cat.HEALTH_PLAN_NUMBER})
@@ -81,6 +83,9 @@ def judge(findings: Sequence[Finding], thresholds: Thresholds) -> tuple[str, flo
                             if f.category in cat.IDENTIFIER_CATEGORIES), default=0.0)
     health_score = max((f.confidence for f in findings if f.category in cat.HEALTH_CATEGORIES),
                        default=0.0)
+    if clinical_note:
+        # A clinical note records someone's care: that is health information already.
+        health_score = max(health_score, CLINICAL_NOTE_HEALTH)
     phi_score = identifier_score * health_score
     strong = any(f.category in STRONG_IDENTIFIERS and f.confidence >= 0.8 for f in findings)
     if strong and health_score > 0:

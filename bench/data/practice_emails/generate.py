@@ -24,6 +24,8 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
+from clinical_templates import CLINICAL_TEMPLATES  # noqa: E402 - beside this script
+
 OUT = Path(__file__).with_name("emails.jsonl")
 SEED = 20261128
 
@@ -308,6 +310,7 @@ TEMPLATES = [  # (template, how many)
     (appointment_reminder, 40), (lab_results, 30), (referral_letter, 20), (billing_note, 20),
     (refill_notice, 20), (marketing_with_phi, 25), (newsletter, 25), (marketing_no_phi, 20),
     (operations_no_phi, 15), (identifiers_only, 15),
+    *CLINICAL_TEMPLATES,  # issue 11's styles: clinical notes, "your results", traps
 ]
 
 

@@ -24,11 +24,12 @@ from phigate.phi_scanner.recognizers.numbers import (
     find_ssns,
     find_zip_codes,
 )
+from phigate.phi_scanner.recognizers.recipient import find_recipient_statements
 
 Recognizer = Callable[[str, str], list[Finding]]
 
 PATTERN_RECOGNIZERS: tuple[Recognizer, ...] = (
     find_emails, find_urls, find_ip_addresses, find_ssns, find_labelled_ids,
     find_phone_numbers, find_pager_numbers, find_zip_codes, find_ages, find_care_dates,
-    find_clinical_terms,
+    find_clinical_terms, find_recipient_statements,
 )

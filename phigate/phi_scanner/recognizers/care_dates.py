@@ -70,12 +70,35 @@ HISTORY_YEAR = re.compile(
     r"pacer|ablation|chole|appy|tah|bso|surgery|repair|replacement|cardioversion)[ \t]+"
     r"(?:in[ \t]+)?((?:19|20)\d{2}s?|\d{2}(?!\d))(?![\w%/.:-]|[ \t]*(?:%|mg|mcg|cc|ml|units?|"
     r"mmhg|bpm|degrees|x\b|times|hrs?|min|yo|y/o|years?|yrs?))")
+ANY_MONTH = re.compile(rf"(?i)\b{MONTH}\b")
 DECADE = re.compile(r"(?i)\b(?:19|20)\d0'?s\b")
 HISTORY_CONTEXT = re.compile(r"(?i)\b(?:pmh|hx|h/o|s/p|history|pmhx|psh)\b")
 
 
 def find_care_dates(text: str, part: str) -> list[Finding]:
     results: list[Finding] = []
+    if "/" in text:
+        results.extend(_month_days(text, part))
+    for m in CUED_MONTH_DAY.finditer(text):
+        month, day = int(m.group(1)), int(m.group(2))
+        if 1 <= month <= 12 and 1 <= day <= 31:
+            results.append(_finding(text, part, m.start(1), m.end(2), 0.7))
+    if ANY_MONTH.search(text):  # most text names no month: skip the costly patterns
+        for m in MONTH_WITH_NUMBER.finditer(text):
+            results.append(_finding(text, part, m.start(), m.end(), 0.85))
+        for m in MONTH_ALONE.finditer(text):
+            results.append(_finding(text, part, m.start(), m.end(), 0.7))
+        for m in CUED_AMBIGUOUS.finditer(text):
+            results.append(_finding(text, part, m.start(1), m.end(1), 0.6))
+    for m in ORDINAL_DAY.finditer(text):
+        if 1 <= int(re.sub(r"\D", "", m.group(1))) <= 31:
+            results.append(_finding(text, part, m.start(1), m.end(1), 0.6))
+    results.extend(_years(text, part))
+    return results
+
+
+def _month_days(text: str, part: str) -> list[Finding]:
+    results = []
     for m in MONTH_DAY.finditer(text):
         month, day = int(m.group(1)), int(m.group(2))
         # M/D, or M/YY in a history ("AVR 8/88"): a second number over 31 is a year
@@ -85,25 +108,13 @@ def find_care_dates(text: str, part: str) -> list[Finding]:
         if m.group(3) is None and NOT_DATE_BEFORE.search(text[max(0, m.start() - 12):m.start()]):
             continue
         results.append(_finding(text, part, m.start(), m.end(), 0.85))
-    for m in CUED_MONTH_DAY.finditer(text):
-        month, day = int(m.group(1)), int(m.group(2))
-        if 1 <= month <= 12 and 1 <= day <= 31:
-            results.append(_finding(text, part, m.start(1), m.end(2), 0.7))
-    for m in MONTH_WITH_NUMBER.finditer(text):
-        results.append(_finding(text, part, m.start(), m.end(), 0.85))
-    for m in ORDINAL_DAY.finditer(text):
-        if 1 <= int(re.sub(r"\D", "", m.group(1))) <= 31:
-            results.append(_finding(text, part, m.start(1), m.end(1), 0.6))
-    for m in MONTH_ALONE.finditer(text):
-        results.append(_finding(text, part, m.start(), m.end(), 0.7))
-    for m in CUED_AMBIGUOUS.finditer(text):
-        results.append(_finding(text, part, m.start(1), m.end(1), 0.6))
-    results.extend(_years(text, part))
     return results
 
 
 def _years(text: str, part: str) -> list[Finding]:
-    results = []
+    results: list[Finding] = []
+    if not HISTORY_CONTEXT.search(text) and "'" not in text:
+        return results  # no history list and no "'92": the year rules cannot fire
     for m in APOSTROPHE_YEAR.finditer(text):
         index = 1 if m.group(1) else 2
         if index == 2 and not HISTORY_CONTEXT.search(text[max(0, m.start() - 200):m.start()]):

@@ -255,7 +255,7 @@ class _People:
 
 
 SIGNATURE = re.compile(
-    r"\n[ \t]*([A-Za-z][a-z]+|[A-Z]+)(?:[ \t]+([A-Za-z][a-z]+|[A-Z]+))?[ \t,]*\s*$")
+    r"(?:\n|\.[ \t]+)[ \t]*([A-Za-z][a-z]+|[A-Z]+)(?:[ \t]+([A-Za-z][a-z]+|[A-Z]+))?[ \t,]*\s*$")
 
 
 def find_clinical_people(text: str, part: str, lexicon: NameLexicon) -> list[Finding]:

@@ -41,7 +41,7 @@ VERSED NIPRIDE INTEGRILIN PLAVIX COUMADIN
 """
 MEDICATIONS_UPPER = "ASA MSO4 MGSO4 NS LR D5W LEVO DOPA NEO HEP AMIO DILT NITRO DIG TPA TNK"
 LABS = "ABG ABGS CBC INR PTT HCT WBC BUN LFTS LYTES CPK TROP BNP LACTATE"
-LABS_UPPER = "CR PLT K MG PT"
+LABS_UPPER = "CR PLT K MG"  # not PT: in notes it is the patient far more often
 # Note shorthand: marks a clinical note, says nothing alone.
 SHORTHAND = re.compile(
     r"(?i)(?<![\w/])(?:s/p|h/o|c/o|r/o|y/o|w/u|f/u|d/c'?d|u/o|a&ox?\d?|i&o|n/v|pmh|pmhx|hpi|"
@@ -52,7 +52,8 @@ SHORTHAND = re.compile(
 CARE_ACTIONS = re.compile(
     r"(?i)\b(?:made aware|notified|in to (?:see|examine|eval(?:uate)?)|examined|ordered|"
     r"titrated?|weaned|started on|bolused|transfused|pronounced|spoke with|discussed with|"
-    r"medicated|sedated|suctioned|repleted|tolerating|afebrile)\b")
+    r"medicated|sedated|suctioned|repleted|tolerating|afebrile|died|expired|satting|"
+    r"(?:dr|md|np|rn|team|ho|resident)\.?[ \t]+(?:[a-z]+[ \t]+)?(?:is[ \t]+)?aware)\b")
 MEASUREMENT = re.compile(
     r"(?i)\b(?:(?:bp|b/p|hr|rr|sbp|map|cvp|sats?|spo2|temp|tmax)[ \t:]*\d{2,3}|"
     r"\d+(?:\.\d+)?[ \t]?(?:mg|mcg|meq|cc|cc/hr|ml/hr|units?/hr|u/hr|mmhg|l/min)\b)")
@@ -85,39 +86,52 @@ UPPER_ONLY: dict[str, str] = {
     **dict.fromkeys(_words(MEDICATIONS_UPPER), cat.MEDICATION),
     **dict.fromkeys(_words(LABS_UPPER), cat.LAB_RESULT),
 }
+#: Abbreviations only notes use (labs, lines, blood products), unlike the disease acronyms and
+#: drug names a newsletter may print ("COPD", "insulin"): marks of a clinical note.
+NOTE_ABBREVIATIONS = (_words(LABS) | _words(PROCEDURES)
+                      | frozenset("PRBC PRBCS FFP VANCO ABX NTG KCL".split()))
 NOT_NAME_ABBREVIATIONS = frozenset(ANY_CASE) | frozenset(UPPER_ONLY) | _words(UNITS_AND_ROLES)
-TOKEN = re.compile(r"(?<![\w/&-])[A-Za-z][A-Za-z0-9&-]*[A-Za-z0-9]s?(?![\w/&-])")
-# Abbreviations that are upper-case only may carry a plural or possessive "s" ("PRBC's").
+def _alternation(words: dict[str, str]) -> str:
+    return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+
+
+# One pass each: the any-case list, and the capitals-only list (case-sensitive); a plural or
+# possessive "s" may follow ("PRBC's").
+ANY_CASE_TERM = re.compile(rf"(?i)(?<![\w/&-])(?:{_alternation(ANY_CASE)})(?:['’]?s)?(?![\w/&-])")
+UPPER_TERM = re.compile(rf"(?<![\w/&-])(?:{_alternation(UPPER_ONLY)})(?:['’]?s)?(?![\w/&-])")
 _PLURAL = re.compile(r"['’]?s$")
 
 
 def find_clinical_terms(text: str, part: str) -> list[Finding]:
     results: list[Finding] = []
-    for m in TOKEN.finditer(text):
-        word = m.group()
-        upper = word.upper()
-        category = ANY_CASE.get(upper) or ANY_CASE.get(_PLURAL.sub("", upper))
-        if category is None and word.isupper():
-            category = UPPER_ONLY.get(word) or UPPER_ONLY.get(_PLURAL.sub("", word))
-        if category is not None:
-            results.append(Finding(category, word, m.start(), m.end(), part, 0.8,
-                                   REASON_ABBREVIATION))
+    for pattern, table in ((ANY_CASE_TERM, ANY_CASE), (UPPER_TERM, UPPER_ONLY)):
+        for m in pattern.finditer(text):
+            word = m.group()
+            key = word.upper() if table is ANY_CASE else word
+            category = table.get(key) or table.get(_PLURAL.sub("", key))
+            if category is not None:
+                results.append(Finding(category, word, m.start(), m.end(), part, 0.8,
+                                       REASON_ABBREVIATION))
     for pattern in (SHORTHAND, CARE_ACTIONS, MEASUREMENT):
         for m in pattern.finditer(text):
-            results.append(Finding(cat.ENCOUNTER, m.group(), m.start(), m.end(), part, 0.45,
+            # Weak alone ("CPR course", "pt" in a sports mail): it makes no PHI by itself;
+            # several of them make the text a clinical note (see the verdict).
+            results.append(Finding(cat.ENCOUNTER, m.group(), m.start(), m.end(), part, 0.3,
                                    REASON_SHORTHAND))
     return results
 
 
 def is_clinical_note(findings: Sequence[Finding]) -> bool:
-    """Two marks of a note (shorthand, care actions, measurements, clinical abbreviations),
-    or one mark of shorthand beside health information.
+    """Two marks of a note (shorthand such as ``s/p`` or ``pt``, care actions, bedside
+    measurements, note-only abbreviations such as ``ABG``, ``PICC``, ``PRBC``), or note
+    shorthand beside health information.
 
-    A newsletter full of general health words ("diabetes", "flu shot", "blood pressure")
-    has none of these marks; a clinical abbreviation alone ("our new MRI") is not enough.
+    A newsletter full of general health words ("diabetes", "flu shot", "blood pressure",
+    even "COPD", "MRI" and "insulin") has none of these marks, so it is not a clinical note.
     """
     shorthand = {f.text.lower() for f in findings if f.reason == REASON_SHORTHAND}
-    abbreviations = {f.text.upper() for f in findings if f.reason == REASON_ABBREVIATION}
+    abbreviations = {_PLURAL.sub("", f.text.upper()) for f in findings
+                     if f.reason == REASON_ABBREVIATION} & NOTE_ABBREVIATIONS
     if len(shorthand) + len(abbreviations) >= 2:
         return True
     return bool(shorthand) and any(

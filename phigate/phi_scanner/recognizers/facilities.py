@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+import ahocorasick
+
 from phigate.phi_scanner import findings as cat
 from phigate.phi_scanner.census_lexicon import NameLexicon, is_ordinary
 from phigate.phi_scanner.findings import Finding
@@ -72,7 +74,6 @@ WARD_PREPOSITION = re.compile(r"(?i)\b(?:to|from|on|at)[ \t]+(?:the[ \t]+)?")
 PLACE_CUE = re.compile(
     r"(?i)\b(?:lives|living|lived|resides|home|moved|from|in|to|near|at|of|returned|back)"
     r"[ \t]+(?:in[ \t]+|to[ \t]+)?$")
-PLACE_WORD = re.compile(r"[A-Za-z][A-Za-z.'’-]*(?:[ \t]+[A-Za-z][A-Za-z.'’-]*){0,2}")
 
 
 @lru_cache(maxsize=1)
@@ -107,8 +108,13 @@ STATE_AFTER = _StateAfter()
 
 
 @lru_cache(maxsize=1)
-def place_first_words() -> frozenset[str]:
-    return frozenset(name.split()[0] for name in us_places())
+def place_automaton() -> ahocorasick.Automaton:
+    """All place names in one Aho-Corasick automaton: one pass over the text finds them."""
+    automaton = ahocorasick.Automaton()
+    for name in us_places():
+        automaton.add_word(name, name)
+    automaton.make_automaton()
+    return automaton
 
 
 class _Places:
@@ -214,25 +220,15 @@ class _Places:
                 and not self.lexicon.is_name(lowered))
 
     def towns(self) -> None:
-        places = us_places()
-        first_words = place_first_words()
-        for m in re.finditer(r"(?<![\w'’-])[A-Za-z][A-Za-z'’-]+", self.text):
-            if m.group().lower() not in first_words:
-                continue  # the common case, kept cheap
-            for length in (3, 2, 1):
-                candidate = PLACE_WORD.match(self.text, m.start())
-                if candidate is None:
-                    break
-                words = candidate.group().split()[:length]
-                if len(words) < length:
-                    continue
-                phrase = " ".join(words)
-                if phrase.lower().rstrip(".") not in places:
-                    continue
-                end = m.start() + len(phrase)
-                if self._town_plausible(words, m.start()):
-                    self.add(m.start(), end, 0.7, REASON_TOWN)
-                break
+        lowered = self.text.lower()
+        for end_index, phrase in place_automaton().iter_long(lowered):
+            start, end = end_index - len(phrase) + 1, end_index + 1
+            if (start > 0 and (lowered[start - 1].isalnum() or lowered[start - 1] in "'’-")) or (
+                    end < len(lowered) and (lowered[end].isalnum() or lowered[end] in "'’-")):
+                continue  # inside a longer word
+            words = self.text[start:end].split()
+            if self._town_plausible(words, start):
+                self.add(start, end, 0.7, REASON_TOWN)
 
     def _town_plausible(self, words: list[str], start: int) -> bool:
         cued = bool(PLACE_CUE.search(self.text[max(0, start - 25):start])) or bool(

@@ -33,6 +33,8 @@ hospital hosp medical center centre ctr med memorial rehab rehabilitation nursin
 infirmary adventist hospice health clinic manor house institute general healthcare st saint
 """.split())
 MAX_WORDS = 20
+# A word, not glued to a longer one ("CALVERT-" before a dash and a space still counts).
+WORD = re.compile(r"(?<![\w'’])(?<![A-Za-z]-)[A-Za-z][A-Za-z'’]*(?:-[A-Za-z]+)*(?![\w'’])")
 
 
 # A facility's name word that is also an ordinary word ("Harbor Hospital") recurs as the
@@ -47,7 +49,7 @@ def find_repeats(text: str, part: str, findings: Sequence[Finding],
     for finding in findings:
         if finding.reason not in CARRIED_REASONS or finding.part != part:
             continue
-        for word in re.findall(r"[A-Za-z][A-Za-z'’-]+", finding.text):
+        for word in re.findall(r"[A-Za-z][A-Za-z'’]+", finding.text):
             if _carried(word, finding, lexicon):
                 words.setdefault(word.lower(), finding.category)
             elif finding.reason == REASON_FACILITY and _plain_word(word):
@@ -57,11 +59,11 @@ def find_repeats(text: str, part: str, findings: Sequence[Finding],
             break
     if not words:
         return []
-    pattern = re.compile(r"(?i)(?<![\w'’])(?<![A-Za-z]-)(?:" + "|".join(
-        re.escape(w) for w in sorted(words, key=len, reverse=True)) + r")(?![\w'’]|-[A-Za-z])")
     results = []
-    for m in pattern.finditer(text):
+    for m in WORD.finditer(text):
         key = m.group().lower()
+        if key not in words:
+            continue
         if key in guarded and not PLACE_PREPOSITION.search(text[max(0, m.start() - 12):
                                                                 m.start()]):
             continue
