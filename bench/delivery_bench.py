@@ -56,7 +56,7 @@ class _Zone(BaseResolver):  # type: ignore[misc]
     def __init__(self, domains: list[str]) -> None:
         self.domains = set(domains)
 
-    def resolve(self, request, handler):  # noqa: ANN001,ANN201
+    def resolve(self, request, handler):
         reply = request.reply()
         name = str(request.q.qname).rstrip(".")
         qtype = request.q.qtype

@@ -30,7 +30,7 @@ from pathlib import Path
 from phigate.policy.feedback.classify import FeedbackReport, classify
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.helpers.shared import EVAL as DEFAULT_EVAL  # noqa: E402
+from tests.helpers.shared import EVAL as DEFAULT_EVAL
 
 NOT_BOUNCES = frozenset({"delivered", "vacation", "feedback"})
 

@@ -50,7 +50,7 @@ from phigate.queue.models import Message, MessageBody, MessageState, Recipient, 
 from phigate.runtime import Runtime
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from helpers.postgres import start_cluster  # noqa: E402 - the test helpers live in tests/
+from helpers.postgres import start_cluster
 
 DOMAINS = [f"d{i}.example" for i in range(200)]
 BODY = b"From: desk@practice.test\r\nSubject: reminder\r\n\r\nSee you on Monday.\r\n"
@@ -86,7 +86,7 @@ class Seeder:
         self._runtime = runtime
         self._key = MasterKey.load(runtime.settings.storage.master_key_file)
         self._now = now
-        self._rng = random.Random(8)  # noqa: S311 - bench data, not security
+        self._rng = random.Random(8)
         self.messages = 0
 
     def grow_to(self, recipients: int) -> None:

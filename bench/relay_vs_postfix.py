@@ -39,10 +39,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from load.generator import LoadResult, run_load  # noqa: E402
-from load.messages import build_messages  # noqa: E402
-from load.postfix_relay import PostfixRelay  # noqa: E402
-from load.procstat import PeakRss, tree_cpu_seconds  # noqa: E402
+from load.generator import LoadResult, run_load
+from load.messages import build_messages
+from load.postfix_relay import PostfixRelay
+from load.procstat import PeakRss, tree_cpu_seconds
 
 SENDER = "reminders@practice.test"
 RECIPIENT_DOMAIN = "patients.example"

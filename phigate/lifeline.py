@@ -75,6 +75,6 @@ def _hard_exit(status: int, seconds: float) -> None:
     for handler in logging.getLogger().handlers:
         try:
             handler.flush()
-        except Exception:  # noqa: BLE001, S110 - exiting anyway
+        except Exception:  # noqa: S110 - exiting anyway
             pass
     os._exit(status)

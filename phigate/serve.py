@@ -292,7 +292,8 @@ async def stop_services(running: RunningServices, *, grace: float | None = None)
         server.close()  # stop accepting; sessions in progress go on
     deadline = time.monotonic() + grace
     if running.submission is not None:
-        while sum(running.submission.sessions_per_ip.values()) and time.monotonic() < deadline:
+        # aiosmtpd's protocols only update a counter as sessions end: poll it.
+        while sum(running.submission.sessions_per_ip.values()) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.1)
     for close in running.closers:
         try:

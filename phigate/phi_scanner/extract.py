@@ -132,7 +132,7 @@ def _extract_part(extraction: Extraction, part: EmailMessage, name: str, is_atta
                                     f"{content_type} ({name})")
     except _Unreadable as error:
         extraction.notes.append(f"unscannable: {error} ({name})")
-    except Exception as error:  # noqa: BLE001 - any parser failure means "cannot read"
+    except Exception as error:
         # Library parsers raise many exception types on hostile input; all mean unreadable.
         logger.info("part unreadable part=%s error=%s", name, type(error).__name__)
         extraction.notes.append(f"unscannable: unreadable {content_type} ({name})")

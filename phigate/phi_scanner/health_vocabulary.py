@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import bz2
 import importlib.util
-import pickle  # noqa: S403 - reads the data file of an installed package, not user input
+import pickle
 import re
-import xml.etree.ElementTree as ElementTree  # noqa: N813
+import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path

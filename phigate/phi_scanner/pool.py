@@ -41,7 +41,7 @@ def _scan_in_worker(raw: bytes) -> ScanResult:
     assert _worker_scanner is not None  # noqa: S101 - set by the pool initializer
     try:
         return _worker_scanner.scan_message(raw)
-    except Exception as error:  # noqa: BLE001 - bad input must give a result, not a crash
+    except Exception as error:
         return ScanResult.unscannable_result(f"scanner error ({type(error).__name__})")
 
 
@@ -88,7 +88,7 @@ class ScannerPool:
                     continue  # our worker was killed because of another message: retry
                 logger.warning("scanner worker crashed")
                 return ScanResult.unscannable_result("scanner worker crashed")
-            except Exception as error:  # noqa: BLE001 - e.g. a result that cannot be pickled
+            except Exception as error:
                 logger.warning("scan failed error=%s", type(error).__name__)
                 return ScanResult.unscannable_result(f"scanner error ({type(error).__name__})")
         return ScanResult.unscannable_result("scanner worker crashed")  # pragma: no cover

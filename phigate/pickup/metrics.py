@@ -30,7 +30,7 @@ class PickupStateCollector(Collector):
                                    labels=["state"])
         try:
             counts = self._counts()
-        except Exception:  # noqa: BLE001 - a scrape never fails because the store did
+        except Exception:
             return []
         for state in PickupState:
             family.add_metric([state.value], float(counts.get(state.value, 0)))

@@ -270,7 +270,7 @@ class PickupPages:
             return ScanResult.unscannable_result("no scanner on this node")
         try:
             return await self._scanner.scan(raw)
-        except Exception as error:  # noqa: BLE001 - fail closed, never unscanned as none
+        except Exception as error:
             log_event(log, "pickup_reply_scan_failed", level=logging.ERROR,
                       error=type(error).__name__)
             return ScanResult.unscannable_result("scan failed")

@@ -10,12 +10,10 @@ or the recipient's address.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
 import ssl
-import time
 from collections import Counter
 from collections.abc import Callable
 from email import message_from_string, policy
@@ -26,6 +24,7 @@ import pytest
 import trustme
 from helpers.net import free_port
 from helpers.smtp_sink import SmtpSink
+from helpers.wait import wait_until
 from sqlalchemy import select
 
 from phigate.config import Settings
@@ -129,11 +128,9 @@ async def test_no_phi_in_logs_or_metrics(
                                       b"From: someone@elsewhere.test\r\nSubject: "
                                       + str(sample[0]["subject"]).encode() + b"\r\n\r\nx\r\n")
         accepted = sum(reply.startswith("250") for reply in replies)
-        deadline = time.monotonic() + 30
-        while any(state == MessageState.ACTIVE
-                  for state, _ in message_outcomes(running.runtime.store)) and (
-                time.monotonic() < deadline):
-            await asyncio.sleep(0.2)
+        await wait_until(lambda: not any(
+            state == MessageState.ACTIVE for state, _ in message_outcomes(running.runtime.store)),
+            timeout=30, interval=0.2, what="every accepted message delivered or bounced")
         body, _ = METRICS.render()
         outcomes = message_outcomes(running.runtime.store)
     finally:

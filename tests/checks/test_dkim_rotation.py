@@ -23,7 +23,7 @@ MESSAGE = (b"From: Front Desk <desk@practice.test>\r\nTo: pat@example.org\r\n"
            b"Subject: Reminder\r\nMessage-ID: <r1@practice.test>\r\n\r\nSee you Tuesday.\r\n")
 
 
-def _dnsfunc(server: DnsServer):  # noqa: ANN202
+def _dnsfunc(server: DnsServer):
     resolver = dns.resolver.Resolver(configure=False)
     resolver.nameservers = ["127.0.0.1"]
     resolver.port = server.port
@@ -103,7 +103,7 @@ def test_activate_can_be_forced_and_is_audited_as_such(
     assert status.out.startswith("active    phigate") and "retiring  s2026" in status.out
 
 
-def load_state_of(config: Path):  # noqa: ANN201
+def load_state_of(config: Path):
     engine = make_engine(load_settings(config).storage.url)
     try:
         return load_state(engine)

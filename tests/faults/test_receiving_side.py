@@ -137,7 +137,7 @@ class Scenario:
 
 
 def make_scenarios(seed: int) -> list[Scenario]:
-    rng = random.Random(seed)  # noqa: S311 - a reproducible test plan
+    rng = random.Random(seed)
     scenarios = []
     for index in range(MESSAGES):
         phi = index % 3 == 0
@@ -373,7 +373,7 @@ async def test_every_message_reaches_its_final_state_on_schedule(
     }
     tls_ids = {name: enqueue(*case) for name, case in tls_cases.items()}
     scheduler = DeliveryScheduler(settings, store, clock=clock,
-                                  rng=random.Random(SEED))  # noqa: S311 - retry jitter
+                                  rng=random.Random(SEED))
 
     ticks = await deliver_everything(scheduler, store, clock)
 

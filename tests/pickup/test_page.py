@@ -158,7 +158,7 @@ async def test_another_recipients_token_opens_nothing_of_theirs(
     assert world.received("Your code", OTHER) == []
 
 
-def _two_recipients(world: PickupWorld):  # noqa: ANN202
+def _two_recipients(world: PickupWorld):
     from phigate.queue.store import NewMessage
 
     return NewMessage(sender="clinic@practice.test", recipients=[PATIENT, OTHER],
@@ -185,7 +185,7 @@ async def test_second_factor_and_shred_after_download(
     world.settings = dataclasses.replace(world.settings, pickup=dataclasses.replace(
         world.settings.pickup, destroy_after_download=["treatment"]))
     assert world.pages is not None
-    world.pages._settings = world.settings  # noqa: SLF001 - the running page's settings
+    world.pages._settings = world.settings
     world.enqueue_phi(phi_message(verify="Date of birth (YYYY-MM-DD); 1980-04-02"))
     await world.deliver()
     link = world.link()

@@ -64,7 +64,7 @@ async def test_no_starttls_switches_at_once_and_the_notice_carries_no_phi(
 
 
 async def test_certificate_failures_wait_after_seconds_before_switching(
-        pickup_world: PickupWorld, sink_factory, wrong_name_tls) -> None:  # noqa: ANN001
+        pickup_world: PickupWorld, sink_factory, wrong_name_tls) -> None:
     world = pickup_world
     world.sink = sink_factory(tls=wrong_name_tls)  # a certificate for another name
     world.settings = dataclasses.replace(world.settings, delivery=dataclasses.replace(
@@ -92,7 +92,7 @@ async def test_a_class_or_domain_without_pickup_keeps_waiting(pickup_world: Pick
     assert world.received("is waiting") == []
 
 
-async def test_notice_scans_none(pickup_world: PickupWorld, thread_scanner) -> None:  # noqa: ANN001
+async def test_notice_scans_none(pickup_world: PickupWorld, thread_scanner) -> None:
     world = pickup_world
     world.enqueue_phi()
     await world.deliver()

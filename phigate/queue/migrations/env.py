@@ -2,7 +2,7 @@
 
 from alembic import context
 
-import phigate.queue.pickup_models  # noqa: F401  (registers the pickup table on Base)
+import phigate.queue.pickup_models
 import phigate.queue.policy_models  # noqa: F401  (registers the policy tables on Base)
 from phigate.queue.models import Base
 

@@ -21,14 +21,14 @@ def message(*recipients: str, phi: bool = False, domain: str = "example.test") -
                            domain=domain, content=BODY, phi=phi, message_id="M1")
 
 
-def mx(dns, domain="example.test", hosts=(("mx1.example.test", "127.0.0.1"),)):  # noqa: ANN001
+def mx(dns, domain="example.test", hosts=(("mx1.example.test", "127.0.0.1"),)):
     dns.set(domain, [("MX", f"{10 * (i + 1)} {name}.") for i, (name, _) in enumerate(hosts)])
     for name, address in hosts:
         dns.set(name, [("A", address)])
 
 
 @pytest.fixture
-async def transport_for(delivery_settings):  # noqa: ANN001
+async def transport_for(delivery_settings):
     made: list[SmtpTransport] = []
 
     def make(**overrides: object) -> SmtpTransport:
@@ -42,7 +42,7 @@ async def transport_for(delivery_settings):  # noqa: ANN001
 
 
 async def test_starttls_verified_one_transaction_for_several_recipients(
-        dns, sink_factory, server_tls, transport_for) -> None:  # noqa: ANN001
+        dns, sink_factory, server_tls, transport_for) -> None:
     sink = sink_factory(tls=server_tls)
     mx(dns)
     transport = transport_for(mx_port=sink.port, tls_default="verify")
@@ -60,7 +60,7 @@ async def test_starttls_verified_one_transaction_for_several_recipients(
     assert received.content.replace(b"\r\n", b"\n") == BODY.replace(b"\r\n", b"\n")
 
 
-async def test_phi_never_sent_in_clear(dns, sink_factory, transport_for) -> None:  # noqa: ANN001
+async def test_phi_never_sent_in_clear(dns, sink_factory, transport_for) -> None:
     sink = sink_factory(tls=None)  # offers no STARTTLS
     mx(dns)
     transport = transport_for(mx_port=sink.port)
@@ -76,7 +76,7 @@ async def test_phi_never_sent_in_clear(dns, sink_factory, transport_for) -> None
 
 
 async def test_phi_with_an_unverifiable_certificate_waits(
-        dns, sink_factory, wrong_name_tls, transport_for) -> None:  # noqa: ANN001
+        dns, sink_factory, wrong_name_tls, transport_for) -> None:
     sink = sink_factory(tls=wrong_name_tls)
     mx(dns)
     transport = transport_for(mx_port=sink.port)
@@ -89,7 +89,7 @@ async def test_phi_with_an_unverifiable_certificate_waits(
 
 
 async def test_ordinary_mail_is_opportunistic(
-        dns, sink_factory, wrong_name_tls, transport_for) -> None:  # noqa: ANN001
+        dns, sink_factory, wrong_name_tls, transport_for) -> None:
     plain = sink_factory(tls=None)
     mx(dns)
     result = await transport_for(mx_port=plain.port).deliver(message())
@@ -103,7 +103,7 @@ async def test_ordinary_mail_is_opportunistic(
 
 
 async def test_domain_policy_required_accepts_any_certificate_for_phi(
-        dns, sink_factory, wrong_name_tls, transport_for) -> None:  # noqa: ANN001
+        dns, sink_factory, wrong_name_tls, transport_for) -> None:
     sink = sink_factory(tls=wrong_name_tls)
     mx(dns)
     transport = transport_for(mx_port=sink.port,
@@ -121,7 +121,7 @@ async def test_domain_policy_required_accepts_any_certificate_for_phi(
 
 
 async def test_rcpt_failures_are_per_recipient(
-        dns, sink_factory, transport_for) -> None:  # noqa: ANN001
+        dns, sink_factory, transport_for) -> None:
     sink = sink_factory()
     mx(dns)
     sink.script_rcpt("gone@example.test", "550 5.1.1 no such user")
@@ -139,7 +139,7 @@ async def test_rcpt_failures_are_per_recipient(
 
 
 async def test_all_recipients_refused_sends_no_data(
-        dns, sink_factory, transport_for) -> None:  # noqa: ANN001
+        dns, sink_factory, transport_for) -> None:
     sink = sink_factory()
     mx(dns)
     sink.script("RCPT", "550 5.7.1 relaying denied", times=None)
@@ -155,7 +155,7 @@ async def test_all_recipients_refused_sends_no_data(
     ("DATA", "452 4.3.1 out of space", False),
 ])
 async def test_transaction_replies_apply_to_every_recipient(
-        dns, sink_factory, transport_for, command, reply, permanent) -> None:  # noqa: ANN001
+        dns, sink_factory, transport_for, command, reply, permanent) -> None:
     sink = sink_factory()
     mx(dns)
     sink.script(command, reply)
@@ -167,7 +167,7 @@ async def test_transaction_replies_apply_to_every_recipient(
 
 
 async def test_dropped_and_stalled_connections_are_temporary(
-        dns, sink_factory, transport_for) -> None:  # noqa: ANN001
+        dns, sink_factory, transport_for) -> None:
     sink = sink_factory()
     mx(dns)
     transport = transport_for(mx_port=sink.port, command_timeout_seconds=0.5)
@@ -183,7 +183,7 @@ async def test_dropped_and_stalled_connections_are_temporary(
 
 
 async def test_next_mx_is_tried_when_the_first_is_unreachable(
-        dns, sink_factory, transport_for) -> None:  # noqa: ANN001
+        dns, sink_factory, transport_for) -> None:
     port = free_port()
     second = sink_factory(port=port, address="127.0.0.3")
     # mx1 (preference 10) points at an address where nothing listens.
@@ -197,7 +197,7 @@ async def test_next_mx_is_tried_when_the_first_is_unreachable(
 
 
 async def test_a_421_greeting_moves_on_and_reports_a_rate_limit(
-        dns, sink_factory, transport_for) -> None:  # noqa: ANN001
+        dns, sink_factory, transport_for) -> None:
     port = free_port()
     busy = sink_factory(port=port, address="127.0.0.2")
     busy.script("EHLO", "421 4.7.0 too many connections, slow down", times=None)
@@ -211,7 +211,7 @@ async def test_a_421_greeting_moves_on_and_reports_a_rate_limit(
 
 
 async def test_connections_are_reused(dns, sink_factory, server_tls,
-                                      transport_for) -> None:  # noqa: ANN001
+                                      transport_for) -> None:
     sink = sink_factory(tls=server_tls)
     mx(dns)
     transport = transport_for(mx_port=sink.port)
@@ -223,7 +223,7 @@ async def test_connections_are_reused(dns, sink_factory, server_tls,
 
 
 async def test_a_connection_closed_by_the_server_is_replaced(
-        dns, sink_factory, transport_for) -> None:  # noqa: ANN001
+        dns, sink_factory, transport_for) -> None:
     sink = sink_factory(timeout=0.3)  # the server drops idle sessions after 0.3 s
     mx(dns)
     transport = transport_for(mx_port=sink.port)
@@ -234,7 +234,7 @@ async def test_a_connection_closed_by_the_server_is_replaced(
 
 
 async def test_smarthost_with_auth_after_starttls(
-        dns, sink_factory, server_tls, delivery_settings) -> None:  # noqa: ANN001
+        dns, sink_factory, server_tls, delivery_settings) -> None:
     relay = sink_factory(tls=server_tls, credentials={"practice": "s3cret"})
     dns.set("relay.partner.test", [("A", "127.0.0.1")])
     transport = SmtpTransport(
@@ -251,7 +251,7 @@ async def test_smarthost_with_auth_after_starttls(
 
 
 async def test_smarthost_wrong_password_defers(
-        dns, sink_factory, server_tls, delivery_settings) -> None:  # noqa: ANN001
+        dns, sink_factory, server_tls, delivery_settings) -> None:
     relay = sink_factory(tls=server_tls, credentials={"practice": "s3cret"})
     dns.set("relay.partner.test", [("A", "127.0.0.1")])
     transport = SmtpTransport(
@@ -268,7 +268,7 @@ async def test_smarthost_wrong_password_defers(
 
 
 async def test_smarthost_implicit_tls(dns, sink_factory, server_tls,
-                                      delivery_settings) -> None:  # noqa: ANN001
+                                      delivery_settings) -> None:
     relay = sink_factory(implicit_tls=server_tls)
     dns.set("relay.partner.test", [("A", "127.0.0.1")])
     transport = SmtpTransport(

@@ -37,7 +37,7 @@ LEAKS = (b"Jane Roe", b"123-45-6789", b"Lab results", b"HIV", b"48213977", b"EHR
 
 
 @pytest.fixture
-def store(db_url: str, master_key_file: Path):  # noqa: ANN201
+def store(db_url: str, master_key_file: Path):
     engine = make_engine(db_url)
     upgrade(engine)
     yield SqlQueueStore(engine, MasterKey.load(master_key_file))
@@ -94,7 +94,7 @@ def nulls(sink: SmtpSink) -> list[bytes]:
 
 
 async def test_dsn_about_phi_never_leaves_over_a_hop_without_tls(
-        dns, sink_factory, store, make_settings, ca_file) -> None:  # noqa: ANN001
+        dns, sink_factory, store, make_settings, ca_file) -> None:
     # One plain MX for both domains: the DSN would take the same hop as the original.
     plain = sink_factory(tls=None)
     hops = Hops(dns, store, make_settings, ca_file, plain, plain)
@@ -118,7 +118,7 @@ async def test_dsn_about_phi_never_leaves_over_a_hop_without_tls(
 
 async def test_dsn_about_phi_refused_over_unverified_tls_after_a_5xx(
         dns, sink_factory, store, make_settings, ca_file, server_tls,
-        wrong_name_tls) -> None:  # noqa: ANN001
+        wrong_name_tls) -> None:
     patient = sink_factory(tls=server_tls)
     practice = sink_factory(tls=wrong_name_tls, port=patient.port, address="127.0.0.2")
     patient.script_rcpt("jane@example.test", "550 5.1.1 <jane@example.test> Jane Roe SSN "
@@ -135,7 +135,7 @@ async def test_dsn_about_phi_refused_over_unverified_tls_after_a_5xx(
 
 
 async def test_dsn_about_phi_carries_only_rfc3464_fields_and_is_dkim_signed(
-        dns, sink_factory, store, make_settings, ca_file, server_tls) -> None:  # noqa: ANN001
+        dns, sink_factory, store, make_settings, ca_file, server_tls) -> None:
     verified = sink_factory(tls=server_tls)
     verified.script_rcpt("jane@example.test", "550 5.1.1 <jane@example.test> Jane Roe SSN "
                                               "123-45-6789 unknown")
@@ -163,7 +163,7 @@ async def test_dsn_about_phi_carries_only_rfc3464_fields_and_is_dkim_signed(
 
 
 async def test_delay_notice_about_phi_is_minimal_and_waits_for_tls(
-        dns, sink_factory, store, make_settings, ca_file, server_tls) -> None:  # noqa: ANN001
+        dns, sink_factory, store, make_settings, ca_file, server_tls) -> None:
     verified = sink_factory(tls=server_tls)
     plain = sink_factory(tls=None, port=verified.port, address="127.0.0.2")
     # The patient's MX has no TLS (the PHI message waits); the practice's is verified.

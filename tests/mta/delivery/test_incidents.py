@@ -33,7 +33,7 @@ def body(message_class: str) -> bytes:
 
 
 @pytest.fixture
-def store(db_url: str, master_key_file: Path):  # noqa: ANN201
+def store(db_url: str, master_key_file: Path):
     engine = make_engine(db_url)
     upgrade(engine)
     yield SqlQueueStore(engine, MasterKey.load(master_key_file))
@@ -49,8 +49,8 @@ def test_the_same_classifier_reads_synchronous_replies() -> None:
 
 
 async def test_blocked_at_rcpt_opens_an_incident_and_holds_marketing_only(
-        store: SqlQueueStore, dns, sink_factory, server_tls, ca_file,  # noqa: ANN001
-        make_settings) -> None:  # noqa: ANN001
+        store: SqlQueueStore, dns, sink_factory, server_tls, ca_file,
+        make_settings) -> None:
     sink: SmtpSink = sink_factory(tls=server_tls)
     for domain in ("example.test", "practice.test"):
         dns.set(domain, [("MX", "10 mx1.example.test.")])

@@ -11,12 +11,12 @@ from phigate.mta.delivery.outcomes import DeliveryError, NullMxError
 from phigate.mta.delivery.routing import Router, make_resolver
 
 
-def router(dns, **settings: object) -> Router:  # noqa: ANN001
+def router(dns, **settings: object) -> Router:
     return Router(DeliverySettings(dns_servers=[dns.address], connect_timeout_seconds=2.0,
                                    **settings), rng=random.Random(7))  # type: ignore[arg-type]
 
 
-async def test_mx_hosts_by_preference_with_their_addresses(dns) -> None:  # noqa: ANN001
+async def test_mx_hosts_by_preference_with_their_addresses(dns) -> None:
     dns.set("example.test", [("MX", "20 backup.example.test."), ("MX", "10 mx1.example.test.")])
     dns.set("mx1.example.test", [("A", "127.0.0.1"), ("AAAA", "::1")])
     dns.set("backup.example.test", [("A", "127.0.0.9")])
@@ -29,7 +29,7 @@ async def test_mx_hosts_by_preference_with_their_addresses(dns) -> None:  # noqa
     ]
 
 
-async def test_equal_preference_is_shuffled_but_kept_ahead(dns) -> None:  # noqa: ANN001
+async def test_equal_preference_is_shuffled_but_kept_ahead(dns) -> None:
     dns.set("example.test", [("MX", "10 a.example.test."), ("MX", "10 b.example.test."),
                              ("MX", "10 c.example.test."), ("MX", "50 z.example.test.")])
     for name in "abcz":
@@ -44,26 +44,26 @@ async def test_equal_preference_is_shuffled_but_kept_ahead(dns) -> None:  # noqa
     assert len(orders) > 1
 
 
-async def test_no_mx_falls_back_to_the_domain_address(dns) -> None:  # noqa: ANN001
+async def test_no_mx_falls_back_to_the_domain_address(dns) -> None:
     dns.set("plain.test", [("A", "127.0.0.5")])
     [hop] = await router(dns).next_hops("plain.test")
     assert (hop.name, hop.addresses) == ("plain.test", ("127.0.0.5",))
 
 
-async def test_null_mx_is_permanent(dns) -> None:  # noqa: ANN001
+async def test_null_mx_is_permanent(dns) -> None:
     dns.set("nomail.test", [("MX", "0 .")])
     with pytest.raises(NullMxError) as caught:
         await router(dns).next_hops("nomail.test")
     assert caught.value.permanent and caught.value.code == 556
 
 
-async def test_nonexistent_domain_is_permanent(dns) -> None:  # noqa: ANN001
+async def test_nonexistent_domain_is_permanent(dns) -> None:
     with pytest.raises(DeliveryError) as caught:
         await router(dns).next_hops("does-not-exist.test")
     assert caught.value.permanent and "5.1.2" in caught.value.text
 
 
-async def test_servfail_and_unresolvable_mx_are_temporary(dns) -> None:  # noqa: ANN001
+async def test_servfail_and_unresolvable_mx_are_temporary(dns) -> None:
     dns.fail("broken.test")
     with pytest.raises(DeliveryError) as caught:
         await router(dns).next_hops("broken.test")
@@ -75,7 +75,7 @@ async def test_servfail_and_unresolvable_mx_are_temporary(dns) -> None:  # noqa:
     assert not caught.value.permanent
 
 
-async def test_smarthost_bypasses_mx(dns) -> None:  # noqa: ANN001
+async def test_smarthost_bypasses_mx(dns) -> None:
     dns.set("relay.partner.test", [("A", "127.0.0.7")])
     [hop] = await router(dns, smarthost="relay.partner.test:587").next_hops("anything.test")
     assert (hop.name, hop.addresses, hop.port, hop.smarthost) == (

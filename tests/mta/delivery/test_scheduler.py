@@ -33,7 +33,7 @@ BODY = (b"From: Clinic <clinic@practice.test>\r\nTo: pat@example.test\r\n"
 
 
 @pytest.fixture
-def store(db_url: str, master_key_file: Path):  # noqa: ANN201
+def store(db_url: str, master_key_file: Path):
     engine = make_engine(db_url)
     upgrade(engine)
     yield SqlQueueStore(engine, MasterKey.load(master_key_file))
@@ -41,7 +41,7 @@ def store(db_url: str, master_key_file: Path):  # noqa: ANN201
 
 
 @pytest.fixture
-def world(dns, sink_factory, server_tls, ca_file, make_settings, store):  # noqa: ANN001,ANN201
+def world(dns, sink_factory, server_tls, ca_file, make_settings, store):
     """example.test and practice.test (the senders' own domain, for DSNs) on one sink."""
     sink = sink_factory(tls=server_tls)
     for domain in ("example.test", "practice.test"):
@@ -88,7 +88,7 @@ class _World:
                 for m in self.sink.messages if m.mail_from in ("", "<>")]
 
 
-async def test_delivers_over_verified_starttls_and_records_tls(world) -> None:  # noqa: ANN001
+async def test_delivers_over_verified_starttls_and_records_tls(world) -> None:
     message_id = world.enqueue("pat@example.test", "kim@example.test", phi=True)
 
     await world.scheduler().run_until_empty()
@@ -107,7 +107,7 @@ async def test_delivers_over_verified_starttls_and_records_tls(world) -> None:  
 
 
 async def test_phi_waits_for_tls_and_bounces_at_expiry_without_body(
-        world, sink_factory) -> None:  # noqa: ANN001
+        world, sink_factory) -> None:
     # example.test's MX offers no STARTTLS.
     plain = sink_factory(tls=None, port=world.sink.port, address="127.0.0.2")
     world.dns.set("example.test", [("MX", "10 mx2.example.test.")])
@@ -147,7 +147,7 @@ async def test_phi_waits_for_tls_and_bounces_at_expiry_without_body(
     assert b"Status: 5.7.10" in raw
 
 
-async def test_temporary_failures_are_retried_on_schedule(world) -> None:  # noqa: ANN001
+async def test_temporary_failures_are_retried_on_schedule(world) -> None:
     world.sink.script("RCPT", "450 4.2.0 mailbox busy", times=2)
     message_id = world.enqueue()
     scheduler = world.scheduler(retry_base_seconds=60)
@@ -178,7 +178,7 @@ async def test_temporary_failures_are_retried_on_schedule(world) -> None:  # noq
 
 
 async def test_permanent_failure_bounces_once_and_a_bounce_is_never_bounced(
-        world) -> None:  # noqa: ANN001
+        world) -> None:
     world.sink.script_rcpt("gone@example.test", "550 5.1.1 no such user")
     # The sender's own mailbox refuses the DSN too.
     world.sink.script_rcpt(SENDER, "550 5.1.1 sender mailbox gone")
@@ -196,7 +196,7 @@ async def test_permanent_failure_bounces_once_and_a_bounce_is_never_bounced(
     assert len(dsn_rcpt) == 1
 
 
-async def test_dsn_names_the_remote_reply(world) -> None:  # noqa: ANN001
+async def test_dsn_names_the_remote_reply(world) -> None:
     world.sink.script_rcpt("gone@example.test", "550 5.1.1 no such user")
     world.enqueue("gone@example.test")
     await world.scheduler().run_until_empty()
@@ -219,7 +219,7 @@ class _ExplodingTransport:
         pass
 
 
-async def test_a_message_that_keeps_crashing_is_parked_as_corrupt(world) -> None:  # noqa: ANN001
+async def test_a_message_that_keeps_crashing_is_parked_as_corrupt(world) -> None:
     message_id = world.enqueue()
     transport = _ExplodingTransport()
     scheduler = DeliveryScheduler(world.settings(), world.store, clock=world.clock,
@@ -233,7 +233,7 @@ async def test_a_message_that_keeps_crashing_is_parked_as_corrupt(world) -> None
     assert view.recipients[0].state is RecipientState.QUEUED  # parked, not lost
 
 
-async def test_rate_and_concurrency_limits_hold(world) -> None:  # noqa: ANN001
+async def test_rate_and_concurrency_limits_hold(world) -> None:
     for index in range(12):
         world.enqueue(f"p{index}@example.test")
     world.sink.script("DATA", Stall(0.05), times=None)  # make deliveries overlap
@@ -253,7 +253,7 @@ async def test_rate_and_concurrency_limits_hold(world) -> None:  # noqa: ANN001
     assert (starts[-1] - starts[0]).total_seconds() >= 11 - 1e-6
 
 
-async def test_concurrency_is_used_up_to_the_limit(world) -> None:  # noqa: ANN001
+async def test_concurrency_is_used_up_to_the_limit(world) -> None:
     for index in range(8):
         world.enqueue(f"p{index}@example.test")
     world.sink.script("DATA", Stall(0.2), times=None)
@@ -263,7 +263,7 @@ async def test_concurrency_is_used_up_to_the_limit(world) -> None:  # noqa: ANN0
     assert world.sink.max_concurrent == 2
 
 
-async def test_a_421_slows_that_destination_down(world) -> None:  # noqa: ANN001
+async def test_a_421_slows_that_destination_down(world) -> None:
     messages = [world.enqueue(f"p{i}@example.test") for i in range(6)]
     world.sink.script("EHLO", "421 4.7.0 too many messages, slow down", times=None)
     scheduler = world.scheduler(rate_limit_pause_seconds=60, rate_limit_slow_seconds=600,
@@ -303,7 +303,7 @@ async def test_a_421_slows_that_destination_down(world) -> None:  # noqa: ANN001
     assert (starts[-1] - starts[0]).total_seconds() >= 1.4 - 1e-6
 
 
-async def test_graceful_stop_releases_leases(world) -> None:  # noqa: ANN001
+async def test_graceful_stop_releases_leases(world) -> None:
     world.sink.script("DATA", Stall(3.0))
     message_id = world.enqueue()
     scheduler = DeliveryScheduler(world.settings(shutdown_timeout_seconds=0.2), world.store)
@@ -323,7 +323,7 @@ async def test_graceful_stop_releases_leases(world) -> None:  # noqa: ANN001
 
 
 async def test_stop_cancelled_while_draining_still_releases_leases(
-        world) -> None:  # noqa: ANN001
+        world) -> None:
     """Whoever stops delivery gives up waiting (cancels it) while a delivery hangs: the
     lease release is shielded, so it still runs before the cancellation goes through."""
     world.sink.script("DATA", Stall(30.0))
@@ -341,7 +341,7 @@ async def test_stop_cancelled_while_draining_still_releases_leases(
     assert world.sink.messages == []
 
 
-async def test_jobs_stale_behind_a_throttle_cost_no_rate(world) -> None:  # noqa: ANN001
+async def test_jobs_stale_behind_a_throttle_cost_no_rate(world) -> None:
     """More claimed than the rate lets out within the lease: the stale ones are dropped
     (claimed again later) without eating tokens, so the rate is still used in full."""
     for index in range(30):
@@ -357,7 +357,7 @@ async def test_jobs_stale_behind_a_throttle_cost_no_rate(world) -> None:  # noqa
     assert (world.clock.now() - start).total_seconds() <= 40  # 1/s, plus lease churn
 
 
-async def test_delivered_mail_is_dkim_signed_without_internal_headers(world) -> None:  # noqa: ANN001
+async def test_delivered_mail_is_dkim_signed_without_internal_headers(world) -> None:
     import dkim
 
     from phigate.mta.delivery.dkim import DkimSigner, dns_record, generate_key
@@ -383,7 +383,7 @@ async def test_delivered_mail_is_dkim_signed_without_internal_headers(world) -> 
 
 
 async def test_marketing_gets_verp_and_signed_one_click_unsubscribe_per_recipient(
-        world, tmp_path: Path) -> None:  # noqa: ANN001
+        world, tmp_path: Path) -> None:
     import dkim
 
     from phigate.mta.delivery.dkim import DkimSigner, dns_record, generate_key

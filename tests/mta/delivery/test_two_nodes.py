@@ -28,7 +28,7 @@ WORKERS = 4
 
 
 @pytest.fixture
-def cluster(pg_url: str, tmp_path: Path, dns, sink_factory):  # noqa: ANN001,ANN201
+def cluster(pg_url: str, tmp_path: Path, dns, sink_factory):
     key_file = tmp_path / "master.key"
     MasterKey.generate().write(key_file)
     engine = make_engine(pg_url)
@@ -95,7 +95,7 @@ def _stop(node: subprocess.Popen[str]) -> None:
     assert node.wait(15) == 0
 
 
-def test_two_nodes_deliver_each_message_exactly_once(cluster) -> None:  # noqa: ANN001
+def test_two_nodes_deliver_each_message_exactly_once(cluster) -> None:
     a = cluster.start("node-a", lease_seconds=60)
     b = cluster.start("node-b", lease_seconds=60)
     cluster.wait_until(lambda: cluster.delivered() == COUNT, timeout=120)
@@ -110,7 +110,7 @@ def test_two_nodes_deliver_each_message_exactly_once(cluster) -> None:  # noqa: 
     assert owners == 0  # graceful stops released everything
 
 
-def test_a_killed_node_s_work_is_finished_after_its_leases_expire(cluster) -> None:  # noqa: ANN001
+def test_a_killed_node_s_work_is_finished_after_its_leases_expire(cluster) -> None:
     cluster.sink.script("DATA", Stall(0.01), times=None)  # keep both nodes busy for a while
     a = cluster.start("node-a", lease_seconds=3)
     b = cluster.start("node-b", lease_seconds=3)
