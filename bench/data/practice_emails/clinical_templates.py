@@ -49,7 +49,7 @@ def caps_note(m: Maker) -> Template:
     return "caps_clinical_note", m.pick(["treatment", "marketing"]), True, "note", pieces
 
 
-def LAST_NAMES(m: Maker) -> list[str]:  # noqa: N802 - reads like the constant it wraps
+def LAST_NAMES(m: Maker) -> list[str]:
     return [m.name().split()[1] for _ in range(3)]
 
 

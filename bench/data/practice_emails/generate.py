@@ -24,7 +24,7 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
-from clinical_templates import CLINICAL_TEMPLATES  # noqa: E402 - beside this script
+from clinical_templates import CLINICAL_TEMPLATES
 
 OUT = Path(__file__).with_name("emails.jsonl")
 SEED = 20261128
