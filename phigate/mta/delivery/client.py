@@ -270,7 +270,7 @@ class SmtpTransport:
                                   "SMTPUTF8", True)
                 self._checkin(connection)
                 return [failure.for_recipient(r) for r in message.recipients], False
-            options = _mail_options(smtp, message, utf8)
+            options = _mail_options(smtp, message, utf8, connection.tls.cert_verified)
             encoding = "utf-8" if utf8 else "ascii"
             stage = "mail"
             await smtp.mail(message.sender, options=options, encoding=encoding)
@@ -376,7 +376,8 @@ def _needs_smtputf8(message: OutboundMessage) -> bool:
     return not (message.sender.isascii() and all(r.isascii() for r in message.recipients))
 
 
-def _mail_options(smtp: aiosmtplib.SMTP, message: OutboundMessage, utf8: bool) -> list[str]:
+def _mail_options(smtp: aiosmtplib.SMTP, message: OutboundMessage, utf8: bool,
+                  verified: bool = False) -> list[str]:
     options = []
     if smtp.supports_extension("size"):
         options.append(f"SIZE={len(message.content)}")
@@ -384,8 +385,11 @@ def _mail_options(smtp: aiosmtplib.SMTP, message: OutboundMessage, utf8: bool) -
         options.append("BODY=8BITMIME")
     if utf8:
         options.append("SMTPUTF8")
-    if message.require_tls:
-        options.append("REQUIRETLS")  # passed on (RFC 8689 4.2.1)
+    if message.require_tls or (message.phi and verified
+                               and smtp.supports_extension("requiretls")):
+        # Passed on (RFC 8689 4.2.1); PHI asks for it wherever a verified hop offers it, so
+        # the next hops keep to TLS too.
+        options.append("REQUIRETLS")
     return options
 
 

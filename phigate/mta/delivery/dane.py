@@ -94,6 +94,8 @@ def make_validating_resolver(server: str, *, timeout: float = 10.0
     resolver.nameservers = [hostport.host]
     resolver.port = hostport.port
     resolver.lifetime = timeout
+    # Answers (with their flags) are kept for their TTL: one TLSA query per MX and TTL.
+    resolver.cache = dns.resolver.LRUCache(10_000)
     # DO asks the resolver to validate and report AD; no CD: it must not hand us bogus data.
     resolver.use_edns(0, dns.flags.DO, 1232)
     return resolver

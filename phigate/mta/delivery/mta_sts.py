@@ -271,11 +271,17 @@ class MtaSts:
     port: int = 443
     now: Callable[[], datetime] = field(default=lambda: datetime.now().astimezone())
     _checked: dict[str, float] = field(default_factory=dict)
+    #: Policies already read or fetched by this process (no database read per delivery).
+    _memory: dict[str, CachedPolicy] = field(default_factory=dict)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     async def lookup(self, domain: str) -> StsLookup:
         domain = domain.lower()
-        cached = await asyncio.to_thread(self.cache.get_sts_policy, domain)
+        cached = self._memory.get(domain)
+        if cached is None or cached.expires_at <= self.now():
+            cached = await asyncio.to_thread(self.cache.get_sts_policy, domain)
+            if cached is not None:
+                self._memory[domain] = cached
         if cached is not None and cached.expires_at > self.now():
             self._maybe_refresh(domain, cached)
             return StsLookup(cached.policy)
@@ -331,6 +337,7 @@ class MtaSts:
         now = self.now()
         cached = CachedPolicy(policy, now, now + timedelta(seconds=policy.max_age))
         await asyncio.to_thread(self.cache.put_sts_policy, domain, cached)
+        self._memory[domain] = cached
         log_event(log, "mta_sts_policy_cached", mode=str(policy.mode),
                   max_age=policy.max_age)
         return policy

@@ -331,3 +331,13 @@ async def test_tls_required_no_is_honoured_only_without_phi(world: World,
     phi = await _deliver(world.transport(), tls_optional=True, phi=True)
     assert not phi.outcomes[0].delivered and phi.tls_policy == "dane"
     assert len(sink.messages) == 1
+
+
+async def test_phi_asks_for_requiretls_where_a_verified_hop_offers_it(world: World) -> None:
+    world.dns.set(DOMAIN, [("MX", f"10 {MX1}.")])
+    sink = world.sink("127.0.0.1", _context(world.ca, MX1), requiretls=True)
+    phi = await _deliver(world.transport(), phi=True)
+    plain = await _deliver(world.transport())
+    assert phi.outcomes[0].delivered and plain.outcomes[0].delivered
+    first, second = sink.messages
+    assert "REQUIRETLS" in first.mail_options and "REQUIRETLS" not in second.mail_options
