@@ -38,7 +38,7 @@ from phigate.policy.incidents import IncidentStore
 from phigate.policy.stores import PolicyStores
 from phigate.policy.suppression import AddResult, SuppressionEntry, SuppressionStore
 from phigate.queue.db import shred_checkpoint
-from phigate.queue.models import Attempt, Message, MessageState, Recipient
+from phigate.queue.models import Attempt, AuditEvent, Message, MessageState, Recipient
 from phigate.queue.store import MessageView, NewMessage, SqlQueueStore, UnknownMessage
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,8 @@ class AttemptView:
 class MessageDetail:
     view: MessageView
     attempts: list[AttemptView] = field(default_factory=list)
+    #: Secure pickup's audit entries (notice, code, failures, views, downloads, reply).
+    pickup_events: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,15 @@ class AdminService:
                             a.tls_policy)
                 for a in rows
             ]
-        return MessageDetail(view, attempts)
+            pickup = [
+                {"at": e.at.isoformat(timespec="seconds"), "action": e.action,
+                 "ip": e.actor_ip, "detail": e.detail}
+                for e in session.scalars(
+                    select(AuditEvent).where(AuditEvent.message_id == message_id,
+                                             AuditEvent.action.startswith("pickup_"))
+                    .order_by(AuditEvent.id))
+            ]
+        return MessageDetail(view, attempts, pickup)
 
     def shape(self, *, deferred_only: bool = False, top: int = 20) -> QueueShape:
         self.gate.require(Role.VIEWER, "queue.shape")

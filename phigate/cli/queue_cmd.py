@@ -121,7 +121,8 @@ def run_list(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 def detail_dict(detail: MessageDetail) -> dict[str, object]:
-    return {**as_dict(detail.view), "attempts": [a.as_dict() for a in detail.attempts]}
+    return {**as_dict(detail.view), "attempts": [a.as_dict() for a in detail.attempts],
+            "pickup_events": detail.pickup_events}
 
 
 def _print_detail(detail: MessageDetail) -> None:
@@ -157,6 +158,11 @@ def _print_detail(detail: MessageDetail) -> None:
               f"{a.host or '-'}: {a.code or '-'} {a.text or ''} [{tls}]")
     if not detail.attempts:
         print("  (none)")
+    if detail.pickup_events:
+        print("secure pickup")
+        for event in detail.pickup_events:
+            print(f"  {event['at']} {event['action'].removeprefix('pickup_')} "
+                  f"from {event['ip'] or '-'}")
 
 
 def run_show(args: argparse.Namespace, ctx: CliContext) -> int:

@@ -208,3 +208,9 @@ async def pickup_site(pickup_world: PickupWorld, https_cert: trustme.LeafCert,
         yield world
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture
+def sqlite_only(db_url: str) -> None:
+    if not db_url.startswith("sqlite"):
+        pytest.skip("wiring only: the store is covered on PostgreSQL elsewhere")

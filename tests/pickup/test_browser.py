@@ -141,6 +141,30 @@ async def test_pickup_in_a_real_browser(pickup_site: PickupWorld, https_cert: tr
                        "pickup_download", "pickup_reply", "pickup_view", "pickup_logout"]
     with world.store.reading() as session:
         assert verify_chain(session).broken is None
+    _queue_show_lists(world, message_id, actions)
+
+
+def _queue_show_lists(world: PickupWorld, message_id: str, actions: list[str]) -> None:
+    """``phigate queue show`` (and the TUI's message screen, same service) list the steps."""
+    import dataclasses
+    import io
+    from contextlib import redirect_stdout
+
+    from phigate.admin import AdminService, Identity
+    from phigate.cli.queue_cmd import _print_detail
+    from phigate.config import AdminSettings
+
+    settings = dataclasses.replace(world.settings, admin=AdminSettings(viewers=["vera"]))
+    service = AdminService(world.store, AuditLog(world.store.engine), settings,
+                           identity=Identity("vera", frozenset()))
+    detail = service.message(message_id)
+    assert [e["action"] for e in detail.pickup_events] == actions
+    assert all(e["ip"] == "127.0.0.1" for e in detail.pickup_events[1:])
+    out = io.StringIO()
+    with redirect_stdout(out):
+        _print_detail(detail)
+    assert "secure pickup" in out.getvalue() and "download from 127.0.0.1" in out.getvalue()
+    assert "pickup" in out.getvalue().split("recipients", 1)[1].split("attempts", 1)[0]
 
 
 async def _without_javascript(browser: Any, link: str) -> None:

@@ -232,3 +232,14 @@ async def test_no_phi_in_logs_or_metrics(pickup_site: PickupWorld,
     for text in (ours, metrics):
         for secret in (*PHI_STRINGS, PHI_FILE, PATIENT, link.rsplit("/", 1)[1]):
             assert secret not in text
+
+
+async def test_serve_mounts_the_page_on_the_http_listener_only_with_public_url(
+        relay_factory, sqlite_only: None) -> None:
+    for public_url, expect_csp in (("https://pickup.practice.test", True), ("", False)):
+        async with relay_factory(("http",), pickup={"public_url": public_url}) as running:
+            port = running.runtime.settings.http.listen.port
+            async with aiohttp.ClientSession() as session, session.get(
+                    f"http://127.0.0.1:{port}/p/{'a' * 42}") as response:
+                assert response.status == 404
+                assert ("Content-Security-Policy" in response.headers) is expect_csp

@@ -84,6 +84,8 @@ class MessageScreen(AdminScreen):
                 tls = f"policy {a.tls_policy}, {tls}"
             lines.append(f"  {a.started_at:%m-%d %H:%M} {a.recipient} via {a.host or '-'}: "
                          f"{a.code or '-'} {a.text or ''} [{tls}]")
+        lines += [f"  pickup {e['at']} {e['action'].removeprefix('pickup_')} "
+                  f"from {e['ip'] or '-'}" for e in detail.pickup_events]
         self.query_one("#attempts", Static).update("\n".join(lines))
         if view.purged:
             self.query_one("#preview", Static).update("body destroyed (purged)")
