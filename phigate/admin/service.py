@@ -39,7 +39,8 @@ from phigate.policy.stores import PolicyStores
 from phigate.policy.suppression import AddResult, SuppressionEntry, SuppressionStore
 from phigate.queue.db import shred_checkpoint
 from phigate.queue.models import Attempt, AuditEvent, Message, MessageState, Recipient
-from phigate.queue.store import MessageView, NewMessage, SqlQueueStore, UnknownMessage
+from phigate.queue.store import NewMessage, SqlQueueStore, UnknownMessage
+from phigate.queue.views import MessageView
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from phigate.admin.shape import format_shape
 from phigate.cli.context import CliContext, SubParsers
 from phigate.cli.table import write_table
 from phigate.clock import utcnow
-from phigate.queue.store import as_dict
+from phigate.queue.views import as_dict
 
 PAGE = 1000
 

@@ -16,9 +16,9 @@ import secrets
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy import Engine, Select, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -38,6 +38,7 @@ from phigate.queue.models import (
     RecipientState,
 )
 from phigate.queue.transitions import Disposition
+from phigate.queue.views import MessageView, message_view
 
 
 class UnknownMessage(PhigateError):
@@ -87,38 +88,6 @@ class ClaimedRecipient:
     require_tls: bool = False
     #: The sender was already told this recipient is delayed.
     delay_notified: bool = False
-
-
-@dataclass(frozen=True)
-class RecipientView:
-    id: int
-    address: str
-    state: RecipientState
-    attempts: int
-    next_attempt_at: datetime
-    last_code: int | None
-    last_text: str | None
-
-
-@dataclass(frozen=True)
-class MessageView:
-    """What an admin may see of a message: the envelope and decisions, never the body."""
-
-    id: str
-    created_at: datetime
-    state: MessageState
-    sender: str
-    username: str | None
-    client_ip: str | None
-    size: int
-    message_class: str
-    campaign_id: str | None
-    phi_verdict: str
-    phi_categories: list[str]
-    rule_hits: list[dict[str, str]]
-    hold_reason: str | None
-    purged: bool
-    recipients: list[RecipientView] = field(default_factory=list)
 
 
 class QueueStore(Protocol):
@@ -330,7 +299,7 @@ class SqlQueueStore:
             recipients = session.scalars(
                 select(Recipient).where(Recipient.message_id == message_id).order_by(Recipient.id)
             ).all()
-            return _message_view(message, recipients)
+            return message_view(message, recipients)
 
     def set_state(self, message_id: str, state: MessageState, *, reason: str | None = None) -> None:
         with self.writing() as session:
@@ -383,65 +352,3 @@ def _message(session: Session, message_id: str) -> Message:
     if message is None:
         raise UnknownMessage(f"no message {message_id}")
     return message
-
-
-def _message_view(message: Message, recipients: Sequence[Recipient]) -> MessageView:
-    return MessageView(
-        id=message.id,
-        created_at=message.created_at,
-        state=message.state,
-        sender=message.sender,
-        username=message.username,
-        client_ip=message.client_ip,
-        size=message.size,
-        message_class=message.message_class,
-        campaign_id=message.campaign_id,
-        phi_verdict=message.phi_verdict,
-        phi_categories=list(message.phi_categories),
-        rule_hits=[dict(hit) for hit in message.rule_hits],
-        hold_reason=message.hold_reason,
-        purged=message.wrapped_key is None,
-        recipients=[
-            RecipientView(
-                id=r.id,
-                address=r.address,
-                state=r.state,
-                attempts=r.attempts,
-                next_attempt_at=r.next_attempt_at,
-                last_code=r.last_code,
-                last_text=r.last_text,
-            )
-            for r in recipients
-        ],
-    )
-
-
-def as_dict(view: MessageView) -> dict[str, Any]:
-    """JSON-ready form of a :class:`MessageView` (for ``--json`` output)."""
-    return {
-        "id": view.id,
-        "created_at": view.created_at.isoformat(),
-        "state": str(view.state),
-        "sender": view.sender,
-        "username": view.username,
-        "client_ip": view.client_ip,
-        "size": view.size,
-        "class": view.message_class,
-        "campaign": view.campaign_id,
-        "phi_verdict": view.phi_verdict,
-        "phi_categories": view.phi_categories,
-        "rule_hits": view.rule_hits,
-        "hold_reason": view.hold_reason,
-        "purged": view.purged,
-        "recipients": [
-            {
-                "address": r.address,
-                "state": str(r.state),
-                "attempts": r.attempts,
-                "next_attempt_at": r.next_attempt_at.isoformat(),
-                "last_code": r.last_code,
-                "last_text": r.last_text,
-            }
-            for r in view.recipients
-        ],
-    }
