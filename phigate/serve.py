@@ -20,6 +20,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import text
@@ -68,6 +69,8 @@ class RunningServices:
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     submission: SubmissionServices | None = None
     policy_stores: PolicyStores | None = None
+    #: (token signer, feedback processor), see :func:`_feedback`.
+    feedback: tuple[Any, Any] | None = None
 
 
 async def _listen(key: str, address: HostPort, start: Callable[[], Awaitable[T]]) -> T:
@@ -185,15 +188,31 @@ async def _start_smtp(settings: Settings, running: RunningServices) -> None:
     await _start_feedback(settings, running)
 
 
+def _feedback(settings: Settings, running: RunningServices) -> tuple[Any, Any]:
+    """The token signer and the feedback processor, built once for the feedback listener,
+    one-click unsubscribe and delivery of this process."""
+    if running.feedback is None:
+        from phigate.mta.delivery.decorate import token_signer
+        from phigate.policy.feedback.actions import FeedbackProcessor
+
+        signer = token_signer(settings, running.runtime.engine)
+        running.feedback = (signer, FeedbackProcessor(
+            settings, _policy_stores(running), running.runtime.engine, signer))
+    return running.feedback
+
+
+def read_secret(path: str) -> str:
+    """A secret file's content without the trailing newline ("" when not configured)."""
+    if not path:
+        return ""
+    return Path(path).read_text(encoding="utf-8").strip()
+
+
 async def _start_feedback(settings: Settings, running: RunningServices) -> None:
     """The second SMTP listener, for bounces, complaints and mailto unsubscribes."""
-    from phigate.mta.delivery.decorate import token_signer
     from phigate.mta.submission.feedback_listener import start_feedback_server
-    from phigate.policy.feedback.actions import FeedbackProcessor
 
-    signer = token_signer(settings, running.runtime.engine)
-    processor = FeedbackProcessor(settings, _policy_stores(running), running.runtime.engine,
-                                  signer)
+    signer, processor = _feedback(settings, running)
     listen = settings.feedback.listen
     server = await _listen(
         "[feedback] listen", listen,
@@ -207,12 +226,8 @@ async def _start_feedback(settings: Settings, running: RunningServices) -> None:
 def _add_unsubscribe_routes(app: Any, settings: Settings, running: RunningServices) -> None:
     """One-click unsubscribe (``/u/TOKEN``), see :mod:`phigate.http.unsubscribe`."""
     from phigate.http.unsubscribe import add_unsubscribe_routes
-    from phigate.mta.delivery.decorate import token_signer
-    from phigate.policy.feedback.actions import FeedbackProcessor
 
-    signer = token_signer(settings, running.runtime.engine)
-    processor = FeedbackProcessor(settings, _policy_stores(running), running.runtime.engine,
-                                  signer)
+    signer, processor = _feedback(settings, running)
     add_unsubscribe_routes(app, signer=signer, processor=processor,
                            organisation=settings.server.domain)
 
@@ -255,8 +270,11 @@ async def _start_delivery(settings: Settings, running: RunningServices) -> None:
     from phigate.policy.incidents import IncidentStore
 
     runtime = running.runtime
-    scheduler = DeliveryScheduler(settings, runtime.store, incidents=IncidentWatch(
-        IncidentStore(runtime.engine, runtime.audit)))
+    signer, _ = _feedback(settings, running)
+    scheduler = DeliveryScheduler(
+        settings, runtime.store, tokens=signer,
+        incidents=IncidentWatch(IncidentStore(runtime.engine, runtime.audit)),
+        smarthost_password=read_secret(settings.delivery.smarthost_password_file))
     stop = asyncio.Event()
     task = asyncio.create_task(scheduler.run(stop), name="delivery")
     running.tasks.append(task)

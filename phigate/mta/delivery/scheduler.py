@@ -35,7 +35,6 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from phigate.clock import Clock, SystemClock
 from phigate.config import Settings
@@ -96,7 +95,8 @@ class DeliveryScheduler:
                  owner: str | None = None, rng: random.Random | None = None,
                  tokens: TokenSigner | None = None,
                  security: DeliverySecurity | None = None,
-                 incidents: IncidentWatch | None = None) -> None:
+                 incidents: IncidentWatch | None = None,
+                 smarthost_password: str = "") -> None:
         self._settings = settings
         self._delivery = settings.delivery
         self._store = store
@@ -106,7 +106,7 @@ class DeliveryScheduler:
         self.security = security or build_security(settings, store, now=self._clock.now)
         self._transport = transport or SmtpTransport(
             settings.delivery, local_hostname=settings.server.hostname,
-            smarthost_password=_read_password(settings.delivery.smarthost_password_file),
+            smarthost_password=smarthost_password,  # read by serve, the composition root
             security=self.security)
         # The key of a DKIM rollover (`phigate dkim activate`) replaces the configured one.
         self._signer = signer if signer is not None else DkimSigner.from_settings(
@@ -544,12 +544,6 @@ def _attempt_outcome(outcome: RecipientOutcome) -> AttemptOutcome:
     if not outcome.remote and outcome.status == "4.7.5":  # TlsPolicyError, unverified cert
         return "tls_policy"
     return "permanent_failure" if outcome.permanent else "temporary_failure"
-
-
-def _read_password(path: str) -> str:
-    if not path:
-        return ""
-    return Path(path).read_text(encoding="utf-8").strip()
 
 
 def _default_tokens(settings: Settings, store: QueueStore) -> TokenSigner | None:
