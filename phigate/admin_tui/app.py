@@ -27,15 +27,15 @@ class AdminApp(App[None]):
     }
     DEFAULT_MODE = "dashboard"
     BINDINGS = [
-        Binding("f1,1", "switch_mode('dashboard')", "Dashboard"),
-        Binding("f2,2", "switch_mode('queue')", "Queue"),
-        Binding("f3,3", "switch_mode('quarantine')", "Quarantine"),
-        Binding("f4,4", "switch_mode('audit')", "Audit"),
-        Binding("f5,5", "switch_mode('campaigns')", "Campaigns"),
-        Binding("f6,6", "switch_mode('suppressions')", "Suppressions"),
-        # Every key of the screen and the app; the footer of an 80-column terminal shows
-        # only the first few.
-        Binding("question_mark", "toggle_keys", "Keys"),
+        Binding("f1,1", "switch_mode('dashboard')", "Dashboard", show=False),
+        Binding("f2,2", "switch_mode('queue')", "Queue", show=False),
+        Binding("f3,3", "switch_mode('quarantine')", "Quarantine", show=False),
+        Binding("f4,4", "switch_mode('audit')", "Audit", show=False),
+        Binding("f5,5", "switch_mode('campaigns')", "Campaigns", show=False),
+        Binding("f6,6", "switch_mode('suppressions')", "Suppressions", show=False),
+        # The screens' own keys fill an 80-column footer; the screen switches (F1-F6, or
+        # 1-6) are listed with every other key under `?`, which the footer always shows.
+        Binding("question_mark", "toggle_keys", "All keys"),
         Binding("ctrl+q,q", "quit", "Quit"),
     ]
 

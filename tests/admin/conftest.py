@@ -66,3 +66,14 @@ def enqueue(runtime: Runtime) -> Callable[..., str]:
             now=now)
 
     return put
+
+
+@pytest.fixture(autouse=True)
+def no_auto_refresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Screens reload themselves every few seconds; on a loaded machine a reload in the middle
+    of a test or snapshot would race it. Tests of the refresh turn it back on."""
+    from phigate.admin_tui.screens.campaigns import CampaignsScreen
+    from phigate.admin_tui.screens.queue import QueueScreen
+
+    monkeypatch.setattr(QueueScreen, "REFRESH_SECONDS", None)
+    monkeypatch.setattr(CampaignsScreen, "REFRESH_SECONDS", None)

@@ -146,3 +146,28 @@ def policy_seeded(seeded: AdminService) -> AdminService:
 def test_policy_screen_snapshot(snap_compare: Any, policy_seeded: AdminService, screen: str,
                                 keys: tuple[str, ...], size: tuple[int, int]) -> None:
     assert snap_compare(AdminApp(policy_seeded), terminal_size=size, run_before=_open(*keys))
+
+
+@pytest.fixture
+def audited(seeded: AdminService, monkeypatch: pytest.MonkeyPatch) -> AdminService:
+    """Two audit entries at fixed times: a release with a long reason, and a PHI reveal."""
+    from phigate.audit import log as audit_log
+
+    times = iter([NOW - timedelta(minutes=30), NOW - timedelta(minutes=5)])
+    monkeypatch.setattr(audit_log, "utcnow", lambda: next(times))
+    otto = Actor("otto", "203.0.113.7")
+    seeded.audit.record(otto, "queue.release", message_id="MSG000000000000000007",
+                        detail={"reason": "checked with Dr. Lee: the reminder carries no "
+                                          "diagnosis and the patient asked for e-mail",
+                                "state": "quarantined"})
+    seeded.audit.record(otto, "message.reveal", message_id="MSG000000000000000007",
+                        detail={"part": 1})
+    return seeded
+
+
+@pytest.mark.parametrize("size", [(80, 24), LARGE], ids=["80x24", "large"])
+@pytest.mark.parametrize(("screen", "keys"), [("audit", ("4",)),
+                                              ("audit-detail", ("4", "down", "enter"))])
+def test_audit_snapshot(snap_compare: Any, audited: AdminService, screen: str,
+                        keys: tuple[str, ...], size: tuple[int, int]) -> None:
+    assert snap_compare(AdminApp(audited), terminal_size=size, run_before=_open(*keys))

@@ -11,6 +11,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Input, Static
 
 from phigate.admin_tui.screens.base import ListScreen
+from phigate.admin_tui.widgets.detail import DetailDialog
 from phigate.admin_tui.widgets.format import cells, clip
 from phigate.audit.verify import ChainReport
 from phigate.errors import PhigateError
@@ -21,6 +22,10 @@ LIMIT = 500
 
 class AuditScreen(ListScreen):
     BINDINGS = [Binding("g", "reload", "Refresh"), Binding("slash", "filter", "Filter")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries: dict[str, dict[str, Any]] = {}
 
     def compose(self) -> ComposeResult:
         header, footer = self.chrome()
@@ -52,12 +57,18 @@ class AuditScreen(ListScreen):
             return
         table = self.query_one("#audit-table", DataTable)
         table.clear()
+        self.entries = {str(e["id"]): e for e in entries}
         for e in entries:
             who = e["actor"] + (f"@{e['actor_ip']}" if e["actor_ip"] else "")
             detail = json.dumps(e["detail"], sort_keys=True) if e["detail"] else ""
             table.add_row(*cells(str(e["id"]), e["at"][:19].replace("T", " "), clip(who, 20),
                           e["action"], e["message_id"] or "", clip(detail, 60)), key=str(e["id"]))
         self._verify()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        entry = self.entries.get(str(event.row_key.value))
+        if entry is not None:
+            self.app.push_screen(DetailDialog(f"Audit entry {entry['id']}", detail_lines(entry)))
 
     @work(thread=True, exclusive=True, group="audit-verify")
     def _verify(self) -> None:
@@ -77,6 +88,16 @@ class AuditScreen(ListScreen):
             chain.update(f"hash chain BROKEN at entry {report.broken.entry_id}: "
                          f"{report.broken.problem}")
             chain.set_classes("chain-broken")
+
+
+def detail_lines(entry: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every field of an entry, whole: the detail JSON one key a line."""
+    lines = [("id", str(entry["id"])), ("when (UTC)", str(entry["at"])),
+             ("who", str(entry["actor"])), ("from", str(entry["actor_ip"] or "-")),
+             ("action", str(entry["action"])), ("message", str(entry["message_id"] or "-"))]
+    for key, value in sorted((entry.get("detail") or {}).items()):
+        lines.append((f"  {key}", json.dumps(value) if not isinstance(value, str) else value))
+    return lines
 
 
 def _filter_for(term: str) -> dict[str, Any]:

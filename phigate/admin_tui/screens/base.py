@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header
+from textual.widgets import DataTable, Footer, Header, Input
 
 from phigate.errors import PhigateError
 
@@ -38,7 +38,35 @@ class AdminScreen(Screen[None]):
             return None
 
     def chrome(self) -> tuple[Header, Footer]:
-        return Header(), Footer()
+        # Compact, without the palette entry: at 80 columns every screen key and `?` (all
+        # keys) still fit; F1-F6 are listed under `?`.
+        return Header(), Footer(compact=True, show_command_palette=False)
+
+    #: Seconds between automatic reloads while the screen is shown (None: only on demand).
+    REFRESH_SECONDS: float | None = None
+
+    def start_auto_refresh(self) -> None:
+        if self.REFRESH_SECONDS:
+            self.set_interval(self.REFRESH_SECONDS, self._refresh_tick)
+
+    def _refresh_tick(self) -> None:
+        # Not while the admin types a filter or a dialog is open over this screen.
+        if not self.is_current or isinstance(self.focused, Input):
+            return
+        self.auto_reload()
+
+    def auto_reload(self) -> None:
+        """Reload keeping the cursor on the same row (by key) where it still exists."""
+        table = self.query(DataTable).first()
+        key = None
+        if table.row_count:
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        self.reload_rows()
+        if key is not None and key in table.rows:
+            table.move_cursor(row=table.get_row_index(key))
+
+    def reload_rows(self) -> None:
+        """What an automatic reload runs (list screens: their reload action)."""
 
     def table_with_columns(self, selector: str, columns: Sequence[str]) -> DataTable[Any]:
         """The DataTable at ``selector``, given its columns (keyed by their titles)."""
@@ -55,6 +83,9 @@ class ListScreen(AdminScreen):
     def on_screen_resume(self) -> None:
         if self.is_mounted:
             self.action_reload()
+
+    def reload_rows(self) -> None:
+        self.action_reload()
 
     def action_reload(self) -> None:
         raise NotImplementedError

@@ -20,6 +20,7 @@ STATE_LABELS = {"pending": ("awaiting", "bold yellow"), "approved": ("approved",
 
 
 class CampaignsScreen(PolicyScreen):
+    REFRESH_SECONDS = 5.0
     BINDINGS = [
         Binding("a", "approve", "Approve"),
         Binding("z", "pause", "Pause"),
@@ -45,6 +46,7 @@ class CampaignsScreen(PolicyScreen):
         self.query_one("#campaign-detail").border_title = "Campaign"
         self.action_reload()
         table.focus()
+        self.start_auto_refresh()
 
     def action_reload(self) -> None:
         views = self.guarded(self.service.campaigns)

@@ -8,10 +8,11 @@ from textual.widgets import DataTable, Static
 
 from phigate.admin import QuarantineItem
 from phigate.admin_tui.operations import request_action
+from phigate.admin_tui.quarantine_groups import group_of, summary_lines
 from phigate.admin_tui.screens.base import ListScreen
 from phigate.admin_tui.widgets.format import age, cells, clip
 
-COLUMNS = ("Message", "Age", "Class", "Verdict", "Rcpts", "Sender", "Reason")
+COLUMNS = ("Message", "Age", "Class", "Verdict", "Rcpts", "Sender", "Held for")
 
 
 class QuarantineScreen(ListScreen):
@@ -28,6 +29,7 @@ class QuarantineScreen(ListScreen):
     def compose(self) -> ComposeResult:
         header, footer = self.chrome()
         yield header
+        yield Static("", id="quarantine-groups", markup=False)
         table: DataTable[str] = DataTable(id="quarantine-table", cursor_type="row",
                                           zebra_stripes=True)
         yield table
@@ -52,7 +54,9 @@ class QuarantineScreen(ListScreen):
                                           if item.phi_categories else "")
             table.add_row(*cells(item.message_id, age(item.created_at, now), item.message_class,
                           clip(verdict, 24), str(item.recipients), clip(item.sender, 24),
-                          clip(item.reason, 48)), key=item.message_id)
+                          group_of(item.reason or "")[0]), key=item.message_id)
+        self.query_one("#quarantine-groups", Static).update(
+            "\n".join(summary_lines(item.reason or "" for item in items)) or "nothing held")
         self.query_one("#quarantine-status", Static).update(
             f"{len(items)} message(s) in quarantine  -  Enter: open, l: release, j: reject")
 

@@ -19,9 +19,10 @@ COLUMNS = ("Message", "Age", "State", "Recipient", "Sender", "Att", "Last reply"
 
 
 class QueueScreen(AdminScreen):
+    REFRESH_SECONDS = 5.0
     BINDINGS = [
         Binding("n,pagedown", "next_page", "Next"),
-        Binding("p,pageup", "prev_page", "Prev"),
+        Binding("p,pageup", "prev_page", "Prev", show=False),  # listed under `?`
         Binding("space", "mark", "Mark"),
         Binding("r", "act('retry')", "Retry"),
         Binding("h", "act('hold')", "Hold"),
@@ -60,6 +61,7 @@ class QueueScreen(AdminScreen):
         table = self.table_with_columns("#queue-table", COLUMNS)
         self.load()
         table.focus()
+        self.start_auto_refresh()
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -94,6 +96,9 @@ class QueueScreen(AdminScreen):
         self.query_one("#queue-status", Static).update(
             f"rows {first}-{first + rows - 1 if rows else 0} of {total}  "
             f"[{self.filters.state}]{marked}")
+
+    def reload_rows(self) -> None:
+        self.refresh_page()
 
     def refresh_page(self) -> None:
         """Reload the current page after an action (the rows may have moved on)."""
