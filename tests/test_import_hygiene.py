@@ -46,6 +46,8 @@ FORBIDDEN = {
     "phigate.policy": ("phigate.mta", "phigate.admin", "phigate.serve"),
     "phigate.phi_scanner": ("phigate.mta", "phigate.policy", "phigate.queue", "phigate.admin"),
     "phigate.mta.delivery": ("phigate.mta.submission",),
+    # Secure pickup sits beside delivery: delivery calls it, it never calls back.
+    "phigate.pickup": ("phigate.mta", "phigate.policy", "phigate.admin", "phigate.serve"),
 }
 
 

@@ -61,10 +61,13 @@ def code_mail(practice: Practice, *, to: str, code: str, now: datetime) -> bytes
     return message.as_bytes(policy=SMTP)
 
 
-def reply(*, patient: str, to: str, subject: str, text: str, in_reply_to: str | None,
-          hostname: str, now: datetime) -> bytes:
+def reply(*, patient: str, sender: str, to: str, subject: str, text: str,
+          in_reply_to: str | None, hostname: str, now: datetime) -> bytes:
+    """The recipient's reply. From: is the practice's own address (so it passes SPF, DKIM
+    and DMARC as ours; we must not send as the patient's domain), Reply-To: the patient."""
     message = EmailMessage()
-    message["From"] = patient
+    message["From"] = f'"{patient} via secure pickup" <{sender}>'
+    message["Reply-To"] = patient
     message["To"] = to
     message["Subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}"
     message["Date"] = format_datetime(now)

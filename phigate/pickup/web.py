@@ -255,12 +255,14 @@ class PickupPages:
 
     async def _enqueue_reply(self, view: PickupView, shown: content.Shown, text: str) -> str:
         now = self._clock.now()
-        raw = mail.reply(patient=view.address, to=view.sender, subject=shown.subject or "",
+        practice = practice_of(self._settings, view.sender)
+        raw = mail.reply(patient=view.address, sender=practice.address, to=view.sender,
+                         subject=shown.subject or "",
                          text=text, in_reply_to=shown.message_id,
                          hostname=self._settings.server.hostname, now=now)
         scan = await self._scan(raw)
         return await asyncio.to_thread(self._store.enqueue, NewMessage(
-            sender=view.address, recipients=[view.sender], body=raw,
+            sender=practice.address, recipients=[view.sender], body=raw,
             message_class=view.message_class, phi_verdict=scan.verdict, phi_score=scan.score,
             phi_categories=scan.categories), now=now)
 

@@ -131,7 +131,9 @@ async def test_pickup_in_a_real_browser(pickup_site: PickupWorld, https_cert: tr
     await world.deliver()
     [reply] = world.received("Re: ", to=PRACTICE)
     assert REPLY in reply.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-    assert reply["From"].addresses[0].addr_spec == PATIENT
+    assert reply["Reply-To"].addresses[0].addr_spec == PATIENT
+    assert reply["From"].addresses[0].addr_spec == PRACTICE  # never sent as the patient
+    assert reply["DKIM-Signature"] is not None
     for kind in ("is waiting", "Your code"):
         for raw in world.raw(kind):
             assert not any(secret.encode() in raw for secret in (*PHI_STRINGS, PHI_FILE))
