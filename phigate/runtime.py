@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from phigate.accounts.store import AccountStore
+from phigate.audit.checkpoint import audit_log_for
 from phigate.audit.log import AuditLog
 from phigate.config import Settings
 from phigate.queue.crypto import MasterKey
@@ -33,7 +34,7 @@ class Runtime:
             engine=engine,
             store=SqlQueueStore(engine, master_key),
             accounts=AccountStore(engine),
-            audit=AuditLog(engine),
+            audit=audit_log_for(settings, engine),
         )
 
     def close(self) -> None:

@@ -208,8 +208,10 @@ class AdminService:
 
     def verify_audit(self) -> ChainReport:
         self.gate.require(Role.VIEWER, "audit.verify")
+        checkpoint = (self.audit.checkpoints.newest()
+                      if self.audit.checkpoints is not None else None)
         with self.store.reading() as session:
-            return verify_chain(session)
+            return verify_chain(session, key=self.audit.key, checkpoint=checkpoint)
 
     # -- acting -----------------------------------------------------------------------------
 

@@ -74,6 +74,8 @@ def watched_files(settings: Settings, config_path: Path | None) -> Iterator[tupl
         ("[dkim] ed25519_key_file", settings.dkim.ed25519_key_file),
         ("[delivery] smarthost_password_file", settings.delivery.smarthost_password_file),
         ("[policy] token_key_file", settings.policy.token_key_file),
+        ("[audit] key_file", settings.audit.key_file),
+        ("[audit] checkpoint_file", settings.audit.checkpoint_file),
     ]
     database = sqlite_path(settings.storage.url)
     if database is not None:

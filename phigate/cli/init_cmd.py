@@ -14,6 +14,7 @@ import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
+from phigate.audit.keys import generate_audit_key
 from phigate.cli.context import CliContext, SubParsers
 from phigate.cli.file_modes import GROUP_READABLE, create_private, sqlite_path, tighten
 from phigate.cli.selfsigned import generate_self_signed
@@ -62,6 +63,10 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     token_key = base / "keys" / "token.key"
     if not token_key.exists():
         _write_secret(token_key, secrets.token_bytes(32))
+    audit_key = base / "keys" / "audit.key"
+    if not audit_key.exists():
+        _write_secret(audit_key, generate_audit_key())
+        _say(f"wrote the audit key (keep it with the master key): {audit_key}")
     config_path = base / "phigate.toml"
     if config_path.exists():
         _say(f"kept the existing configuration: {config_path}")
@@ -71,7 +76,8 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     else:
         dkim_key = base / "dkim" / f"{selector}.key"
         _write_new(config_path, _config_text(
-            base, domain, hostname, selector, dkim_key, cert, key, master, token_key).encode(),
+            base, domain, hostname, selector, dkim_key, cert, key, master, token_key,
+            audit_key).encode(),
             GROUP_READABLE)
         _say(f"wrote {config_path}")
         settings = load_settings(config_path)
@@ -97,7 +103,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
 
 def _config_text(
     base: Path, domain: str, hostname: str, selector: str, dkim_key: Path, cert: Path,
-    key: Path, master: Path, token_key: Path,
+    key: Path, master: Path, token_key: Path, audit_key: Path,
 ) -> str:
     return f"""\
 # phigate configuration, written by `phigate init` on {datetime.now(UTC):%Y-%m-%d}.
@@ -145,6 +151,12 @@ token_key_file = "{token_key}"
 phi_allowed_domains = ["{domain}"]
 # Required before marketing mail is accepted: shown in every marketing footer (CAN-SPAM).
 postal_address = ""
+
+[audit]
+# HMAC key of the audit chain and seed of the checkpoint signature (keep it off the
+# database host's backups, like the master key). Copy the checkpoint off this host too.
+key_file = "{audit_key}"
+checkpoint_file = "{base / 'audit.checkpoint'}"
 
 [scanner]
 action_treatment = "tag"

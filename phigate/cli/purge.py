@@ -12,7 +12,7 @@ import json
 from phigate.admin.access import Gate
 from phigate.admin.retention import PurgeReport, purge
 from phigate.admin.roles import Identity, Role
-from phigate.audit.log import AuditLog
+from phigate.audit.checkpoint import audit_log_for
 from phigate.cli.context import CliContext, SubParsers
 from phigate.clock import utcnow
 from phigate.queue.db import ensure_current, make_engine
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     engine = make_engine(settings.storage.url)
     try:
         ensure_current(engine)
-        audit = AuditLog(engine)
+        audit = audit_log_for(settings, engine)
         identity = Identity.current()
         Gate(audit, settings.admin, identity, service_user=settings.admin.service_user).require(
             Role.OPERATOR, "retention.purge", allow_service_user=True)

@@ -39,7 +39,8 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     runtime = Runtime.open(ctx.settings())
     try:
         actor = acting_admin(runtime, "report", needed=Role.VIEWER)
-        report = collect(runtime.engine, month, generated_at=datetime.now(UTC))
+        report = collect(runtime.engine, month, generated_at=datetime.now(UTC),
+                         audit=runtime.audit)
         runtime.audit.record(actor, "report.generate",
                              detail={"month": str(month), "format": args.format})
         installation = runtime.settings.server.hostname

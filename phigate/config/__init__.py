@@ -308,6 +308,19 @@ class PickupSettings:
 
 
 @dataclass(frozen=True)
+class AuditSettings:
+    #: 32 random bytes (hex) beside the master key, never in the database: the HMAC key of
+    #: the audit chain and the seed of the checkpoint signing key. Empty: plain SHA-256.
+    key_file: str = ""
+    #: Where the signed checkpoint of the chain's head is written (outside the database);
+    #: default ``<state_dir>/audit.checkpoint``. See docs/operations.md for keeping copies
+    #: root on the database host cannot reach.
+    checkpoint_file: str = ""
+    #: ``HOST:PORT`` of a remote syslog (UDP) that receives every checkpoint too.
+    syslog: str = ""
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     submission: SubmissionSettings = field(default_factory=SubmissionSettings)
@@ -322,6 +335,7 @@ class Settings:
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     pickup: PickupSettings = field(default_factory=PickupSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
     #: Where the settings came from (for messages); not a config key.
     source: Path | None = field(default=None, compare=False)
 

@@ -119,7 +119,7 @@ class CampaignStore:
                 MessageState.ACTIVE)
             # every copy may have been cancelled meanwhile
             transitions.close_if_done(session, waiting, now)
-            self._audit.record(
+            row.audit_hash = self._audit.record(
                 actor, "campaign.approve", session=session,
                 detail={"campaign": campaign_id, "approved_by": actor.name,
                         "approved_ip": actor.ip, "approved_at": now.isoformat(),

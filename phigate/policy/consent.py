@@ -21,10 +21,11 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, or_, select
+from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from phigate.audit.log import Actor, AuditLog
+from phigate.audit.records import consent_digest
 from phigate.clock import utcnow
 from phigate.errors import UserError
 from phigate.policy.addresses import valid_forward_path
@@ -109,12 +110,13 @@ class ConsentStore:
         now = now or utcnow()
         with self._sessions.begin() as session:
             cancelled = self._apply(session, change, actor, now)
-            self._audit.record(
+            sealed = self._audit.record(
                 actor, f"consent.{change.action}", session=session,
                 detail={"address": change.address, "purpose": change.purpose,
                         "source": change.source, "evidence": change.evidence,
                         "cancelled_messages": cancelled},
             )
+            self._seal(session, [change], sealed)
         return cancelled
 
     def import_changes(self, changes: Sequence[ConsentChange], *, actor: Actor, origin: str,
@@ -125,10 +127,23 @@ class ConsentStore:
             cancelled: list[str] = []
             for change in changes:
                 cancelled += self._apply(session, change, actor, now)
-            self._audit.record(actor, "consent.import", session=session,
-                               detail={"file": origin, "rows": len(changes),
-                                       "cancelled_messages": sorted(set(cancelled))})
+            digests = sorted({consent_digest(c.address, c.purpose, c.action == "grant")
+                              for c in changes})
+            sealed = self._audit.record(actor, "consent.import", session=session,
+                                        detail={"file": origin, "rows": len(changes),
+                                                "cancelled_messages": sorted(set(cancelled)),
+                                                "row_digests": digests})
+            self._seal(session, changes, sealed)
         return len(changes)
+
+    @staticmethod
+    def _seal(session: Session, changes: Sequence[ConsentChange], audit_hash: str) -> None:
+        """Give the rows the hash of the entry that made them (``audit verify`` checks)."""
+        session.flush()
+        for change in changes:
+            session.execute(update(Consent).where(
+                Consent.address == change.address,
+                Consent.purpose == ConsentPurpose(change.purpose)).values(audit_hash=audit_hash))
 
     def _apply(self, session: Session, change: ConsentChange, actor: Actor, now: datetime
                ) -> list[str]:

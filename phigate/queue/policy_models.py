@@ -55,6 +55,8 @@ class Consent(Base):
     source: Mapped[str] = mapped_column(String(255))
     evidence: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime]
+    #: Hash of the audit entry that made this state (``audit verify`` re-checks it).
+    audit_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class ConsentEvent(Base):
@@ -116,6 +118,8 @@ class Campaign(Base):
     unsubscribes: Mapped[int] = mapped_column(Integer, default=0)
     #: Bounces that came back after the next hop had accepted the message.
     feedback_bounces: Mapped[int] = mapped_column(Integer, default=0)
+    #: Hash of the ``campaign.approve`` audit entry (``audit verify`` re-checks it).
+    audit_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class FeedbackEvent(Base):

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from phigate.admin.retention import PURGE_ACTION
+from phigate.audit.log import AuditLog
 from phigate.audit.verify import verify_chain
 from phigate.queue.models import AuditEvent
 
@@ -34,8 +35,10 @@ def audit_section(session: Session, start: datetime, end: datetime,
             "phi_reveals_by_admin": dict(sorted(reveals_by_admin.items()))}
 
 
-def chain_section(session: Session) -> dict[str, Any]:
-    report = verify_chain(session)
+def chain_section(session: Session, audit: AuditLog | None = None) -> dict[str, Any]:
+    """The chain check, with the audit key and newest checkpoint when ``audit`` has them."""
+    checkpoint = audit.checkpoints.newest() if audit and audit.checkpoints else None
+    report = verify_chain(session, key=audit.key if audit else None, checkpoint=checkpoint)
     return {"ok": report.ok, "entries_checked": report.checked, "anchored": report.anchored,
             "broken_at_entry": report.broken.entry_id if report.broken else None,
             "problem": report.broken.problem if report.broken else None}

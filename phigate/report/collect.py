@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from phigate.audit.log import AuditLog
 from phigate.queue.models import Attempt, AuditEvent, Message, MessageState
 from phigate.queue.policy_models import BounceIncident, Campaign, Suppression
 from phigate.report.audit_part import audit_section, chain_section, retention_section
@@ -49,7 +50,8 @@ class Month:
         return f"{self.year:04d}-{self.month:02d}"
 
 
-def collect(engine: Engine, month: Month, *, generated_at: datetime) -> dict[str, Any]:
+def collect(engine: Engine, month: Month, *, generated_at: datetime,
+            audit: AuditLog | None = None) -> dict[str, Any]:
     with Session(engine) as session:
         messages = _messages(session, month)
         return {
@@ -61,7 +63,7 @@ def collect(engine: Engine, month: Month, *, generated_at: datetime) -> dict[str
             "campaigns": _campaigns(session, month),
             "incidents": _incidents(session, month),
             "audit": audit_section(session, month.start, month.end, REVEAL_ACTIONS),
-            "audit_chain": chain_section(session),
+            "audit_chain": chain_section(session, audit),
             "retention": retention_section(session, month.start, month.end),
         }
 

@@ -11,14 +11,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from phigate.admin.retention import PURGE_ACTION
 from phigate.audit.log import Actor
 from phigate.cli.main import main
 from phigate.policy.campaigns import CampaignStore
 from phigate.queue.models import Attempt, AuditEvent, Message, MessageState, Recipient
-from phigate.queue.policy_models import BounceIncident, Suppression
+from phigate.queue.policy_models import BounceIncident, Campaign, Suppression
 from phigate.runtime import Runtime
 
 from .test_cli import config  # noqa: F401  (fixture)
@@ -88,6 +88,9 @@ def _rechain(runtime: Runtime) -> None:
             event.hash = entry_hash(previous, event.at, event.actor, event.actor_ip,
                                     event.action, event.message_id, event.detail)
             previous = event.hash
+            if event.action == "campaign.approve":  # the approval carries its entry's hash
+                session.execute(update(Campaign).where(
+                    Campaign.id == event.detail["campaign"]).values(audit_hash=event.hash))
 
 
 def _report(config: Path, tmp_path: Path, fmt: str) -> Path:  # noqa: F811
