@@ -56,17 +56,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
         _write_secret(key, key_pem)
         _write_new(cert, cert_pem, GROUP_READABLE)
         _say(f"wrote a self-signed TLS certificate for {hostname}: {cert}")
-    master = base / "keys" / "master.key"
-    if not master.exists():
-        MasterKey.generate().write(master)
-        _say(f"wrote the master key (back it up separately from the database): {master}")
-    token_key = base / "keys" / "token.key"
-    if not token_key.exists():
-        _write_secret(token_key, secrets.token_bytes(32))
-    audit_key = base / "keys" / "audit.key"
-    if not audit_key.exists():
-        _write_secret(audit_key, generate_audit_key())
-        _say(f"wrote the audit key (keep it with the master key): {audit_key}")
+    master, token_key, audit_key = _write_keys(base / "keys")
     config_path = base / "phigate.toml"
     if config_path.exists():
         _say(f"kept the existing configuration: {config_path}")
@@ -152,17 +142,35 @@ phi_allowed_domains = ["{domain}"]
 # Required before marketing mail is accepted: shown in every marketing footer (CAN-SPAM).
 postal_address = ""
 
+[scanner]
+action_treatment = "tag"
+action_operations = "tag"
+action_marketing = "quarantine"
+""" + _audit_section(base, audit_key)
+
+
+def _audit_section(base: Path, audit_key: Path) -> str:
+    return f"""
 [audit]
 # HMAC key of the audit chain and seed of the checkpoint signature (keep it off the
 # database host's backups, like the master key). Copy the checkpoint off this host too.
 key_file = "{audit_key}"
 checkpoint_file = "{base / 'audit.checkpoint'}"
-
-[scanner]
-action_treatment = "tag"
-action_operations = "tag"
-action_marketing = "quarantine"
 """
+
+
+def _write_keys(keys: Path) -> tuple[Path, Path, Path]:
+    """The master, token and audit keys (each only if missing: a key is never replaced)."""
+    master, token_key, audit_key = keys / "master.key", keys / "token.key", keys / "audit.key"
+    if not master.exists():
+        MasterKey.generate().write(master)
+        _say(f"wrote the master key (back it up separately from the database): {master}")
+    if not token_key.exists():
+        _write_secret(token_key, secrets.token_bytes(32))
+    if not audit_key.exists():
+        _write_secret(audit_key, generate_audit_key())
+        _say(f"wrote the audit key (keep it with the master key): {audit_key}")
+    return master, token_key, audit_key
 
 
 def _make_private_dir(path: Path) -> None:
