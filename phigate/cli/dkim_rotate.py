@@ -66,8 +66,7 @@ def _check_domain(runtime: Runtime, domain: str) -> str:
 
 
 def run_rotate(args: argparse.Namespace, ctx: CliContext) -> int:
-    runtime = Runtime.open(ctx.settings())
-    try:
+    with Runtime.open(ctx.settings()) as runtime:
         domain = _check_domain(runtime, args.domain)
         actor = acting_admin(runtime, "dkim rotate")
         state = load_state(runtime.engine)
@@ -87,8 +86,6 @@ def run_rotate(args: argparse.Namespace, ctx: CliContext) -> int:
             runtime.audit.record(actor, "dkim.rotate", session=session, detail={
                 "domain": domain, "selector": selector, "previous": current.selector})
         record = dns_record(key_file.read_bytes())
-    finally:
-        runtime.close()
     print(f"wrote a new DKIM key for selector {selector}: {key_file}")
     print("publish this record, then run `phigate dkim activate --domain "
           f"{domain}`:\n  {selector}._domainkey.{domain}. TXT \"{record}\"")
@@ -105,8 +102,7 @@ def _write_new_key(path: Path) -> None:
 
 
 def run_activate(args: argparse.Namespace, ctx: CliContext) -> int:
-    runtime = Runtime.open(ctx.settings())
-    try:
+    with Runtime.open(ctx.settings()) as runtime:
         domain = _check_domain(runtime, args.domain)
         actor = acting_admin(runtime, "dkim activate")
         state = load_state(runtime.engine)
@@ -128,8 +124,6 @@ def run_activate(args: argparse.Namespace, ctx: CliContext) -> int:
             runtime.audit.record(actor, "dkim.activate", session=session, detail={
                 "domain": domain, "selector": new.selector, "dns_served": served,
                 "forced": bool(args.force), "retiring": old.selector})
-    finally:
-        runtime.close()
     print(f"phigate: signing with selector {new.selector} from delivery's next start; "
           f"{old.selector} retires after {retiring.retire_at} (`phigate dkim retire`)")
     return 0
@@ -146,8 +140,7 @@ def _served(runtime: Runtime, key: DkimKey, domain: str) -> bool:
 
 
 def run_retire(args: argparse.Namespace, ctx: CliContext) -> int:
-    runtime = Runtime.open(ctx.settings())
-    try:
+    with Runtime.open(ctx.settings()) as runtime:
         domain = _check_domain(runtime, args.domain)
         actor = acting_admin(runtime, "dkim retire")
         state = load_state(runtime.engine)
@@ -161,20 +154,15 @@ def run_retire(args: argparse.Namespace, ctx: CliContext) -> int:
             save_state(session, RotationState(state.active, state.pending, None))
             runtime.audit.record(actor, "dkim.retire", session=session, detail={
                 "domain": domain, "selector": old.selector, "forced": bool(args.force)})
-    finally:
-        runtime.close()
     print(f"phigate: retired selector {old.selector}; remove its record "
           f"{old.selector}._domainkey.{domain} and the key file {old.key_file}")
     return 0
 
 
 def run_status(args: argparse.Namespace, ctx: CliContext) -> int:
-    runtime = Runtime.open(ctx.settings())
-    try:
+    with Runtime.open(ctx.settings()) as runtime:
         state = load_state(runtime.engine)
         active = _current(runtime, state)
-    finally:
-        runtime.close()
     print(f"active    {active.selector}  {active.key_file}  (since {active.since})")
     for role, key in (("pending", state.pending), ("retiring", state.retiring)):
         if key is not None:

@@ -17,11 +17,8 @@ from phigate.runtime import Runtime
 
 @contextmanager
 def policy_stores(ctx: CliContext) -> Iterator[tuple[Runtime, PolicyStores]]:
-    runtime = Runtime.open(ctx.settings())
-    try:
+    with Runtime.open(ctx.settings()) as runtime:
         yield runtime, PolicyStores.from_runtime(runtime)
-    finally:
-        runtime.close()
 
 
 def acting_admin(runtime: Runtime, action: str, *, needed: Role = Role.OPERATOR,

@@ -36,16 +36,13 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
         month = Month.parse(args.month)
     except ValueError as error:
         raise UserError(f"--month: {error}") from None
-    runtime = Runtime.open(ctx.settings())
-    try:
+    with Runtime.open(ctx.settings()) as runtime:
         actor = acting_admin(runtime, "report", needed=Role.VIEWER)
         report = collect(runtime.engine, month, generated_at=datetime.now(UTC),
                          audit=runtime.audit)
         runtime.audit.record(actor, "report.generate",
                              detail={"month": str(month), "format": args.format})
         installation = runtime.settings.server.hostname
-    finally:
-        runtime.close()
     if args.format == "json":
         data = (json.dumps(report, indent=2) + "\n").encode()
     else:

@@ -18,6 +18,8 @@ from helpers.net import free_port
 from helpers.smtp_sink import SmtpSink
 
 from phigate.config import DeliverySettings
+from phigate.queue.db import make_engine, upgrade
+from phigate.queue.transport_store import TransportStore
 
 MX_NAMES = ["mx1.example.test", "mx2.example.test", "mx.other.test", "relay.partner.test"]
 
@@ -87,6 +89,14 @@ def dns() -> Iterator[DnsServer]:
     server = DnsServer(free_port(socket.SOCK_DGRAM)).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def transport_store(tmp_path: Path) -> Iterator[TransportStore]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'queue.db'}")
+    upgrade(engine)
+    yield TransportStore(engine)
+    engine.dispose()
 
 
 @pytest.fixture

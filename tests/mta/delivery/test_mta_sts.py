@@ -6,7 +6,6 @@ import socket
 import ssl
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import trustme
@@ -25,7 +24,6 @@ from phigate.mta.delivery.mta_sts import (
     parse_txt,
 )
 from phigate.mta.delivery.routing import make_resolver
-from phigate.queue.db import make_engine, upgrade
 from phigate.queue.transport_store import TransportStore
 
 DOMAIN = "example.test"
@@ -39,14 +37,6 @@ def dns() -> Iterator[DnsServer]:
     }).start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def transport_store(tmp_path: Path) -> Iterator[TransportStore]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'queue.db'}")
-    upgrade(engine)
-    yield TransportStore(engine)
-    engine.dispose()
 
 
 @pytest.fixture(scope="module")

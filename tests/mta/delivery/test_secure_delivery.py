@@ -29,7 +29,6 @@ from phigate.mta.delivery.mta_sts import MtaSts, StoreStsCache
 from phigate.mta.delivery.routing import make_resolver
 from phigate.mta.delivery.security import DeliverySecurity
 from phigate.mta.delivery.tlsrpt import TlsRptCounter
-from phigate.queue.db import make_engine, upgrade
 from phigate.queue.transport_store import TransportStore
 
 DOMAIN = "example.test"
@@ -64,14 +63,6 @@ def dns() -> Iterator[DnsServer]:
     }).start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def transport_store(tmp_path: Path) -> Iterator[TransportStore]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'queue.db'}")
-    upgrade(engine)
-    yield TransportStore(engine)
-    engine.dispose()
 
 
 class World:
