@@ -273,7 +273,8 @@ async def _start_delivery(settings: Settings, running: RunningServices) -> None:
     signer, _ = _feedback(settings, running)
     scheduler = DeliveryScheduler(
         settings, runtime.store, tokens=signer,
-        incidents=IncidentWatch(IncidentStore(runtime.engine, runtime.audit)),
+        incidents=IncidentWatch(IncidentStore.configured(runtime.engine, runtime.audit,
+                                                         settings.feedback)),
         smarthost_password=read_secret(settings.delivery.smarthost_password_file))
     stop = asyncio.Event()
     task = asyncio.create_task(scheduler.run(stop), name="delivery")

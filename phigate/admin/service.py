@@ -284,7 +284,8 @@ class AdminService:
         return PolicyStores(consents=ConsentStore(engine, audit),
                             suppressions=SuppressionStore(engine, audit),
                             campaigns=CampaignStore(engine, audit, self.settings.policy),
-                            incidents=IncidentStore(engine, audit))
+                            incidents=IncidentStore.configured(engine, audit,
+                                                               self.settings.feedback))
 
     def campaigns(self) -> list[CampaignView]:
         """Every campaign: awaiting approval first, then paused, then approved."""

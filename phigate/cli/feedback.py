@@ -75,7 +75,8 @@ def run_incidents(args: argparse.Namespace, ctx: CliContext) -> int:
     from phigate.policy.incidents import IncidentStore
 
     with policy_stores(ctx) as (runtime, stores):
-        incidents = stores.incidents or IncidentStore(runtime.engine, runtime.audit)
+        incidents = stores.incidents or IncidentStore.configured(
+            runtime.engine, runtime.audit, runtime.settings.feedback)
         if args.action == "clear":
             if not args.domain:
                 raise UserError("feedback incidents clear needs the DOMAIN")

@@ -123,6 +123,11 @@ class FeedbackSettings:
     max_recipients: int = 20
     #: Concurrent sessions from one IP address at the feedback listener.
     max_sessions_per_ip: int = 5
+    # -- bounce incidents (issue 15) --
+    #: Marketing mail to a domain refusing us for a reason on our side waits this long
+    #: after the first such bounce, twice as long after each further one, up to the max.
+    incident_hold_base_seconds: int = 900
+    incident_hold_max_seconds: int = 86400
 
 
 @dataclass(frozen=True)
@@ -500,6 +505,10 @@ def validate(settings: Settings, *, check_files: bool = True) -> None:
     for index, server in enumerate(settings.delivery.dns_servers):
         HostPort.parse(server if ":" in server else f"{server}:53",
                        key=f"[delivery] dns_servers[{index}]")
+    feedback = settings.feedback
+    if not 0 < feedback.incident_hold_base_seconds <= feedback.incident_hold_max_seconds:
+        raise ConfigError("[feedback] incident_hold_base_seconds: must be positive and at most "
+                          "incident_hold_max_seconds")
     if "{unsubscribe_url}" not in settings.policy.footer_text:
         raise ConfigError("[policy] footer_text: must contain {unsubscribe_url}")
     if not settings.storage.url.startswith(("sqlite", "postgresql")):

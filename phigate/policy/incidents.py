@@ -5,9 +5,10 @@ no reverse DNS, our sender address rejected, rate limits: :class:`ReasonGroup.SE
 says nothing about the recipient, so it suppresses nobody. It records an incident for the
 recipient's domain instead (reason, first and last seen, count). While the incident lasts,
 *marketing* mail to the domain waits with a back-off that doubles with each further such
-bounce (``base`` up to ``cap``); treatment and operations mail keeps its normal schedule,
-so appointment reminders are still attempted. The incident ends when an admin clears it or
-a delivery to the domain succeeds; both are audited.
+bounce (``[feedback] incident_hold_base_seconds`` up to ``incident_hold_max_seconds``);
+treatment and operations mail keeps its normal schedule, so appointment reminders are still
+attempted. The incident ends when an admin clears it or a delivery to the domain succeeds;
+both are audited.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from phigate.audit.log import SYSTEM, Actor, AuditLog
+from phigate.config import FeedbackSettings
 from phigate.queue.db import read_only
 from phigate.queue.policy_models import BounceIncident
 
@@ -61,6 +63,14 @@ class IncidentStore:
         self._readers = sessionmaker(read_only(engine), expire_on_commit=False)
         self._audit = audit
         self._base, self._cap = base, cap
+
+    @classmethod
+    def configured(cls, engine: Engine, audit: AuditLog, settings: FeedbackSettings
+                   ) -> IncidentStore:
+        """With the back-off of ``[feedback] incident_hold_base_seconds`` and
+        ``incident_hold_max_seconds``."""
+        return cls(engine, audit, base=timedelta(seconds=settings.incident_hold_base_seconds),
+                   cap=timedelta(seconds=settings.incident_hold_max_seconds))
 
     def record(self, session: Session, domain: str, reason: str, *, now: datetime) -> int:
         """Count one sender-side bounce from ``domain`` (in the caller's transaction);

@@ -32,5 +32,6 @@ class PolicyStores:
             consents=ConsentStore(runtime.engine, runtime.audit),
             suppressions=SuppressionStore(runtime.engine, runtime.audit),
             campaigns=CampaignStore(runtime.engine, runtime.audit, settings.policy),
-            incidents=IncidentStore(runtime.engine, runtime.audit),
+            incidents=IncidentStore.configured(runtime.engine, runtime.audit,
+                                                settings.feedback),
         )
