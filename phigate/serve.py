@@ -232,6 +232,17 @@ def _add_unsubscribe_routes(app: Any, settings: Settings, running: RunningServic
                            organisation=settings.server.domain)
 
 
+def _add_open_routes(app: Any, settings: Settings, running: RunningServices) -> None:
+    """The open pixel (``/o/CAMPAIGN/TOKEN.gif``), see :mod:`phigate.http.open_pixel`."""
+    from phigate.http.open_pixel import add_open_routes
+    from phigate.policy.open_tracking import OpenStore, PixelTokens
+
+    signer, _ = _feedback(settings, running)
+    if signer is not None:
+        add_open_routes(app, tokens=PixelTokens.for_signer(signer),
+                        opens=OpenStore(running.runtime.store))
+
+
 def _add_pickup_routes(app: Any, settings: Settings, running: RunningServices) -> None:
     """Secure pickup (``/p/TOKEN``), see :mod:`phigate.pickup.web`; off without public_url."""
     if not settings.pickup.public_url:
@@ -253,6 +264,7 @@ async def _start_http(settings: Settings, running: RunningServices) -> None:
     app = web.Application()
     add_routes(app, running.health)
     _add_unsubscribe_routes(app, settings, running)
+    _add_open_routes(app, settings, running)
     _add_pickup_routes(app, settings, running)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

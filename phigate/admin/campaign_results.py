@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from phigate.policy.campaigns import CampaignView
 from phigate.policy.feedback.reasons import judge
+from phigate.policy.open_tracking import OpenSummary
 from phigate.queue.models import Attempt, Message, Recipient, RecipientState
 from phigate.queue.policy_models import FeedbackEvent, Suppression
 
@@ -35,12 +36,16 @@ class HourCounts:
     bounced: int = 0
     complaints: int = 0
     unsubscribes: int = 0
+    #: Estimated unique opens and proxy fetches first seen in the hour (tracked campaigns).
+    opens: int = 0
+    proxy_fetches: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {"hour": self.hour.isoformat(), "accepted": self.accepted,
                 "delivered": self.delivered, "deferred": self.deferred,
                 "bounced": self.bounced, "complaints": self.complaints,
-                "unsubscribes": self.unsubscribes}
+                "unsubscribes": self.unsubscribes, "estimated_opens": self.opens,
+                "proxy_fetches": self.proxy_fetches}
 
 
 @dataclass(frozen=True)
@@ -98,16 +103,18 @@ def _hour(moment: datetime) -> datetime:
 
 
 def campaign_results(engine: Engine, view: CampaignView, *, pause_line: float,
-                     opens: dict[str, Any] | None = None) -> CampaignResults:
+                     opens: OpenSummary | None = None) -> CampaignResults:
+    """``opens``: the campaign's open counts (None: it never opted in, or nothing was
+    fetched yet); shown as estimated."""
     with Session(engine) as session:
         categories = _bounce_categories(session, view.id)
-        series = _series(session, view.id)
+        series = _series(session, view.id, opens)
     return CampaignResults(
         view=view, bounced_by_category=categories,
         complaint_rate=Rate(view.complaints, view.delivered, COMPLAINT_WARNING, pause_line),
         # Unsubscribes are no spam signal; the same lines flag an unusual campaign.
         unsubscribe_rate=Rate(view.unsubscribes, view.delivered, COMPLAINT_WARNING, pause_line),
-        series=series, opens=opens)
+        series=series, opens=opens.as_dict(view.delivered) if opens else None)
 
 
 def _bounce_categories(session: Session, campaign_id: str) -> dict[str, int]:
@@ -129,7 +136,8 @@ def _bounce_categories(session: Session, campaign_id: str) -> dict[str, int]:
     return dict(counts)
 
 
-def _series(session: Session, campaign_id: str) -> list[HourCounts]:
+def _series(session: Session, campaign_id: str, opens: OpenSummary | None
+            ) -> list[HourCounts]:
     hours: dict[datetime, HourCounts] = {}
 
     def at(moment: datetime) -> HourCounts:
@@ -155,6 +163,10 @@ def _series(session: Session, campaign_id: str) -> list[HourCounts]:
         else:
             bucket.deferred += 1
     _add_feedback(session, campaign_id, at)
+    for hour, (unique, proxy) in (opens.by_hour if opens else {}).items():
+        bucket = at(hour)
+        bucket.opens += unique
+        bucket.proxy_fetches += proxy
     return [hours[key] for key in sorted(hours)]
 
 

@@ -14,6 +14,7 @@ from phigate.cli.context import CliContext, SubParsers
 from phigate.cli.policy_common import acting_admin, policy_stores, print_json_array
 from phigate.cli.table import write_table
 from phigate.errors import UserError
+from phigate.policy.open_tracking import OpenStore
 
 
 def register(subparsers: SubParsers) -> None:
@@ -35,6 +36,10 @@ def register(subparsers: SubParsers) -> None:
     pause.add_argument("id")
     pause.add_argument("--reason", required=True)
     pause.set_defaults(handler=run_pause)
+    close = sub.add_parser("close", help="end a campaign's open tracking: its keyed hash set "
+                           "is destroyed, the counts stay")
+    close.add_argument("id")
+    close.set_defaults(handler=run_close)
 
 
 def run_list(args: argparse.Namespace, ctx: CliContext) -> int:
@@ -64,7 +69,8 @@ def run_show(args: argparse.Namespace, ctx: CliContext) -> int:
             raise UserError(f"no campaign {args.id!r}")
         results = campaign_results(
             runtime.engine, views[0],
-            pause_line=runtime.settings.policy.campaign_complaint_threshold)
+            pause_line=runtime.settings.policy.campaign_complaint_threshold,
+            opens=OpenStore(runtime.store).summary(args.id))
     if args.json:
         print(json.dumps(results.as_dict(), indent=2))
     else:
@@ -91,4 +97,18 @@ def run_pause(args: argparse.Namespace, ctx: CliContext) -> int:
         actor = acting_admin(runtime, "campaign pause")
         held = stores.campaigns.pause(args.id, args.reason, actor=actor)
     print(f"phigate: paused campaign {args.id}; held {held} message(s)")
+    return 0
+
+
+def run_close(args: argparse.Namespace, ctx: CliContext) -> int:
+    with policy_stores(ctx) as (runtime, stores):
+        actor = acting_admin(runtime, "campaign close")
+        if not stores.campaigns.views(args.id):
+            raise UserError(f"no campaign {args.id!r}")
+        with runtime.store.writing() as session:
+            destroyed = OpenStore(runtime.store).close(args.id, session=session)
+            runtime.audit.record(actor, "campaign.close_tracking", session=session,
+                                 detail={"campaign": args.id, "digests_destroyed": destroyed})
+    print(f"phigate: closed open tracking of campaign {args.id}; its hash set "
+          f"({destroyed} digest(s)) and key are destroyed, the counts stay")
     return 0

@@ -188,6 +188,10 @@ class TokenSigner:
             self._recorded.clear()
         self._recorded[token_id] = now
 
+    def derived_key(self, context: bytes) -> bytes:
+        """A key for another purpose (open-pixel tokens), derived from this one."""
+        return hmac.new(self._key, b"phigate-derived\x00" + context, hashlib.sha256).digest()
+
     def _mac(self, body: bytes) -> bytes:
         return hmac.new(self._key, _MAC_CONTEXT + body, hashlib.sha256).digest()[:_MAC_BYTES]
 

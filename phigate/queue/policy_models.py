@@ -11,7 +11,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from phigate.queue.models import Base, BigId, _enum
@@ -212,3 +212,45 @@ class FeedbackSeen(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     seen_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class CampaignOpens(Base):
+    """Estimated opens of one campaign that opted in (``X-Phigate-Track-Opens: yes``).
+
+    Counts only: no row names a recipient, an address, an IP or a user agent. ``hash_key``
+    keys the set of :class:`OpenMark` digests that makes opens unique; closing the
+    campaign's tracking sets it to NULL and deletes the marks, the counts stay.
+    """
+
+    __tablename__ = "campaign_opens"
+
+    campaign_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    hash_key: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    unique_opens: Mapped[int] = mapped_column(Integer, default=0)
+    #: Fetches by prefetching proxies (Apple Mail Privacy Protection, Gmail's image proxy).
+    proxy_fetches: Mapped[int] = mapped_column(Integer, default=0)
+    #: Every counted fetch, repeats included.
+    fetches: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+
+
+class OpenMark(Base):
+    """One keyed digest of a delivered copy's pixel nonce: unreadable without the key,
+    unlinkable to anyone once the key is destroyed (and deleted with it)."""
+
+    __tablename__ = "open_marks"
+
+    campaign_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    digest: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)
+
+
+class OpenHour(Base):
+    """Unique opens and proxy fetches first seen in one hour (the campaign's series)."""
+
+    __tablename__ = "open_hours"
+
+    campaign_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    unique_opens: Mapped[int] = mapped_column(Integer, default=0)
+    proxy_fetches: Mapped[int] = mapped_column(Integer, default=0)

@@ -14,6 +14,9 @@ For every recipient delivery asks :func:`decorate` for
 - for marketing, a visible footer in each text part (unsubscribe link with the same token,
   the practice's postal address; see :mod:`footer`). Treatment and operations mail is
   never touched beyond the envelope.
+- for marketing of a campaign that opted in (``X-Phigate-Track-Opens: yes``) and carries
+  no PHI, a first-party open pixel in the HTML footer (:mod:`phigate.policy.open_tracking`),
+  only when ``[http] public_url`` is https.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from sqlalchemy import Engine
 
 from phigate.config import Settings
 from phigate.mta.delivery.footer import add_footer
+from phigate.policy.open_tracking import PixelTokens, wants_tracking
 from phigate.policy.token_registry import signer_for
 from phigate.policy.tokens import (
     UNSUBSCRIBE_PREFIX,
@@ -61,6 +65,7 @@ def decorate(
     campaign_id: str | None,
     settings: Settings,
     signer: TokenSigner | None,
+    phi: bool = False,
 ) -> OutboundMessage:
     """The envelope sender and message bytes for one recipient (see module docstring).
 
@@ -87,8 +92,18 @@ def decorate(
     link = (f"{public_url}/u/{token}" if public_url
             else f"mailto:{UNSUBSCRIBE_PREFIX}{token}@{domain}")
     with_footer = add_footer(message, text=settings.policy.footer_text, unsubscribe_url=link,
-                             postal_address=settings.policy.postal_address)
+                             postal_address=settings.policy.postal_address,
+                             pixel_url=_pixel_url(message, campaign_id, phi, settings, signer))
     return OutboundMessage(mail_from, _with_headers(with_footer, headers))
+
+
+def _pixel_url(message: bytes, campaign_id: str | None, phi: bool, settings: Settings,
+               signer: TokenSigner) -> str | None:
+    public_url = settings.http.public_url
+    if (phi or campaign_id is None or not public_url.startswith("https://")
+            or not wants_tracking(message)):
+        return None  # never a pixel in mail with PHI, nor over plain http
+    return PixelTokens.for_signer(signer).url(public_url, campaign_id)
 
 
 def _with_headers(message: bytes, headers: dict[str, str]) -> bytes:

@@ -29,17 +29,22 @@ def _plain(lines: list[str]) -> str:
     return "\r\n\r\n-- \r\n" + "\r\n".join(lines) + "\r\n"
 
 
-def _html(lines: list[str], unsubscribe_url: str) -> str:
+def _html(lines: list[str], unsubscribe_url: str, pixel_url: str | None = None) -> str:
     url = escape(unsubscribe_url)
     sentence = escape(lines[0]).replace(url, f'<a href="{url}">{url}</a>')
     address = "".join(f"<p>{escape(line)}</p>" for line in lines[1:])
-    return f'<div style="margin-top:2em;font-size:12px;color:#555"><p>{sentence}</p>{address}</div>'
+    # The first-party open pixel (see phigate.policy.open_tracking): HTML parts only.
+    pixel = (f'<img src="{escape(pixel_url)}" width="1" height="1" alt="" '
+             'style="display:block;border:0">' if pixel_url else "")
+    return (f'<div style="margin-top:2em;font-size:12px;color:#555"><p>{sentence}</p>'
+            f"{address}{pixel}</div>")
 
 
-
-def add_footer(message: bytes, *, text: str, unsubscribe_url: str, postal_address: str) -> bytes:
+def add_footer(message: bytes, *, text: str, unsubscribe_url: str, postal_address: str,
+               pixel_url: str | None = None) -> bytes:
     """``message`` with the footer added to each inline text part; unchanged if it has none
-    (or cannot be parsed: the delivery goes out as the application wrote it)."""
+    (or cannot be parsed: the delivery goes out as the application wrote it). ``pixel_url``
+    (an opted-in campaign's open pixel) goes into the HTML parts' footer."""
     parsed = message_from_bytes(message, policy=compat32)
     lines = footer_lines(text, unsubscribe_url, postal_address)
     top_fields = parsed.items()
@@ -53,7 +58,7 @@ def add_footer(message: bytes, *, text: str, unsubscribe_url: str, postal_addres
         if subtype == "plain":
             changed |= _append(part, _plain(lines), html=False)
         elif subtype == "html":
-            changed |= _append(part, _html(lines, unsubscribe_url), html=True)
+            changed |= _append(part, _html(lines, unsubscribe_url, pixel_url), html=True)
     if not changed:
         return message
     head_end = message.find(b"\r\n\r\n")

@@ -322,7 +322,7 @@ class DeliveryScheduler:
             decorated = decorate(
                 original, recipient=first.address, sender=first.sender,
                 message_class=first.message_class, campaign_id=first.campaign_id,
-                settings=self._settings, signer=self._tokens)
+                settings=self._settings, signer=self._tokens, phi=first.phi)
             sender, content = decorated.mail_from, decorated.body
         return original, sender, self._outbound_bytes(content)
 
