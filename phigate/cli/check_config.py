@@ -12,6 +12,7 @@ from phigate.checks.dns_checks import dns_findings
 from phigate.checks.findings import Finding, report, warning
 from phigate.checks.lookup import Dns
 from phigate.checks.offline import offline_findings
+from phigate.cli.audit_key_check import check_audit_key
 from phigate.cli.context import CliContext, SubParsers
 from phigate.cli.file_modes import loose_files
 from phigate.config import Settings, validate
@@ -42,6 +43,7 @@ def run_check(args: argparse.Namespace, ctx: CliContext) -> int:
     settings = ctx.settings()
     validate(settings)
     MasterKey.load(settings.storage.master_key_file)
+    check_audit_key(settings)
     for loose in loose_files(settings, ctx.config_path):
         print(f"phigate: warning: {loose.warning()}", file=sys.stderr)
     findings = offline_findings(settings)
