@@ -34,6 +34,10 @@ def describe(report: PurgeReport, body_days: int, metadata_days: int) -> str:
         f"{report.messages_removed} messages {verb} removed with their metadata and "
         f"{report.audit_entries_removed} audit entries (older than {metadata_days} days)",
     ]
+    if report.tokens_removed or report.pickups_expired:
+        lines.append(f"{report.tokens_removed} expired unsubscribe/VERP tokens {verb} "
+                     f"forgotten; {report.pickups_expired} expired pickups {verb} "
+                     "destroyed")
     if report.kept_for_review:
         lines.append(f"{report.kept_for_review} held, quarantined, corrupt or unapproved "
                      f"messages are older than {body_days} days and were NOT purged: review "

@@ -318,6 +318,13 @@ def shred_bodies(session: Session, message_ids: Sequence[str], now: datetime) ->
                             session_hash=None, state=PickupState.DELETED, destroyed_at=now))
 
 
+def expire_pickup(session: Session, pickup_id: int, now: datetime) -> None:
+    """A secure pickup past its ``expires_at``: its data key and ciphertext destroyed."""
+    session.execute(update(Pickup).where(Pickup.id == pickup_id)
+                    .values(wrapped_key=None, ciphertext=None, code_hash=None,
+                            session_hash=None, state=PickupState.EXPIRED, destroyed_at=now))
+
+
 def remove_messages(session: Session, message_ids: Sequence[str]) -> None:
     """Remove messages for good (retention): recipients, attempts and bodies go with them
     (ON DELETE CASCADE)."""

@@ -121,3 +121,55 @@ def test_purge_cli_runs_without_the_master_key(
     assert main(["--config", str(config), "purge", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["kept_for_review"] == 1
     assert runtime.store.get_message(held).state == MessageState.HELD
+
+
+def test_purge_forgets_expired_tokens_and_destroys_expired_pickup_keys(
+        runtime: Runtime, enqueue: Enqueue) -> None:
+    """Issue 13: what maps an expired unsubscribe/VERP token to its patient, and the key of
+    an expired pickup, do not outlive their use (the purge timer runs without delivery)."""
+    from sqlalchemy import select
+
+    from phigate.policy.token_registry import SqlTokenRegistry
+    from phigate.policy.tokens import TokenClaims, TokenSigner
+    from phigate.queue.pickup_models import Pickup, PickupState
+
+    registry = SqlTokenRegistry(runtime.engine)
+    signer = TokenSigner(b"purge-test-token-key-0123456789!", registry,
+                         clock=lambda: NOW - timedelta(days=61))
+    old_verp = signer.make(TokenClaims("verp", "old@x.example"))  # 60 days: expired
+    live = signer.make(TokenClaims("unsubscribe", "live@x.example", campaign="flu"))
+    message_id = enqueue("a@x.example", "b@x.example")
+    recipients = runtime.store.get_message(message_id).recipients
+    with runtime.store.writing() as session:
+        for recipient, expires in zip(recipients, (NOW - timedelta(hours=1),
+                                                   NOW + timedelta(days=3)), strict=True):
+            session.add(Pickup(
+                token_hash=f"{recipient.id:064x}", message_id=message_id,
+                recipient_id=recipient.id, address=recipient.address,
+                sender="desk@practice.test", message_class="treatment",
+                state=PickupState.WAITING, created_at=NOW - timedelta(days=30),
+                expires_at=expires, key_id="k", wrapped_key=b"wrapped-key-bytes",
+                nonce=b"n" * 12, ciphertext=b"sealed", code_hash="c" * 64))
+
+    dry = purge(runtime.engine, runtime.audit, RETENTION, SYSTEM, now=NOW, dry_run=True)
+    assert (dry.tokens_removed, dry.pickups_expired) == (1, 1)
+    assert registry.lookup(signer.token_id(old_verp) or "") is not None  # dry: unchanged
+
+    report = purge(runtime.engine, runtime.audit, RETENTION, SYSTEM, now=NOW)
+    assert (report.tokens_removed, report.pickups_expired) == (1, 1)
+    assert registry.lookup(signer.token_id(old_verp) or "") is None
+    assert signer.parse(old_verp) is None
+    assert registry.lookup(signer.token_id(live) or "") is not None
+    with runtime.store.reading() as session:
+        rows = {row.address: row for row in session.scalars(select(Pickup))}
+    expired, waiting = rows["a@x.example"], rows["b@x.example"]
+    assert expired.state is PickupState.EXPIRED and expired.destroyed_at is not None
+    assert (expired.wrapped_key, expired.ciphertext, expired.code_hash) == (None, None, None)
+    assert waiting.state is PickupState.WAITING and waiting.wrapped_key == b"wrapped-key-bytes"
+    assert [e["detail"] for e in runtime.audit.entries(action="pickup_expired")] == [
+        {"pickup": expired.id}]
+    detail = runtime.audit.entries(action="retention.purge")[0]["detail"]
+    assert (detail["tokens_removed"], detail["pickups_expired"]) == (1, 1)
+    # Nothing left to do: a second run changes nothing.
+    again = purge(runtime.engine, runtime.audit, RETENTION, SYSTEM, now=NOW)
+    assert (again.tokens_removed, again.pickups_expired) == (0, 0)
