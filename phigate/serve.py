@@ -256,6 +256,19 @@ def _add_pickup_routes(app: Any, settings: Settings, running: RunningServices) -
     register_state_collector(pickup.pickups.counts)
 
 
+def _add_message_status_routes(app: Any, settings: Settings, running: RunningServices
+                               ) -> None:
+    """``GET /v1/messages/<queue-id>`` for the submitting account (see
+    :mod:`phigate.http.message_status`); its failed logins share SMTP AUTH's lockouts."""
+    from phigate.http.message_status import add_message_status_routes
+
+    lockouts = (running.submission.lockouts if running.submission is not None
+                else LockoutTracker(max_failures=settings.submission.auth_max_failures,
+                                    base_lockout_seconds=settings.submission.auth_lockout_seconds))
+    add_message_status_routes(app, accounts=running.runtime.accounts,
+                              store=running.runtime.store, lockouts=lockouts)
+
+
 async def _start_http(settings: Settings, running: RunningServices) -> None:
     from aiohttp import web
 
@@ -266,6 +279,7 @@ async def _start_http(settings: Settings, running: RunningServices) -> None:
     _add_unsubscribe_routes(app, settings, running)
     _add_open_routes(app, settings, running)
     _add_pickup_routes(app, settings, running)
+    _add_message_status_routes(app, settings, running)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     listen = settings.http.listen

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from phigate.admin import actions
+from phigate.admin import actions, review
 from phigate.admin.access import Gate
 from phigate.admin.actions import ActionRefused
 from phigate.admin.dashboard import Dashboard, build_dashboard
@@ -396,7 +396,7 @@ class AdminService:
     ) -> ActionOutcome:
         now = self.clock()
         original: bytes | None = None
-        if action in ("queue.bounce", "quarantine.reject"):
+        if action in ("queue.bounce", "quarantine.reject") or review.needs_original(action):
             original = self._readable_body(message_id)
         with self.store.writing() as session:
             message = session.get(Message, message_id, with_for_update=True)
@@ -409,6 +409,8 @@ class AdminService:
                               detail=detail, session=session)
         if failed:
             self._send_dsn(message_id, sender, created_at, original, failed, now, phi=phi)
+        review.notify_after_review(self.store, self.settings, message_id, action, detail,
+                                   original, now=now)
         return ActionOutcome(message_id, True, describe(detail))
 
     def _readable_body(self, message_id: str) -> bytes | None:

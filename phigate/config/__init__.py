@@ -265,6 +265,9 @@ class PolicySettings:
     #: (the same signed token as the one-click header).
     footer_text: str = ("You receive this because you are a patient of our practice. "
                         "To stop these messages, unsubscribe: {unsubscribe_url}")
+    #: Classes whose sender is told (a short report, no PHI) when a message is held for
+    #: review, and again when an admin releases or rejects it; empty: no such notices.
+    review_notice_classes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -57,11 +57,16 @@ def build_dsn(
     queue_id: str | None = None,
     phi: bool = False,
     from_domain: str | None = None,
+    explanation: str | None = None,
+    subject: str | None = None,
+    extra_fields: Sequence[tuple[str, str]] = (),
 ) -> bytes | None:
     """The DSN as bytes (CRLF line ends), or None when none may be sent.
 
     ``from_domain``: the domain of its From (the DKIM signing domain; default the
     reporting MTA's name). ``phi``: the minimal form described in the module docstring.
+    ``explanation`` and ``subject`` replace the default human-readable text and Subject;
+    ``extra_fields`` are extension fields of the per-message block (RFC 3464 2.4).
     """
     if not failed:
         raise ValueError("build_dsn needs at least one recipient")
@@ -73,8 +78,8 @@ def build_dsn(
     dsn = EmailMessage(policy=_SMTP_POLICY)
     dsn["From"] = f"Mail Delivery System <MAILER-DAEMON@{from_domain or reporting_mta}>"
     dsn["To"] = sender
-    dsn["Subject"] = ("Delayed Mail (still being retried)" if delayed_only
-                      else "Undelivered Mail Returned to Sender")
+    dsn["Subject"] = subject or ("Delayed Mail (still being retried)" if delayed_only
+                                 else "Undelivered Mail Returned to Sender")
     dsn["Date"] = format_datetime(datetime.now(UTC))
     dsn["Message-ID"] = make_msgid("dsn", domain=reporting_mta)
     dsn["Auto-Submitted"] = "auto-replied"
@@ -82,8 +87,9 @@ def build_dsn(
     dsn.set_type("multipart/report")
     dsn.set_param("report-type", "delivery-status")
 
-    report = _Report(reporting_mta, arrival, envelope_id, queue_id, phi)
-    dsn.attach(_explanation_part(failed, report, delayed_only))
+    report = _Report(reporting_mta, arrival, envelope_id, queue_id, phi, tuple(extra_fields))
+    dsn.attach(_text_part(explanation) if explanation is not None
+               else _explanation_part(failed, report, delayed_only))
     dsn.attach(_status_part(failed, report))
     headers = _message_id_part(original) if phi else _headers_part(original)
     if headers is not None:
@@ -98,6 +104,7 @@ class _Report:
     envelope_id: str | None
     queue_id: str | None
     phi: bool
+    extra_fields: tuple[tuple[str, str], ...] = ()
 
 
 def _is_report_or_auto_reply(original: bytes) -> bool:
@@ -136,8 +143,12 @@ def _explanation_part(failed: Sequence[FailedRecipient], report: _Report,
                                    72, initial_indent="    ", subsequent_indent="      ",
                                    break_on_hyphens=False))
         lines.append("")
+    return _text_part("\n".join(lines))
+
+
+def _text_part(text: str) -> EmailMessage:
     part = EmailMessage(policy=_SMTP_POLICY)
-    part.set_content("\n".join(lines), subtype="plain", charset="utf-8")
+    part.set_content(text, subtype="plain", charset="utf-8")
     del part["MIME-Version"]
     part["Content-Description"] = "Notification"
     return part
@@ -189,6 +200,8 @@ def _status_part(failed: Sequence[FailedRecipient], report: _Report) -> EmailMes
         per_message["Original-Envelope-Id"] = report.envelope_id
     if report.queue_id:
         per_message["X-Phigate-Queue-Id"] = report.queue_id  # an extension field (3464 2.4)
+    for name, value in report.extra_fields:
+        per_message[name] = value
     per_message["Arrival-Date"] = format_datetime(_aware(report.arrival))
     blocks: list[Message | str] = [per_message]
     for recipient in failed:

@@ -24,6 +24,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from phigate.accounts.store import MESSAGE_CLASSES, Account
+from phigate.mta.delivery.review_notices import enqueue_and_notify
 from phigate.mta.submission.protocol import PhigateSMTP, silence_aiosmtpd_log
 from phigate.mta.submission.requiretls import requires_tls
 from phigate.mta.submission.services import SubmissionServices, peer_ip
@@ -207,7 +208,8 @@ class SubmissionHandler:
             if decision.action == Action.REJECT:
                 return decision, None
             message = _new_message(ctx, envelope, body, decision)
-            return decision, (message, self.services.store.enqueue(message))
+            stored = enqueue_and_notify(self.services.store, self.settings, message)
+            return decision, (message, stored)
 
         user = ctx.account.name if ctx.account else None
         try:
