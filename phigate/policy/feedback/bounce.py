@@ -109,7 +109,9 @@ def _judged(address: str, text: str | None, *, status: str | None = None,
     verdict = judge(status=status, text=text, temporary=temporary)
     return FeedbackRecipient(address, permanent=verdict.hard, status=verdict.status,
                              reason=compact, category=verdict.reason.value,
-                             reply_code=verdict.reply_code, temporary=not verdict.permanent)
+                             reply_code=verdict.reply_code,
+                             # a delay notice stays one, whatever it says: it counts for nothing
+                             temporary=bool(temporary) or not verdict.permanent)
 
 
 def _make_detector_safe(legacy: Message) -> None:

@@ -119,7 +119,8 @@ TEXT_RULES: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
         r"(invalid|bad|unknown|unverified) sender", r"sender verif\w* failed",
         r"domain of sender address", r"sender (is )?(not permitted|unknown)",
         r"from address (rejected|not allowed)", r"(envelope|mail) from .{0,40}rejected",
-        r"sender .{0,20}(does not exist|not found)", r"send mail as")),
+        r"sender .{0,20}(does not exist|not found)", r"send mail as",
+        r"all recipient(s| addresses) (were |are )?(rejected|refused|denied)")),
     (_R.NETWORKERROR, phrases(
         r"network (error|is unreachable)", r"no route to host", r"lost connection",
         r"mail (for .{0,60})?loops? back", r"routing loop", r"too many hops", r"mail loop",
@@ -163,7 +164,9 @@ TEXT_RULES: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
         r"delivery time", r"max(imum)? (queue|delivery) time", r"not going to try again",
         r"connection (timed out|refused|reset)", r"timed out", r"could not connect",
         r"unable to connect", r"did not accept our requests to connect",
-        r"(wasn't|was not|were not) able to (establish|connect)")),
+        r"(wasn't|was not|were not) able to (establish|connect)",
+        r"not (been )?delivered within", r"(is|was) not responding", r"did not respond",
+        r"no answer from")),
     (_R.CONTENTERROR, phrases(
         r"header (is )?(invalid|error|malformed)", r"(invalid|malformed|bad) "
         r"(message )?(header|content|mime)", r"content error", r"message content")),
@@ -171,11 +174,19 @@ TEXT_RULES: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
         r"system (error|problem|failure)", r"internal (server )?error", r"server error",
         r"local error", r"configuration (error|problem)", r"misconfigur",
         r"temporary (local )?(problem|failure)", r"transaction failed",
-        r"service (is )?(currently )?unavailable", r"could not load")),
+        r"service (is )?(currently )?unavailable", r"could not load", r"write error",
+        r"(i/o|input/output) error")),
     (_R.SYNTAXERROR, phrases(
         r"syntax error", r"(command|syntax|parameter) (unrecognized|not recognized|"
         r"not implemented)", r"unrecognized command", r"bad sequence of commands")),
 )
+
+
+# "550 : User unknown", a reply naming no address (where the address would be), is how some
+# large receivers (au/KDDI's ezweb.ne.jp and au.com among them) answer DATA when the
+# recipient's own filter refuses the sender: the address was accepted at RCPT. With an
+# address ("550 <a@b>: User unknown") it is the plain unknown user.
+UNADDRESSED_UNKNOWN = re.compile(r"(?<![\d.])[45]\d\d:?\s+:\s*user unknown")
 
 
 # Enhanced status (class dropped: "1.1" for 5.1.1 and 4.1.1) -> reason; RFC 3463 + IANA.
@@ -194,7 +205,7 @@ STATUS_RULES: dict[str, BounceReason] = {
     "6.0": _R.CONTENTERROR, "6.1": _R.CONTENTERROR, "6.2": _R.CONTENTERROR,
     "6.3": _R.CONTENTERROR, "6.4": _R.CONTENTERROR, "6.5": _R.CONTENTERROR,
     "6.6": _R.CONTENTERROR, "6.7": _R.CONTENTERROR, "6.8": _R.CONTENTERROR,
-    "7.0": _R.SECURITYERROR, "7.1": _R.REJECTED, "7.2": _R.POLICYVIOLATION,
+    "7.0": _R.SECURITYERROR, "7.1": _R.SECURITYERROR, "7.2": _R.POLICYVIOLATION,
     "7.3": _R.SECURITYERROR, "7.4": _R.SECURITYERROR, "7.5": _R.SECURITYERROR,
     "7.6": _R.SECURITYERROR, "7.7": _R.SECURITYERROR, "7.8": _R.SECURITYERROR,
     "7.9": _R.SECURITYERROR, "7.10": _R.FAILEDSTARTTLS, "7.11": _R.FAILEDSTARTTLS,

@@ -34,6 +34,7 @@ from phigate.policy.feedback.reason_table import (
     PSEUDO,
     STATUS_RULES,
     TEXT_RULES,
+    UNADDRESSED_UNKNOWN,
     VAGUE,
 )
 
@@ -62,20 +63,23 @@ class Judgement:
 # -- evidence in the text ---------------------------------------------------------------------
 
 _ADDRESS_IN_TEXT = re.compile(r"<?[^\s<>@\"']+@[^\s<>@\"']+>?")
-_STATUS_AFTER_REPLY = re.compile(r"(?:^|[\s:;(\[>\"'])[245]\d\d[ \-]['\"]?"
-                                 r"([245]\.\d{1,3}\.\d{1,3})(?![\d.])")
+# A session transcript ("250 2.1.5 Ok ... 451 4.3.0 Error") also quotes the replies that
+# succeeded: only a 4xx/5xx reply or status is the failure.
+_STATUS_AFTER_REPLY = re.compile(r"(?:^|[\s:;(\[>\"'])[45]\d\d[ \-]['\"]?"
+                                 r"([45]\.\d{1,3}\.\d{1,3})(?![\d.])")
 # Reply and status codes inside the text ("550-5.7.1 " continuation lines) split phrases.
 _CODES = re.compile(r"(?<![\d.])(?:[245]\d\d[ \-]['\"]?)?[245]\.\d{1,3}\.\d{1,3}(?![\d.])|"
                     r"(?<![\d.])[245]\d\d-(?=\S)")
 _STATUS_IN_TEXT = re.compile(r"(?<![\d.])#?([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
-_REPLY_IN_TEXT = re.compile(r"(?:^|[\s:;(\[>\"'])([245][0-5]\d)(?![\d.])(?:[ \-]|$)")
+_FAILURE_STATUS_IN_TEXT = re.compile(r"(?<![\d.])#?([45])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
+_REPLY_IN_TEXT = re.compile(r"(?:^|[\s:;(\[>\"'])([45][0-5]\d)(?![\d.])(?:[ \-]|$)")
 _STAGE_IN_TEXT: tuple[tuple[SmtpStage, re.Pattern[str]], ...] = (
     (SmtpStage.MAIL, re.compile(r"(in reply to|after|\>\>\>|\[)\s*mail[ _]from\b|"
                                 r"\bmail from\s*:?\s*<[^>]*>\s*(command\s+)?(failed|rejected)")),
     (SmtpStage.RCPT, re.compile(r"(in reply to|after|\>\>\>|\[)\s*rcpt[ _]to\b|"
                                 r"\brcpt to\s*:?\s*<[^>]*>\s*(command\s+)?(failed|rejected)")),
     (SmtpStage.DATA, re.compile(r"(in reply to|after)\s*(end of\s+)?data\b|\(data\)|"
-                                r"smtp command\s*:?\s*data\b|\[data\]")),
+                                r"smtp command\s*:?\s*data\b|\[data\]|>>>\s*data\b")),
     (SmtpStage.HELO, re.compile(r"(in reply to|after|\>\>\>)\s*(helo|ehlo)\b")),
 )
 
@@ -84,7 +88,7 @@ _MAX_TEXT = 2000
 
 
 def status_in_text(text: str | None) -> str | None:
-    match = _STATUS_IN_TEXT.search(text or "")
+    match = _FAILURE_STATUS_IN_TEXT.search(text or "")
     return ".".join(match.groups()) if match else None
 
 
@@ -117,6 +121,10 @@ def judge(*, status: str | None = None, reply_code: str | None = None,
     given = _preferred_status(_valid_status(status), lowered)
     permanent = _permanent(given, reply, temporary)
     reason = _reason(lowered, given, reply, stage or stage_in_text(lowered))
+    if temporary and reply is None and reason in (_R.ONHOLD, _R.UNDEFINED):
+        # a delay notice quoting no reply says only that delivery is taking too long (a
+        # live 4xx reply, which has a code, stays on hold)
+        reason = _R.EXPIRED
     hard = _hard(reason, given, reply)
     if given is None:
         given = f"{5 if permanent or hard else 4}.0.{PSEUDO[reason]}"
@@ -161,7 +169,10 @@ def _permanent(status: str | None, reply: str | None, temporary: bool | None) ->
 
 def _reason(text: str, status: str | None, reply: str | None,
             stage: SmtpStage | None) -> BounceReason:
-    reason = _by_phrase(text) or _by_status(status) or _by_stage(stage, reply, status)
+    by_status = _by_status(status)
+    if stage is SmtpStage.MAIL and by_status in (None, _R.SECURITYERROR):
+        by_status = _R.REJECTED  # "not authorized" in reply to MAIL FROM: our sender
+    reason = _by_phrase(text) or by_status or _by_stage(stage, reply, status)
     if reason is _R.USERUNKNOWN and stage is SmtpStage.DATA and not (
             status or "").endswith(".1.1"):
         return _R.FILTERED  # refused only after the content was seen: a filter's doing
@@ -179,16 +190,31 @@ def _by_phrase(text: str) -> BounceReason | None:
     Mailbox full'") often precedes the reply it quotes; when the quoted reply has no telling
     phrase, its status code speaks before the summary does."""
     quoted = _STATUS_AFTER_REPLY.search(text)
-    if quoted is not None and quoted.start() > 0:
-        found = _phrase_in(_CODES.sub(" ", text[quoted.start():])) or _by_status(
-            quoted.group(1))
+    if quoted is not None and quoted.start() > 0 and not quoted.group(1).endswith(".0.0"):
+        # the quoted reply runs to the next code (a relay often repeats its summary after
+        # it); a generic X.0.0 line ("554 5.0.0 Service unavailable") is a summary itself
+        reply_text = text[quoted.start():_end_of_reply(text, quoted.end(), quoted.group(1))]
+        found = _phrase_in(_CODES.sub(" ", reply_text)) or _by_status(quoted.group(1))
         if found is not None:
             return found
     return _phrase_in(_CODES.sub(" ", text))
 
 
+def _end_of_reply(text: str, start: int, status: str) -> int:
+    """Where a quoted reply ends: at the next code with another status (relays repeat the
+    reply they quote, "550 5.2.1 host mx [192.0.2.1]: 550 5.2.1 <a@b>... User Unknown", and
+    often their own summary after it, "5.1.0 - Unknown address error")."""
+    for code in _CODES.finditer(text, start):
+        other = status_in_text(code.group(0))
+        if other is not None and other != status:
+            return code.start()
+    return len(text)
+
+
 def _phrase_in(text: str) -> BounceReason | None:
     text = " ".join(text.split())
+    if UNADDRESSED_UNKNOWN.search(text):
+        return _R.FILTERED
     tiers = (range(DECISIVE_COUNT), [i for i in range(DECISIVE_COUNT, len(TEXT_RULES))
                                       if TEXT_RULES[i][0] not in VAGUE],
              [i for i in range(DECISIVE_COUNT, len(TEXT_RULES))
@@ -206,9 +232,13 @@ def _phrase_in(text: str) -> BounceReason | None:
 
 
 def _by_status(status: str | None) -> BounceReason | None:
+    """The reason an enhanced status names. A temporary "other or undefined" status
+    (4.3.0, 4.4.0, 4.7.0) names none: it says no more than "try again later"."""
     if status is None:
         return None
-    _, subject, detail = status.split(".")
+    kind, subject, detail = status.split(".")
+    if kind == "4" and detail == "0":
+        return None
     return STATUS_RULES.get(f"{subject}.{detail}")
 
 

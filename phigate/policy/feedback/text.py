@@ -113,7 +113,9 @@ def text_failures(message: Message, *, exclude: set[str] | None = None) -> list[
     ignored = {a.lower() for a in (exclude or set())} | _own_addresses(message)
     spans: list[tuple[int, int, str]] = []
     cleaned = _MAIL_FROM.sub(" ", text)  # our own sender, echoed in ">>> MAIL FROM:<...>"
-    cleaned = _CONTACT_LINE.sub(" ", cleaned)  # "please contact <help@...>"
+    # "please contact <help@...>": not a failed address (the rest of the line may be the
+    # remote's reply, "550 ... We recommend that you contact your provider", so it stays)
+    cleaned = _CONTACT_LINE.sub(lambda line: _ADDRESS.sub(" ", line.group(0)), cleaned)
     rcpt = [m.group(1) for m in _RCPT_TO.finditer(cleaned)]
     cleaned = _ECHOED_HEADER.sub(" ", cleaned)  # "From: <the original sender>"
     for match in _ADDRESS.finditer(cleaned):

@@ -1,0 +1,77 @@
+"""Classes of evidence the reason classifier reads, each with made-up wording of its own
+(never a sample of the evaluation set): which reply in a transcript is the failure, how far
+a quoted reply reaches, what a generic status says, what a delay notice means."""
+
+from __future__ import annotations
+
+import pytest
+
+from phigate.policy.feedback.reasons import BounceReason, SmtpStage, judge
+
+R = BounceReason
+
+
+def test_a_transcript_is_judged_by_its_failing_reply_not_the_ones_that_succeeded() -> None:
+    verdict = judge(text="RCPT TO:<pat@example.net> -> 250 2.1.5 Recipient ok; DATA -> 354 go "
+                         "ahead; . -> 452 4.3.1 Insufficient system storage")
+    assert (verdict.reply_code, verdict.status) == ("452", "4.3.1")
+    assert verdict.reason is R.SYSTEMFULL
+
+
+def test_a_quoted_reply_ends_where_the_relay_repeats_its_own_summary() -> None:
+    # the relay's summary ("Unknown address error") follows the reply it quotes; the reply
+    # itself (5.7.1, no telling phrase) decides, and an unknown address is not claimed
+    verdict = judge(status="5.7.1", text="5.1.0 - Unknown address error 550-'5.7.1 "
+                    "<pat@example.net>... Not authorized' (attempts: 1). Reason: 5.1.0 - "
+                    "Unknown address error")
+    assert verdict.reason is R.SECURITYERROR and not verdict.hard
+
+
+def test_a_reply_quoted_twice_is_still_one_reply() -> None:
+    verdict = judge(status="5.2.1", text="host mx.example.net [192.0.2.3]: 550 5.2.1 host "
+                    "mx.example.net [192.0.2.3]: 550 5.2.1 <pat@example.net>... User unknown")
+    assert verdict.reason is R.USERUNKNOWN and verdict.hard
+
+
+def test_a_generic_summary_line_does_not_outweigh_the_remote_reply() -> None:
+    verdict = judge(status="5.2.0", text="... while talking to mx.example.net.: >>> DATA <<< "
+                    "550 : User unknown 554 5.0.0 Service unavailable")
+    assert verdict.reason is R.FILTERED and not verdict.hard
+
+
+@pytest.mark.parametrize("text", ["550 : User unknown", "550: : User unknown"])
+def test_user_unknown_naming_no_address_is_a_recipient_filter(text: str) -> None:
+    verdict = judge(status="5.0.0", text=text)
+    assert verdict.reason is R.FILTERED and not verdict.hard
+    named = judge(status="5.0.0", text="550 <pat@example.net>: User unknown")
+    assert named.reason is R.USERUNKNOWN and named.hard
+
+
+def test_a_temporary_other_or_undefined_status_names_no_reason() -> None:
+    assert judge(status="4.3.0", text="451 4.3.0 Please try again later").reason is R.ONHOLD
+    assert judge(status="5.3.0", text="550 5.3.0 Please do not").reason is R.SYSTEMERROR
+
+
+def test_a_delay_notice_without_a_reply_is_expired_a_live_4xx_stays_on_hold() -> None:
+    notice = judge(status="4.4.0", temporary=True,
+                   text="This is only a notification; the server will keep trying.")
+    assert notice.reason is R.EXPIRED and not notice.permanent
+    live = judge(reply_code="451", text="451 Please come back", temporary=True,
+                 stage=SmtpStage.RCPT)
+    assert live.reason is not R.EXPIRED
+
+
+def test_not_authorized_at_mail_from_is_our_sender_rejected() -> None:
+    verdict = judge(status="5.7.1", reply_code="550", stage=SmtpStage.MAIL,
+                    text="550 5.7.1 Access denied")
+    assert verdict.reason is R.REJECTED
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("Your message was not delivered within 3 days: the remote host is not responding.",
+     R.EXPIRED),
+    ("451 4.3.0 Error: mailbox write error, try again", R.SYSTEMERROR),
+    ("550 5.4.1 All recipient addresses rejected : not allowed", R.REJECTED),
+])
+def test_more_phrase_classes(text: str, reason: BounceReason) -> None:
+    assert judge(text=text).reason is reason
