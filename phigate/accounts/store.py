@@ -33,6 +33,8 @@ class Account:
     senders: tuple[str, ...]
     classes: tuple[str, ...]
     disabled: bool = False
+    #: Reply-To: addresses or domains allowed besides ``senders`` (the admin's choice).
+    reply_to: tuple[str, ...] = ()
 
     @property
     def default_class(self) -> str:

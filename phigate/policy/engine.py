@@ -15,7 +15,6 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -55,6 +54,14 @@ class RuleHit:
         return {"rule": self.rule, "action": self.action.label, "reason": self.reason}
 
 
+class HeaderFields(Protocol):
+    """The submitted header's fields as the submission checks read them (one pass, strict):
+    values unfolded, names compared without regard to case."""
+
+    def get(self, name: str) -> str | None: ...
+    def keys(self) -> list[str]: ...
+
+
 @dataclass
 class PolicyContext:
     stage: str  # "rcpt" | "data"
@@ -65,7 +72,7 @@ class PolicyContext:
     client_ip: str | None = None
     #: The recipient under consideration at the rcpt stage.
     recipient: str | None = None
-    headers: EmailMessage | None = None
+    headers: HeaderFields | None = None
     scan: ScanResult | None = None
     campaign_id: str | None = None
 

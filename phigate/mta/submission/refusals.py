@@ -17,6 +17,7 @@ class RefusalReason(StrEnum):
     HEADER_FIELD_TOO_LONG = "header_field_too_long"
     TOO_MANY_ADDRESSES = "too_many_addresses"
     # Malformed (550 5.6.0)
+    BARE_LINE_ENDING = "bare_line_ending"
     NO_BLANK_LINE = "no_blank_line"
     NOT_A_HEADER_LINE = "not_a_header_line"
     LEADING_CONTINUATION = "leading_continuation"
@@ -34,6 +35,8 @@ class RefusalReason(StrEnum):
     SENDER_NOT_ALLOWED = "sender_not_allowed"
     REPLY_TO_NOT_ALLOWED = "reply_to_not_allowed"
     RESENT_NOT_ALLOWED = "resent_not_allowed"
+    UNKNOWN_CLASS = "unknown_class"
+    CLASS_NOT_PERMITTED = "class_not_permitted"
 
 
 _REPLIES: dict[RefusalReason, str] = {
@@ -43,6 +46,8 @@ _REPLIES: dict[RefusalReason, str] = {
     RefusalReason.HEADER_FIELD_TOO_LONG: "552 5.3.4 Message refused: a header field is too long",
     RefusalReason.TOO_MANY_ADDRESSES:
         "554 5.6.0 Message refused: too many addresses in one header field",
+    RefusalReason.BARE_LINE_ENDING:
+        "550 5.6.0 Message refused: bare CR, bare LF or NUL in message data",
     RefusalReason.NO_BLANK_LINE:
         "550 5.6.0 Message refused: no blank line between the header and the body",
     RefusalReason.NOT_A_HEADER_LINE:
@@ -69,6 +74,9 @@ _REPLIES: dict[RefusalReason, str] = {
         "553 5.7.1 Reply-To: header address not allowed for this account",
     RefusalReason.RESENT_NOT_ALLOWED:
         "553 5.7.1 Resent-From:/Resent-Sender: address not allowed for this account",
+    RefusalReason.UNKNOWN_CLASS: "550 5.7.1 Unknown message class in X-Phigate-Class",
+    RefusalReason.CLASS_NOT_PERMITTED:
+        "550 5.7.1 Message class in X-Phigate-Class not permitted for this account",
 }
 
 

@@ -14,18 +14,22 @@ import logging
 import ssl
 import time
 import uuid
-from email.message import EmailMessage
-from email.parser import BytesHeaderParser
-from email.policy import default as default_policy
-from email.utils import formatdate, getaddresses
+from email.utils import formatdate
 from typing import TYPE_CHECKING
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from phigate.accounts.store import MESSAGE_CLASSES, Account
+from phigate.accounts.store import Account
 from phigate.mta.delivery.review_notices import enqueue_and_notify
+from phigate.mta.submission.data_checks import (
+    REPLY_CHECK_TIMEOUT,
+    CheckedData,
+    check_data_off_loop,
+)
+from phigate.mta.submission.header_block import HeaderBlock
 from phigate.mta.submission.protocol import PhigateSMTP, silence_aiosmtpd_log
+from phigate.mta.submission.refusals import Refusal
 from phigate.mta.submission.requiretls import requires_tls
 from phigate.mta.submission.services import SubmissionServices, peer_ip
 from phigate.observability.logs import log_event
@@ -43,25 +47,10 @@ __all__ = ["SubmissionHandler", "SubmissionServices", "make_server_tls_context",
 
 log = logging.getLogger("phigate.smtp")
 
-CLASS_HEADER = "X-Phigate-Class"
-CAMPAIGN_HEADER = "X-Phigate-Campaign"
-
 REPLY_TEMPFAIL_STORAGE_FULL = "452 4.3.1 Insufficient system storage, try again later"
 REPLY_TEMPFAIL_STORAGE = "451 4.3.0 Temporary local problem storing the message, try again later"
 REPLY_TEMPFAIL_POLICY = "451 4.3.0 Temporary local problem checking policy, try again later"
 REPLY_TEMPFAIL_SCANNER = "451 4.3.0 Temporary local problem scanning the message, try again later"
-
-
-def has_bare_line_ending(content: bytes) -> bool:
-    """True if a CR or LF appears other than as CRLF, or a NUL anywhere.
-
-    aiosmtpd only ends DATA at CRLF.CRLF, but such bytes would still travel on to the next
-    hop, where a lenient server could read ``LF.LF`` as the end of data: the SMTP smuggling
-    attack. Refusing them here keeps smuggled messages from ever leaving.
-    """
-    return b"\0" in content or content.count(b"\r") != content.count(b"\r\n") or (
-        content.count(b"\n") != content.count(b"\r\n")
-    )
 
 
 class SubmissionHandler:
@@ -144,10 +133,10 @@ class SubmissionHandler:
         ip = peer_ip(session.peer)
         content = envelope.original_content or b""
         try:
-            headers = self._parse_and_check(content, account, ip)
-            scan = await self._scan_or_tempfail(content)
-            ctx = self._data_context(envelope, account, ip, headers, scan)
-            body = self._with_trace_headers(content, headers, session)
+            checked = await self._checked(content, account, ip)
+            scan = await self._scan_or_tempfail(checked.content)
+            ctx = self._data_context(envelope, account, ip, checked, scan)
+            body = self._with_trace_headers(checked.content, checked.header, session)
             decision, stored = await self._decide_and_store(ctx, envelope, body)
             message, message_id = self._stored_or_refused(ctx, decision, stored)
         except _Reply as reply:
@@ -164,18 +153,19 @@ class SubmissionHandler:
 
     # -- DATA's steps ---------------------------------------------------------------------
 
-    def _parse_and_check(self, content: bytes, account: Account, ip: str | None) -> EmailMessage:
-        """The message's header fields, once the data and the headers passed the checks."""
-        if has_bare_line_ending(content):
-            log_event(log, "refused_bare_line_ending", ip=ip, user=account.name)
-            raise _Reply("rejected",
-                         "550 5.6.0 Message refused: bare CR, bare LF or NUL in message data")
-        headers = BytesHeaderParser(policy=default_policy).parsebytes(_header_block(content))
-        refusal = self._check_headers(headers, account)
-        if refusal:
-            log_event(log, "refused_headers", ip=ip, user=account.name, reply=refusal[:9])
-            raise _Reply("rejected", refusal)
-        return headers
+    async def _checked(self, content: bytes, account: Account, ip: str | None
+                       ) -> CheckedData:
+        """The checked header and the bytes to queue, off the event loop (bounded)."""
+        checked = await check_data_off_loop(content, account)
+        if checked is None:
+            log_event(log, "header_check_timeout", level=logging.WARNING, ip=ip,
+                      user=account.name, size=len(content))
+            raise _Reply("tempfailed", REPLY_CHECK_TIMEOUT)
+        if isinstance(checked, Refusal):
+            log_event(log, "refused_headers", ip=ip, user=account.name,
+                      reason=checked.reason.value)
+            raise _Reply("rejected", checked.reply)
+        return checked
 
     async def _scan_or_tempfail(self, content: bytes) -> ScanResult | None:
         try:
@@ -184,15 +174,13 @@ class SubmissionHandler:
             raise _Reply("tempfailed", REPLY_TEMPFAIL_SCANNER) from None
 
     def _data_context(self, envelope: Envelope, account: Account, ip: str | None,
-                      headers: EmailMessage, scan: ScanResult | None) -> PolicyContext:
+                      checked: CheckedData, scan: ScanResult | None) -> PolicyContext:
         """Every recipient is checked again at DATA, for the header's class (see
         phigate.policy.rules: one failing recipient refuses the message)."""
-        message_class = str(headers.get(CLASS_HEADER, "") or account.default_class).strip()
-        campaign = str(headers.get(CAMPAIGN_HEADER, "") or "").strip() or None
         return PolicyContext(
             stage="data", account=account, sender=envelope.mail_from or "",
-            recipients=list(envelope.rcpt_tos), message_class=message_class,
-            client_ip=ip, headers=headers, scan=scan, campaign_id=campaign,
+            recipients=list(envelope.rcpt_tos), message_class=checked.message_class,
+            client_ip=ip, headers=checked.header, scan=scan, campaign_id=checked.campaign_id,
         )
 
     async def _decide_and_store(
@@ -264,23 +252,6 @@ class SubmissionHandler:
                       error=type(error).__name__)
             raise _PolicyFailed from None
 
-    def _check_headers(self, headers: EmailMessage, account: Account) -> str | None:
-        try:
-            from_values = headers.get_all("From") or []
-            addresses = [addr for _, addr in getaddresses([str(v) for v in from_values])]
-        except (ValueError, TypeError, IndexError):
-            return "550 5.6.0 Message refused: unparseable From: header"
-        if len(from_values) != 1 or not addresses or not all(addresses):
-            return "550 5.6.0 Message refused: exactly one From: header with an address required"
-        if not all(account.may_send_as(address) for address in addresses):
-            return "553 5.7.1 From: header address not allowed for this account"
-        message_class = str(headers.get(CLASS_HEADER, "") or "").strip()
-        if message_class and message_class not in MESSAGE_CLASSES:
-            return f"550 5.7.1 Unknown message class in {CLASS_HEADER}"
-        if message_class and message_class not in account.classes:
-            return f"550 5.7.1 Message class {message_class} not permitted for this account"
-        return None
-
     async def _scan(self, content: bytes) -> ScanResult | None:
         """The scan result; None when scanning is switched off. Raises _ScanFailed."""
         scanner = self.services.scanner
@@ -296,7 +267,7 @@ class SubmissionHandler:
         return result
 
     def _with_trace_headers(
-        self, content: bytes, headers: EmailMessage, session: Session
+        self, content: bytes, headers: HeaderBlock, session: Session
     ) -> bytes:
         """Prepend Received:, and Message-ID:/Date: when the client left them out (RFC 6409)."""
         hostname = self.settings.server.hostname
@@ -304,18 +275,11 @@ class SubmissionHandler:
         # The client's address is deliberately left out: it reveals the practice's internal
         # network to every recipient.
         lines = [f"Received: by {hostname} (phigate) with {protocol}; {formatdate()}"]
-        if headers.get("Message-ID") is None:
+        if not headers.has("Message-ID"):
             lines.append(f"Message-ID: <{uuid.uuid4().hex}@{hostname}>")
-        if headers.get("Date") is None:
+        if not headers.has("Date"):
             lines.append(f"Date: {formatdate()}")
         return ("\r\n".join(lines) + "\r\n").encode("ascii") + content
-
-
-def _header_block(content: bytes) -> bytes:
-    """The header fields of ``content`` (line endings are CRLF here): parsing the body along
-    with them only costs time on the event loop."""
-    end = content.find(b"\r\n\r\n")
-    return content if end < 0 else content[: end + 2]
 
 
 def _verdict(scan: ScanResult | None) -> str:

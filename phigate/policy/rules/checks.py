@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from email.message import EmailMessage
 
 from phigate.policy.campaigns import valid_campaign_id
-from phigate.policy.engine import Action, PolicyContext, Verdict
+from phigate.policy.engine import Action, HeaderFields, PolicyContext, Verdict
 from phigate.policy.null_mx import NullMxChecker
 from phigate.policy.stores import PolicyStores
 from phigate.queue.policy_models import CampaignState
@@ -107,11 +106,11 @@ class CampaignApprovalRule:
         return Verdict(Action.HOLD, f"campaign {campaign} awaiting approval")
 
 
-def is_auto_forwarded(headers: EmailMessage | None) -> bool:
+def is_auto_forwarded(headers: HeaderFields | None) -> bool:
     """``Auto-Submitted`` other than ``no`` (RFC 3834), or ``Resent-*`` fields (RFC 5322)."""
     if headers is None:
         return False
-    auto = str(headers.get("Auto-Submitted", "no") or "no").strip().lower()
+    auto = (headers.get("Auto-Submitted") or "no").strip().lower()
     if not auto.startswith("no"):
         return True
     return any(name.lower().startswith("resent-") for name in headers.keys())
