@@ -139,6 +139,9 @@ class NameLexicon:
     #: Words the dictionary spells only in lower case ("results", "cycle"): two capitalised
     #: words that are neither these nor known names are shaped like a foreign name.
     ordinary_words: frozenset[str] = frozenset()
+    #: The everyday words among ``not_alone`` ("will", "grace", "english"); the rest are
+    #: rare dictionary words ("zak", "tiffany") that a strong cue may still make a name.
+    common_words: frozenset[str] = frozenset()
 
     def is_first_name(self, word: str) -> bool:
         return fold(word) in self.first_names
@@ -200,4 +203,6 @@ def load_name_lexicon() -> NameLexicon:
     not_alone = ((dictionary_names - popular) | ENGLISH_WORDS_THAT_ARE_NAMES
                  | NATIONALITY_WORDS | COUNTRY_WORDS)
     return NameLexicon(first_names=frozenset(first), surnames=frozenset(surnames),
-                       not_alone=frozenset(not_alone), ordinary_words=ordinary)
+                       not_alone=frozenset(not_alone), ordinary_words=ordinary,
+                      common_words=ENGLISH_WORDS_THAT_ARE_NAMES | NATIONALITY_WORDS
+                      | COUNTRY_WORDS)

@@ -48,15 +48,24 @@ SAFE_ABBREVIATIONS = "jan|feb|apr|jun|jul|aug|sept?|oct|nov"
 #: Month words that are also other words: a month only with a day or a year beside them.
 AMBIGUOUS_MONTHS = "may|mar|dec"
 DAY = r"\d{1,2}(?:st|nd|rd|th)?"
+# A night shift's two days before a month: "1->2 nov, 96", "30-31 OCT".
+DAY_RANGE = r"\d{1,2}[ \t]*(?:->|-|/|to)[ \t]*"
 YEAR_PART = r"(?:'?\d{2}|\d{4})"
 MONTH = rf"(?:{MONTH_NAMES}|{SAFE_ABBREVIATIONS}|{AMBIGUOUS_MONTHS})"
 # "Mar 3", "3 mar", "MAY 2003", "nov, 96", "MARCH OF 1993", "Dec. 5th".
 MONTH_WITH_NUMBER = re.compile(
-    rf"(?i)\b(?:{DAY}[ \t]+(?:of[ \t]+)?{MONTH}\b\.?(?:,?[ \t]+{YEAR_PART}\b)?|"
+    rf"(?i)\b(?:(?:{DAY_RANGE})?{DAY}[ \t]+(?:of[ \t]+)?{MONTH}\b\.?(?:,?[ \t]+{YEAR_PART}\b)?|"
     rf"{MONTH}\b\.?,?[ \t]+(?:of[ \t]+)?(?:{DAY}(?![\d:/])(?:,?[ \t]+{YEAR_PART}\b)?|"
     rf"{YEAR_PART}\b)(?![:/.]\d))")
 # A month word on its own: "last used in jun", "sept." - not the ambiguous ones.
 MONTH_ALONE = re.compile(rf"(?i)\b(?:{MONTH_NAMES}|{SAFE_ABBREVIATIONS})\b\.?")
+# A capitalised word after a Title Case month word makes it a first name ("Jan Jílek"); a
+# month, a weekday or a year after it does not.
+NAME_AFTER = re.compile(
+    rf"[ \t]+(?!(?i:{MONTH_NAMES}|{SAFE_ABBREVIATIONS}|(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*)\b)"
+    r"[A-ZÀ-Þ][a-zß-ÿ]")
+DATE_PREPOSITION = re.compile(r"(?i)\b(?:in|since|of|on|by|early|late|mid|last|next|during|"
+                              r"until|thru|through)[ \t]+$")
 # "in may", "since MAY", "early March": the ambiguous words after a date preposition.
 CUED_AMBIGUOUS = re.compile(
     rf"(?i)\b(?:in|since|of|early|late|mid|last|next|during|until|thru|through)[ \t]+"
@@ -85,8 +94,11 @@ def find_care_dates(text: str, part: str) -> list[Finding]:
             results.append(_finding(text, part, m.start(1), m.end(2), 0.7))
     if ANY_MONTH.search(text):  # most text names no month: skip the costly patterns
         for m in MONTH_WITH_NUMBER.finditer(text):
-            results.append(_finding(text, part, m.start(), m.end(), 0.85))
+            results.append(_finding(text, part, m.start(), m.end(), 0.9))
         for m in MONTH_ALONE.finditer(text):
+            if (NAME_AFTER.match(text, m.end()) and m.group()[1:2].islower()
+                    and not DATE_PREPOSITION.search(text[max(0, m.start() - 8):m.start()])):
+                continue  # "Jan Jílek", "June Carter": a first name before a surname
             results.append(_finding(text, part, m.start(), m.end(), 0.7))
         for m in CUED_AMBIGUOUS.finditer(text):
             results.append(_finding(text, part, m.start(1), m.end(1), 0.6))
@@ -95,6 +107,10 @@ def find_care_dates(text: str, part: str) -> list[Finding]:
             results.append(_finding(text, part, m.start(1), m.end(1), 0.6))
     results.extend(_years(text, part))
     return results
+
+
+# More years after a history year: "CVA in 94 and 00", "MI 1998, 2003".
+MORE_YEARS = re.compile(r"[ \t]*(?:,|and|&|,[ \t]*and)[ \t]*((?:19|20)\d{2}|\d{2})\b(?![\w%/.:-])")
 
 
 def _month_days(text: str, part: str) -> list[Finding]:
@@ -126,6 +142,10 @@ def _years(text: str, part: str) -> list[Finding]:
                 text[max(0, m.start() - 200):m.start() + 1]):
             continue  # "MI 81" is a year only in a past history
         results.append(_finding(text, part, m.start(1), m.end(1), 0.6, REASON_YEAR))
+        position = m.end(1)
+        while more := MORE_YEARS.match(text, position):
+            results.append(_finding(text, part, more.start(1), more.end(1), 0.6, REASON_YEAR))
+            position = more.end(1)
     for m in DECADE.finditer(text):
         results.append(_finding(text, part, m.start(), m.end(), 0.6, REASON_YEAR))
     return results

@@ -306,7 +306,7 @@ class _Finder:
 
     def _judge_single(self, token: _Token) -> None:
         if (len(token.text) > 2 and HUMAN_VERB.match(self.text, token.end)
-                and token.key not in STOP_WORDS and not self.common_word(token)):
+                and token.key not in STOP_WORDS and token.key not in self.lexicon.common_words):
             self.add(token.start, token.end, 0.6, REASON_SINGLE)  # "Trivo lives on ..."
             return
         if not self.clear_name(token) or self.title_case_line(token.start):

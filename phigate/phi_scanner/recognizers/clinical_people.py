@@ -44,7 +44,8 @@ pts patient patients family md mds rn rns np nps attending resident intern fello
 nursing doctor doctors dr drs house office said says told asked came come went in-law law
 visit visited visiting phone phoned spoke talked discussed plan plans will wants wanted
 all both each other others same several many few some any call calls per via pm am
-trying stating states obtained
+trying stating states obtained hospitalist hospitalists intensivist surgeon surgeons
+cardiologist pharmacist dietitian nutritionist chaplain
 """.split())
 TITLE_CLINICIAN = re.compile(r"(?i)\b(?:dr|drs|dr's|doctors?)\b\.?[ \t]*")
 TITLE_PATIENT = re.compile(r"(?i)\b(?:mr|mrs|ms|miss)\b\.?[ \t]+")
@@ -52,7 +53,7 @@ ROLE_BEFORE = re.compile(
     r"(?i)\b(?:np|rn|resident|intern|attending|fellow|nurse|rrt|sw|social worker|"
     r"case manager|case management contacts|case ?worker|house ?staff|chaplain|surgeon|"
     r"cardiologist|intensivist|hospitalist|pharmacist|dietitian|nutritionist|pcp|cns|nsg)"
-    r"\b[ \t:]+")
+    r"\b[ \t:(]+")
 CARE_CUE_BEFORE = re.compile(
     r"(?i)\b(?:spoke (?:with|to)|discussed with|talked (?:with|to)|d/w|paged|notified|"
     r"called|informed|seen by|evaluated by|examined by|reported to|consulted|"
@@ -71,6 +72,8 @@ AFTER_CUE = re.compile(
     r"np|crnp|pa-c|lpn|cnm|msw|lcsw|licsw|licws|pharmd|slp|(?P<weak>pt|ot|do|pa|ms))|(?P<verb>aware|"
     r"notified|made aware|paged|called|in to see|at bedside|updated|informed|consulted|"
     rf"ordered|recommended|examined|in to visit|visited)|\((?P<relation>{RELATIONS})\))\b")
+# "KEEP ROMERO FAMILY AWARE", "the smith family": a surname before "family".
+FAMILY_AFTER = re.compile(r"(?i)(?<=[A-Za-z])[ \t]+family\b")
 LIST_JOINER = re.compile(r"(?i)[ \t]*(?:,|and|&)[ \t]*(?:and[ \t]+)?")
 
 
@@ -188,8 +191,32 @@ class _People:
                     continue  # "spoke with Dr X": the title's rule takes it
                 # After "with", "per", "by" only a census name: "with tylenol", "per protocol"
                 weak = bool(m.groupdict().get("weak"))
-                start, end = self.names_at(m.end(), strict=True, max_words=2, census_only=weak)
+                # a role names up to three words ("CONTACTS KAREN ANN YANULIS")
+                start, end = self.names_at(m.end(), strict=True, max_words=2 if weak else 3,
+                                           census_only=weak)
                 self.add(start, end, 0.75, reason)
+                if pattern is ROLE_BEFORE:  # "nsg (d. renna and j. o'brien)"
+                    self._list_after(end if end > start else -1, reason)
+
+    def _list_after(self, end: int, reason: str) -> None:
+        for _ in range(3):
+            joiner = LIST_JOINER.match(self.text, end) if end >= 0 else None
+            if not joiner or "and" not in joiner.group() and "&" not in joiner.group():
+                return
+            start, end = self.names_at(joiner.end(), strict=True, max_words=2)
+            if end == start:
+                return
+            self.add(start, end, 0.7, reason)
+
+    def families(self) -> None:
+        """``KEEP ROMERO FAMILY AWARE``: a census surname that is no ordinary word."""
+        for m in FAMILY_AFTER.finditer(self.text):
+            words = list(WORD.finditer(self.text, max(0, m.start() - 30), m.start()))
+            if not words or words[-1].end() != m.start():
+                continue
+            last = words[-1]
+            if self.lexicon.is_surname(last.group()) and self.known_name(last.group(), True):
+                self.add(last.start(), last.end(), 0.7, REASON_RELATIVE)
 
     def before_a_cue(self) -> None:
         """``LINDSEY CARDARELLI CALLED``, ``Emily Parker,RN``: a name before a cue or credential."""
@@ -264,5 +291,6 @@ def find_clinical_people(text: str, part: str, lexicon: NameLexicon) -> list[Fin
     people.titles()
     people.roles_and_cues()
     people.relatives()
+    people.families()
     people.before_a_cue()
     return people.results

@@ -109,7 +109,7 @@ def find_clinical_terms(text: str, part: str) -> list[Finding]:
             word = m.group()
             key = word.upper() if table is ANY_CASE else word
             category = table.get(key) or table.get(_PLURAL.sub("", key))
-            if category is not None:
+            if category is not None and not (table is UPPER_ONLY and _not_the_term(text, m)):
                 results.append(Finding(category, word, m.start(), m.end(), part, 0.8,
                                        REASON_ABBREVIATION))
     for pattern in (SHORTHAND, CARE_ACTIONS, MEASUREMENT):
@@ -119,6 +119,35 @@ def find_clinical_terms(text: str, part: str) -> list[Finding]:
             results.append(Finding(cat.ENCOUNTER, m.group(), m.start(), m.end(), part, 0.3,
                                    REASON_SHORTHAND))
     return results
+
+
+# Capitals-only abbreviations that are also words or initials: "AS WELL AS", "MR JONES",
+# "Magda K. Björklund". In capitals text case says nothing, so context decides.
+WORD_LIKE_UPPER = frozenset("AS MR CA PE AI TR RA CP DM HF MG CR".split())
+INITIAL_BETWEEN_NAMES = re.compile(r"\.[ \t]+[A-ZÀ-Þ][a-zß-ÿ]")
+NAME_BEFORE = re.compile(r"[A-ZÀ-Þ][a-zß-ÿ]+[ \t]+$")
+TITLE_WORD_AFTER = re.compile(r"\.?[ \t]+[A-Za-z]{2,}")
+CAPITALS_WORD = re.compile(r"[A-Z]+\b")
+CLINICAL_MODIFIER = re.compile(
+    r"(?i)(?:\b(?:severe|mild|moderate|critical|trace|known|new|old|h/o|hx|s/p|r/o|w/|"
+    r"with|for|of|2/2|\d\+)|[,;:(/])[ \t]*$")
+
+
+def _not_the_term(text: str, m: re.Match[str]) -> bool:
+    word = m.group()
+    before = text[max(0, m.start() - 20):m.start()]
+    if len(word) == 1:  # "Magda K. Björklund": a middle initial, not potassium
+        return bool(NAME_BEFORE.search(before) and INITIAL_BETWEEN_NAMES.match(text, m.end()))
+    if word not in WORD_LIKE_UPPER:
+        return False
+    if word == "MR" and TITLE_WORD_AFTER.match(text, m.end()) and not CLINICAL_MODIFIER.search(
+            before):
+        return True  # "MR JONES", "Mr. Smith" are titles
+    if CLINICAL_MODIFIER.search(before) or text[m.end():m.end() + 2].strip()[:1] in (",", ";"):
+        return False  # "severe AS", "PMH: CAD, DM, HTN"
+    words_before = CAPITALS_WORD.findall(before)
+    after = CAPITALS_WORD.match(text[m.end():m.end() + 20].lstrip(" \t"))
+    return bool(words_before and before.rstrip()[-1:].isalpha() and after)
 
 
 def is_clinical_note(findings: Sequence[Finding]) -> bool:

@@ -21,7 +21,7 @@ WEEKDAYS = r"(?:Mon|Tues?|Wed(?:nes)?|Thu(?:rs)?|Fri|Sat(?:ur)?|Sun)(?:day)?"
 TIME = r"(?:\s*(?:at\s+)?\d{1,2}:\d{2}(?::\d{2})?(?:\s?[ap]\.?m\.?)?)?"
 
 NUMERIC_DATE = re.compile(
-    r"(?<![\w/.-])(?:\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})|\d{4}-\d{1,2}-\d{1,2})"
+    r"(?<![\d/.-])(?<![A-Za-z]\d)(?:\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})|\d{4}-\d{1,2}-\d{1,2})"
     r"(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?(?![\w/-]|\.\d)")
 # "March 3, 2025", "Mar 3rd", "3 March 2025", "Tuesday, March 3"; "May" alone is not a date.
 WORD_DATE = re.compile(

@@ -29,7 +29,9 @@ REASON_DESTINATION = "transfer destination"
 REASON_TOWN = "town from gazetteer"
 
 FACILITY_WORDS = (
-    r"hospital|hosp|medical cent(?:er|re)|med\.? ?ctr|medical ctr|memorial|rehab|"
+    # "hosp", "HOSPIATAL": notes misspell it; "hospitalized", "hospitalist" are not places
+    r"hospital|hosp(?!ital(?:i[sz]|ist))[a-z]*(?<!hospice)|medical cent(?:er|re)|"
+    r"med\.? ?ctr|medical ctr|memorial|rehab|"
     r"rehabilitation(?: cent(?:er|re))?|nursing home|nursing (?:cent(?:er|re)|facility)|"
     r"infirmary|adventist|hospice|health cent(?:er|re)|clinic|manor|house|home|"
     r"cent(?:er|re)|ctr|institute|general|healthcare|sinai|shore|regional")
@@ -59,7 +61,7 @@ WARD = re.compile(r"([A-Za-z][a-z]{2,}|[A-Z]{3,})[ \t]?(\d{1,2})\b(?:/\d\b)?(?![
 # A short facility code right after a movement word ("medflight to GH", "came into GH",
 # "-> GH EW"), or before an emergency-room word ("kernan ew", "GH ER").
 CODE_AFTER_MOVE = re.compile(
-    r"(?i)(?:\b(?:into|to|at|from)|->|@)[ \t]*(?:the[ \t]+)?([A-Za-z]{2,5})\b(?![/'’-])")
+    r"(?i)(?:\b(?:into|to|at|from|by)|->|@)[ \t]*(?:the[ \t]+)?([A-Za-z]{2,5})\b(?![/'’-])")
 CODE_BEFORE_ER = re.compile(r"\b([A-Za-z]{2,8})[ \t]+(?i:ew|er|ed|emergency room)\b")
 # "Holy Cross", "Sacred Heart", "Good Samaritan" after a preposition: hospital names.
 RELIGIOUS_NAME = re.compile(
@@ -71,6 +73,12 @@ HOME_CUE = re.compile(
     r"\b(?:in|to|at|near)[ \t]+([A-Za-z][a-z]{3,}|[A-Z]{4,})\b")
 # A ward without a transfer word: "from quartermain 5", "ON QUARTERMAIN 2".
 WARD_PREPOSITION = re.compile(r"(?i)\b(?:to|from|on|at)[ \t]+(?:the[ \t]+)?")
+# The town after a street address: "19 Clover St. in Lansdowne", "12 Elm Rd, Towson".
+ADDRESS_TOWN = re.compile(
+    r"(?i:\b\d+[ \t]+[A-Za-z]+[ \t]+(?:st|street|ave|avenue|rd|road|dr|drive|ln|lane|ct|court|"
+    r"blvd|way|pl|place|ter|terrace)\b\.?(?:[ \t]*,|[ \t]+in)[ \t]+)([A-Z][a-z]{3,}|[A-Z]{4,})\b")
+HOME_PLACE_CUE = re.compile(
+    r"(?i)\b(?:lives|living|lived|resides|moved|from|in|near)[ \t]+(?:in[ \t]+|to[ \t]+)?$")
 PLACE_CUE = re.compile(
     r"(?i)\b(?:lives|living|lived|resides|home|moved|from|in|to|near|at|of|returned|back)"
     r"[ \t]+(?:in[ \t]+|to[ \t]+)?$")
@@ -156,6 +164,11 @@ class _Places:
                                   self.text[max(0, m.start() - 30):m.start()])
                 if named and self.name_word(named.group(1), False):
                     start, taken = m.start() - len(named.group(0)) + named.start(1), 1
+            if not taken and m.group(1)[0].isupper() and not m.group(1).isupper():
+                # "admitted from MD Hospital": a capitals code before a Title Case kind word
+                code = re.search(r"\b[A-Z]{2,5}[ \t]+$", self.text[max(0, m.start() - 8):m.start()])
+                if code:
+                    start, taken = m.start() - len(code.group()), 1
             if taken:
                 self.add(start, m.end(), 0.8, REASON_FACILITY)
 
@@ -198,6 +211,9 @@ class _Places:
                     self.add(m.start(1), m.end(1), 0.6, REASON_DESTINATION)
         for m in RELIGIOUS_NAME.finditer(self.text):
             self.add(m.start(1), m.end(1), 0.75, REASON_FACILITY)
+        for m in ADDRESS_TOWN.finditer(self.text):
+            if self.name_word(m.group(1), False):
+                self.add(m.start(1), m.end(1), 0.7, REASON_TOWN)
         for m in HOME_CUE.finditer(self.text):
             word = m.group(1)
             if self.name_word(word, True) and not self.lexicon.is_first_name(word):
@@ -240,8 +256,12 @@ class _Places:
             return False
         if is_ordinary(word, self.lexicon.ordinary_words) or word in self.lexicon.not_alone:
             return False
-        return cued and not self.lexicon.is_first_name(word) or (
-            cued and words[0][0].isupper() and not words[0].isupper())
+        if self.lexicon.is_first_name(word):
+            # "shouted at Gary", "said Felix to Linda": a first name after "at"/"to" is a
+            # person; as a town it needs a home cue ("lives in Gary") or its state after it
+            return bool(HOME_PLACE_CUE.search(self.text[max(0, start - 25):start])) or bool(
+                STATE_AFTER.match(self.text, start + len(words[0])))
+        return cued
 
 
 def find_facilities(text: str, part: str, lexicon: NameLexicon) -> list[Finding]:
