@@ -9,9 +9,9 @@ campaign_complaint_threshold``, where phigate pauses the campaign).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -96,6 +96,29 @@ class CampaignResults:
             "opens": self.opens,
             "series": [hour.as_dict() for hour in self.series],
         }
+
+
+def filled_hours(series: Sequence[HourCounts], *, last: int = 48) -> list[HourCounts]:
+    """The series hour by hour (hours without activity as zeros), at most its ``last``
+    hours: what a sparkline plots."""
+    if not series:
+        return []
+    by_hour = {h.hour: h for h in series}
+    end, hour = series[-1].hour, max(series[0].hour, series[-1].hour - timedelta(hours=last - 1))
+    filled = []
+    while hour <= end:
+        filled.append(by_hour.get(hour) or HourCounts(hour))
+        hour += timedelta(hours=1)
+    return filled
+
+
+def cumulative_complaint_rate(series: Sequence[HourCounts]) -> list[float]:
+    """After each hour of ``series``: complaints so far per delivered so far."""
+    rates, complaints, delivered = [], 0, 0
+    for hour in series:
+        complaints, delivered = complaints + hour.complaints, delivered + hour.delivered
+        rates.append(complaints / delivered if delivered else 0.0)
+    return rates
 
 
 def _hour(moment: datetime) -> datetime:

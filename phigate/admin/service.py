@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from phigate.admin import actions, review
 from phigate.admin.access import Gate
 from phigate.admin.actions import ActionRefused
+from phigate.admin.campaign_results import CampaignResults, campaign_results
 from phigate.admin.dashboard import Dashboard, build_dashboard
 from phigate.admin.listing import QueueFilter, QueuePage, count_rows, list_page
 from phigate.admin.preview import Preview, Previewer, ScannerFactory
@@ -35,6 +36,7 @@ from phigate.errors import PhigateError, UserError
 from phigate.policy.campaigns import CampaignStore, CampaignView, valid_campaign_id
 from phigate.policy.consent import ConsentChange, ConsentEntry, ConsentStore
 from phigate.policy.incidents import IncidentStore
+from phigate.policy.open_tracking import OpenStore
 from phigate.policy.stores import PolicyStores
 from phigate.policy.suppression import AddResult, SuppressionEntry, SuppressionStore
 from phigate.queue.db import shred_checkpoint
@@ -292,6 +294,12 @@ class AdminService:
         self.gate.require(Role.VIEWER, "campaign.list")
         order = {"pending": 0, "paused": 1, "approved": 2}
         return sorted(self.policy.campaigns.views(), key=lambda v: (order.get(v.state, 3), v.id))
+
+    def campaign_results(self, view: CampaignView) -> CampaignResults:
+        """A campaign's results with its (estimated) opens, for the campaign screen."""
+        self.gate.require(Role.VIEWER, "campaign.show")
+        return campaign_results(self.store.engine, view, opens=OpenStore(self.store).summary(
+            view.id), pause_line=self.settings.policy.campaign_complaint_threshold)
 
     def approve_campaign(self, campaign_id: str) -> int:
         """Approve (or resume) a campaign; records who, from which IP and when. Returns the

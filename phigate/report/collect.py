@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from phigate.audit.log import AuditLog
 from phigate.queue.models import Attempt, AuditEvent, Message, MessageState
-from phigate.queue.policy_models import BounceIncident, Campaign, Suppression
+from phigate.queue.policy_models import BounceIncident, Campaign, CampaignOpens, Suppression
 from phigate.report.audit_part import audit_section, chain_section, retention_section
 
 REVEAL_ACTIONS = ("message.reveal", "message.preview")
@@ -157,8 +157,18 @@ def _campaigns(session: Session, month: Month) -> list[dict[str, Any]]:
              "approved_by": row.approved_by, "approved_ip": row.approved_ip,
              "approved_at": row.approved_at.isoformat(timespec="seconds")
              if row.approved_at else None,
-             "complaints": row.complaints, "unsubscribes": row.unsubscribes}
+             "complaints": row.complaints, "unsubscribes": row.unsubscribes,
+             "estimated_opens": _opens(session, row.id)}
             for row in sorted(rows, key=lambda r: r.id)]
+
+
+def _opens(session: Session, campaign_id: str) -> dict[str, Any] | None:
+    """A tracked campaign's aggregate open counts (estimated; never per recipient)."""
+    row = session.get(CampaignOpens, campaign_id)
+    if row is None:
+        return None
+    return {"unique_opens": row.unique_opens, "proxy_fetches": row.proxy_fetches,
+            "tracking_closed": row.hash_key is None}
 
 
 def _incidents(session: Session, month: Month) -> list[dict[str, Any]]:

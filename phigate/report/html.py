@@ -53,7 +53,8 @@ def _messages(r: Mapping[str, Any]) -> str:
 def _quarantine_and_lists(r: Mapping[str, Any]) -> str:
     q = r["quarantine"]
     campaigns = [(c["id"], c["state"], c["messages"], c["approved_by"], c["approved_ip"],
-                  c["approved_at"]) for c in r["campaigns"]]
+                  c["approved_at"], _opens(c.get("estimated_opens")))
+                 for c in r["campaigns"]]
     incidents = [(i["domain"], i["reason"], i["bounces"], i["first_seen"], i["last_seen"])
                  for i in r["incidents"]]
     return (f"<h2>3. Quarantine</h2><p>{q['total']} message(s) quarantined.</p>"
@@ -61,9 +62,18 @@ def _quarantine_and_lists(r: Mapping[str, Any]) -> str:
             + f"<h2>4. Suppressions</h2><p>{r['suppressions']['added']} added.</p>"
             + _pairs(r["suppressions"]["by_source"], "source (scope)")
             + "<h2>5. Campaigns and their approval</h2>"
-            + _table(("campaign", "state", "messages", "approved by", "from", "at"), campaigns)
+            + _table(("campaign", "state", "messages", "approved by", "from", "at",
+                      "opens (estimated)"), campaigns)
+            + '<p class="note">Opens: only campaigns that opted in; unique opens counted '
+              "without recording who opened (proxy prefetches apart).</p>"
             + "<h2>6. Incidents</h2>"
             + _table(("domain", "reason", "bounces", "first seen", "last seen"), incidents))
+
+
+def _opens(opens: Mapping[str, Any] | None) -> str:
+    if not opens:
+        return "not tracked"
+    return f"{opens['unique_opens']} (+{opens['proxy_fetches']} proxy)"
 
 
 def _audit(r: Mapping[str, Any]) -> str:

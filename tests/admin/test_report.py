@@ -17,6 +17,7 @@ from phigate.admin.retention import PURGE_ACTION
 from phigate.audit.log import Actor
 from phigate.cli.main import main
 from phigate.policy.campaigns import CampaignStore
+from phigate.policy.open_tracking import FetchKind, OpenStore
 from phigate.queue.models import Attempt, AuditEvent, Message, MessageState, Recipient
 from phigate.queue.policy_models import BounceIncident, Campaign, Suppression
 from phigate.runtime import Runtime
@@ -67,6 +68,9 @@ def _seed(runtime: Runtime, enqueue: Enqueue) -> None:
                                    hold_until=NOV + timedelta(hours=4)))
     CampaignStore(runtime.engine, runtime.audit, runtime.settings.policy).approve(
         "flu", actor=Actor("olga", "192.0.2.4"), now=NOV)
+    opens = OpenStore(runtime.store)
+    for n, kind in enumerate((FetchKind.OPEN, FetchKind.OPEN, FetchKind.OPEN, FetchKind.PROXY)):
+        opens.record("flu", bytes([n]) * 10, kind, now=NOV)
     runtime.audit.record(Actor("otto", "192.0.2.9"), "queue.release", message_id=released)
     runtime.audit.record(Actor("otto", "192.0.2.9"), "message.reveal", message_id=held)
     runtime.audit.record(Actor("phigate"), PURGE_ACTION, detail={"bodies_destroyed": 12,
@@ -116,6 +120,8 @@ def test_json_report_counts_the_month_and_names_no_patient(
     [campaign] = report["campaigns"]
     assert (campaign["id"], campaign["approved_by"], campaign["approved_ip"]) == (
         "flu", "olga", "192.0.2.4")
+    assert campaign["estimated_opens"] == {"unique_opens": 3, "proxy_fetches": 1,
+                                           "tracking_closed": False}
     assert [i["domain"] for i in report["incidents"]] == ["bigmail.example"]
     assert report["audit"]["phi_reveals_by_admin"] == {"otto": 1}
     assert report["audit_chain"]["ok"] is True
@@ -135,6 +141,7 @@ def test_pdf_report_renders_and_its_text_reads_back(
     assert "phi-in-marketing" in text and "olga" in text and "192.0.2.4" in text
     assert "Audit chain" in text and "verified:" in text and "BROKEN" not in text
     assert "Counts only" in text
+    assert "(estimated)" in text and "3 (+1 proxy)" in text and "proxy prefetches" in text
     assert not any(patient in text for patient in PATIENTS) and "@" not in text
 
 

@@ -221,3 +221,34 @@ async def test_keys_panel_lists_every_binding(operator: AdminService) -> None:
         assert not app.screen.query("HelpPanel")
         await pilot.press("6")
         assert type(app.screen).__name__ == "SuppressionsScreen"
+
+
+async def test_selected_campaign_shows_estimated_opens_and_hourly_sparklines(
+        operator: AdminService, enqueue: Enqueue, runtime: Runtime) -> None:
+    from datetime import timedelta
+
+    from textual.widgets import Sparkline
+
+    from phigate.policy.open_tracking import FetchKind, OpenStore
+
+    operator.policy.campaigns.approve("autumn", actor=Actor("olga"))
+    enqueue(*(f"p{n}@x.example" for n in range(6)), message_class="marketing",
+            campaign_id="autumn")
+    start = datetime.now(UTC) - timedelta(hours=3)
+    for n, claimed in enumerate(runtime.store.claim_due("t", now=datetime.now(UTC), limit=10,
+                                                        lease_seconds=600)):
+        delivered(runtime.store, claimed.recipient_id, "t", now=start + timedelta(hours=n % 3))
+    opens = OpenStore(runtime.store)
+    for n, kind in enumerate((FetchKind.OPEN, FetchKind.OPEN, FetchKind.PROXY)):
+        opens.record("autumn", bytes([n]) * 10, kind, now=start + timedelta(hours=2))
+    app = AdminApp(operator)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("5")
+        await pilot.pause()
+        shown = text_of(app, "#campaign-detail")
+        assert "opens: 2 estimated unique (33.3% of delivered); 1 proxy fetches apart" in shown
+        assert "sent 6  delivered 6" in shown and "@" not in shown
+        # hour by hour up to now, when the message was accepted
+        assert app.screen.query_one("#cs-delivered", Sparkline).data == [2.0, 2.0, 2.0, 0.0]
+        assert app.screen.query_one("#cs-opens", Sparkline).data == [0.0, 0.0, 2.0, 0.0]
+        assert "opens/h (est.)" in text_of(app, "#cs-label-opens")

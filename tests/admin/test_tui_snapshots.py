@@ -171,3 +171,52 @@ def audited(seeded: AdminService, monkeypatch: pytest.MonkeyPatch) -> AdminServi
 def test_audit_snapshot(snap_compare: Any, audited: AdminService, screen: str,
                         keys: tuple[str, ...], size: tuple[int, int]) -> None:
     assert snap_compare(AdminApp(audited), terminal_size=size, run_before=_open(*keys))
+
+
+@pytest.fixture
+def campaign_history(policy_seeded: AdminService) -> AdminService:
+    """autumn-recall: 120 recipients delivered over twelve hours, a few bounces and
+    complaints, and estimated opens (proxy fetches apart)."""
+    from sqlalchemy import select
+
+    from phigate.policy.open_tracking import FetchKind, OpenStore
+    from phigate.queue.models import Attempt, Recipient, RecipientState
+    from phigate.queue.policy_models import FeedbackEvent
+
+    store, campaigns = policy_seeded.store, policy_seeded.policy.campaigns
+    campaigns.approve("autumn-recall", actor=Actor("otto", "203.0.113.7"),
+                      now=NOW - timedelta(hours=13))
+    message_id = store.enqueue(NewMessage(
+        sender="news@practice.test", recipients=[f"r{n}@mail.example" for n in range(120)],
+        body=BODY, message_class="marketing", campaign_id="autumn-recall"),
+        now=NOW - timedelta(hours=13))
+    with store.writing() as session:
+        recipients = session.scalars(select(Recipient).where(
+            Recipient.message_id == message_id).order_by(Recipient.id)).all()
+        for n, recipient in enumerate(recipients):
+            bounced = n % 23 == 5
+            recipient.state = RecipientState.BOUNCED if bounced else RecipientState.DELIVERED
+            recipient.last_code = 550 if bounced else 250
+            recipient.last_text = "5.1.1 user unknown" if bounced else "ok"
+            at = NOW - timedelta(hours=12 - (n * 5) % 12)
+            session.add(Attempt(recipient_id=recipient.id, message_id=message_id,
+                                started_at=at, code=recipient.last_code, permanent=bounced))
+        for hours in (9, 4):
+            session.add(FeedbackEvent(received_at=NOW - timedelta(hours=hours),
+                                      kind="complaint", campaign_id="autumn-recall",
+                                      recipients=[]))
+            campaigns.count(session, "autumn-recall", "complaints", now=NOW)
+    opens = OpenStore(store)
+    for n in range(70):
+        opens.record("autumn-recall", n.to_bytes(10, "big"),
+                     FetchKind.PROXY if n % 5 == 0 else FetchKind.OPEN,
+                     now=NOW - timedelta(hours=11 - (n * 7) % 11))
+    return policy_seeded
+
+
+@pytest.mark.parametrize("size", [(80, 24), LARGE], ids=["80x24", "large"])
+def test_campaign_results_snapshot(snap_compare: Any, campaign_history: AdminService,
+                                   size: tuple[int, int]) -> None:
+    """The campaign screen on a campaign with results: rates, estimated opens, sparklines."""
+    assert snap_compare(AdminApp(campaign_history), terminal_size=size,
+                        run_before=_open("5", "down", "down"))

@@ -1,14 +1,19 @@
 """Marketing campaigns: awaiting approval, paused, approved; approve (who, from where and when
-are recorded by the service) or pause with a reason; per-campaign counters and complaint rate."""
+are recorded by the service) or pause with a reason; per-campaign counters and complaint rate,
+and the selected campaign's results: bounce reasons, rates against the 0.10%/0.30% lines, the
+estimated opens, and sparklines of the hourly series."""
 
 from __future__ import annotations
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
+from phigate.admin.campaign_results import CampaignResults
 from phigate.admin_tui.screens.policy_screen import PolicyScreen
+from phigate.admin_tui.widgets.campaign_series import CampaignSeries
 from phigate.admin_tui.widgets.dialogs import ConfirmDialog, ReasonDialog
 from phigate.admin_tui.widgets.format import clip
 from phigate.policy.campaigns import CampaignView
@@ -37,13 +42,15 @@ class CampaignsScreen(PolicyScreen):
         table: DataTable[Text] = DataTable(id="campaign-table", cursor_type="row",
                                            zebra_stripes=True)
         yield table
-        yield Static("", id="campaign-detail", classes="panel", markup=False)
+        with Vertical(id="campaign-box", classes="panel"):
+            yield Static("", id="campaign-detail", markup=False)
+            yield CampaignSeries(id="campaign-series")
         yield Static("", id="campaign-status", markup=False)
         yield footer
 
     def on_mount(self) -> None:
         table = self.table_with_columns("#campaign-table", COLUMNS)
-        self.query_one("#campaign-detail").border_title = "Campaign"
+        self.query_one("#campaign-box").border_title = "Campaign"
         self.action_reload()
         table.focus()
         self.start_auto_refresh()
@@ -85,12 +92,14 @@ class CampaignsScreen(PolicyScreen):
 
     def _show_detail(self) -> None:
         view = self.selected()
-        detail = self.query_one("#campaign-detail", Static)
+        box, detail = self.query_one("#campaign-box"), self.query_one("#campaign-detail", Static)
+        series = self.query_one("#campaign-series", CampaignSeries)
         if view is None:
-            detail.border_title = "Campaign"
+            box.border_title = "Campaign"
             detail.update("no campaigns yet: marketing mail names one in X-Phigate-Campaign")
+            series.show(None)
             return
-        detail.border_title = f"Campaign {view.id}"
+        box.border_title = f"Campaign {view.id}"
         if view.approved_at is not None:
             approval = (f"approved by {view.approved_by} from {view.approved_ip or 'local'} "
                         f"at {view.approved_at:%Y-%m-%d %H:%M} UTC")
@@ -99,9 +108,13 @@ class CampaignsScreen(PolicyScreen):
         lines = [approval,
                  f"{view.awaiting_approval} recipient(s) awaiting approval; complaint rate "
                  f"{view.complaint_rate:.2%} ({view.complaints} of {view.delivered} delivered)"]
+        results = self.guarded(lambda: self.service.campaign_results(view))
+        if results is not None:
+            lines += result_lines(results)
         if view.pause_reason:
             lines.append(f"paused: {view.pause_reason}")
         detail.update("\n".join(lines))
+        series.show(results)
 
     # -- acting -------------------------------------------------------------------------------
 
@@ -143,3 +156,26 @@ class CampaignsScreen(PolicyScreen):
     def _pause(self, campaign_id: str, reason: str) -> str:
         held = self.service.pause_campaign(campaign_id, reason=reason)
         return f"paused {campaign_id}: held {held} message(s)"
+
+
+_LEVELS = {"ok": "under the 0.10% line", "warning": "WARNING: at or over the 0.10% line",
+           "over": "OVER the pause line"}
+
+
+def result_lines(results: CampaignResults) -> list[str]:
+    """Counts, bounce reasons, the rate lines and the estimated opens, a few short lines."""
+    v = results.view
+    reasons = ", ".join(f"{name} {count}" for name, count in sorted(
+        results.bounced_by_category.items(), key=lambda item: -item[1]))
+    lines = [f"sent {v.accepted}  delivered {v.delivered}  deferred {v.deferred}  bounced "
+             f"{v.bounced}" + (f" ({reasons})" if reasons else ""),
+             f"complaints {_LEVELS[results.complaint_rate.level]}; unsubscribes "
+             f"{v.unsubscribes} ({results.unsubscribe_rate.value:.2%})"]
+    opens = results.opens
+    if opens is None:
+        lines.append("opens: not tracked (X-Phigate-Track-Opens: yes opts in)")
+    else:
+        lines.append(f"opens: {opens['unique_opens']} estimated unique "
+                     f"({opens['estimated_open_rate']:.1%} of delivered); "
+                     f"{opens['proxy_fetches']} proxy fetches apart")
+    return lines
