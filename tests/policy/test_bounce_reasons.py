@@ -65,7 +65,7 @@ def test_unknown_user_only_after_data_is_filtered_and_soft() -> None:
 
 
 def test_stage_decides_when_the_text_does_not() -> None:
-    assert judge(reply_code="550", text="550 Go away", stage=SmtpStage.MAIL).reason \
+    assert judge(reply_code="550", text="550 Not today", stage=SmtpStage.MAIL).reason \
         is BounceReason.REJECTED
     assert judge(reply_code="554", text="554 No", stage=SmtpStage.CONNECT).reason \
         is BounceReason.BLOCKED

@@ -36,6 +36,7 @@ from phigate.policy.feedback.reason_table import (
     TEXT_RULES,
     UNADDRESSED_UNKNOWN,
     VAGUE,
+    WEAK_RULES,
 )
 
 _R = BounceReason
@@ -211,18 +212,18 @@ def _end_of_reply(text: str, start: int, status: str) -> int:
     return len(text)
 
 
+_TIERS = (TEXT_RULES[:DECISIVE_COUNT],
+          tuple(rule for rule in TEXT_RULES[DECISIVE_COUNT:] if rule[0] not in VAGUE),
+          tuple(rule for rule in TEXT_RULES[DECISIVE_COUNT:] if rule[0] in VAGUE) + WEAK_RULES)
+
+
 def _phrase_in(text: str) -> BounceReason | None:
     text = " ".join(text.split())
     if UNADDRESSED_UNKNOWN.search(text):
         return _R.FILTERED
-    tiers = (range(DECISIVE_COUNT), [i for i in range(DECISIVE_COUNT, len(TEXT_RULES))
-                                      if TEXT_RULES[i][0] not in VAGUE],
-             [i for i in range(DECISIVE_COUNT, len(TEXT_RULES))
-              if TEXT_RULES[i][0] in VAGUE])
-    for tier in tiers:
+    for tier in _TIERS:
         best: tuple[int, int, BounceReason] | None = None
-        for order in tier:
-            reason, pattern = TEXT_RULES[order]
+        for order, (reason, pattern) in enumerate(tier):
             match = pattern.search(text)
             if match is not None and (best is None or (match.start(), order) < best[:2]):
                 best = (match.start(), order, reason)

@@ -75,3 +75,31 @@ def test_not_authorized_at_mail_from_is_our_sender_rejected() -> None:
 ])
 def test_more_phrase_classes(text: str, reason: BounceReason) -> None:
     assert judge(text=text).reason is reason
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    # our sender address (not our IP) on a list, a link in the message on a list
+    ("550 5.7.1 Your sender address is on our blocklist", R.REJECTED),
+    ("554 5.7.1 Message refused: a link in the message is listed on SURBL", R.SPAMDETECTED),
+    # our host refused: dynamic IPs, dropped connections, use your provider's server
+    ("550 Mail from dynamic IPs is not accepted here", R.BLOCKED),
+    ("421 Connection dropped by remote host", R.BLOCKED),
+    ("550 Please use the SMTP server of your provider", R.BLOCKED),
+    ("554 Your message was blocked by our spam filter: message content rejected", R.SPAMDETECTED),
+    # the envelope sender itself
+    ("550 5.7.1 BATV check failed for the return path", R.REJECTED),
+    ("550 Null sender is not allowed for this recipient", R.REJECTED),
+    ("553 Sender email address rejected", R.REJECTED),
+    # the recipient's own filter, the mailbox, the domain, the route
+    ("550 The recipient is only accepting mail from approved addresses", R.FILTERED),
+    ("452 4.2.2 Not enough disk space in the user's mail folder", R.MAILBOXFULL),
+    ("550 Account archived recipient", R.SUSPEND),
+    ("550 Name or service not known", R.HOSTUNKNOWN),
+    ("451 Host name lookup failure, will retry", R.NETWORKERROR),
+    ("550 Relaying mail to other domains is not allowed", R.NORELAYING),
+    ("554 Message size limit exceeded for this server", R.MESGTOOBIG),
+    ("550 Closed mailing list: members only", R.POLICYVIOLATION),
+    ("451 Delivery attempts will continue to be made for 2 days", R.EXPIRED),
+])
+def test_phrase_classes_of_sisimais_reasons(text: str, reason: BounceReason) -> None:
+    assert judge(text=text).reason is reason
