@@ -8,6 +8,7 @@ only where no PostgreSQL server binaries exist; ``.ci/run`` installs them.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import secrets
 import ssl
@@ -86,6 +87,9 @@ def pg_url(postgres_server: str | None) -> Iterator[str]:
     with psycopg.connect(_plain_url(f"{postgres_server}/postgres"), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     yield f"{postgres_server}/{name}"
+    # A connection the test left open (an engine never disposed) is reported here, by the
+    # test that leaked it, rather than by whichever later garbage collection finds it.
+    gc.collect()
     with psycopg.connect(_plain_url(f"{postgres_server}/postgres"), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

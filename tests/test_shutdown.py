@@ -44,10 +44,14 @@ async def test_shutdown_with_a_hung_delivery_releases_its_leases(
         with caplog.at_level(logging.INFO, logger="phigate"):
             await stop_services(running)  # one grace period: the configured 1 s
 
-        with make_engine(settings.storage.url).connect() as connection:
-            lease = connection.execute(
-                text("SELECT lease_owner, lease_until FROM recipients WHERE id = :id"),
-                {"id": recipient.id}).one()
+        engine = make_engine(settings.storage.url)
+        try:
+            with engine.connect() as connection:
+                lease = connection.execute(
+                    text("SELECT lease_owner, lease_until FROM recipients WHERE id = :id"),
+                    {"id": recipient.id}).one()
+        finally:
+            engine.dispose()
         assert tuple(lease) == (None, None)
         stopped = [getattr(r, FIELDS_ATTR) for r in caplog.records
                    if r.getMessage() == "delivery_stopped"]
