@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -19,7 +20,7 @@ from .conftest import GROUP_VIEWER, OPERATOR, STRANGER, VIEWER
 Enqueue = Callable[..., str]
 
 
-def last_audit(runtime: Runtime) -> dict[str, object]:
+def last_audit(runtime: Runtime) -> dict[str, Any]:
     return runtime.audit.entries(limit=1)[0]
 
 

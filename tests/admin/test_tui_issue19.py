@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from textual.widgets import DataTable, Footer, Static
+from textual.widgets._footer import FooterKey
 
 from phigate.admin import AdminService
 from phigate.admin_tui.app import AdminApp
@@ -35,9 +36,9 @@ async def test_footer_at_80_columns_shows_every_screen_key_and_help(
         await pilot.press("2")
         await pilot.pause()
         footer = app.screen.query_one(Footer)
-        visible = {item.description for item in footer.query("FooterKey")
+        visible = {item.description for item in footer.query(FooterKey)
                    if item.region.right <= SIZE[0] and item.region.width}
-        regions = [(item.description, item.region) for item in footer.query("FooterKey")]
+        regions = [(item.description, item.region) for item in footer.query(FooterKey)]
         assert {"Next", "Retry", "Hold", "Release", "Delete", "Bounce", "All keys",
                 "Quit"} <= visible, regions
 

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 from email import message_from_string, policy
 from pathlib import Path
+from typing import Any
 
 import aiosmtplib
 import pytest
@@ -53,8 +54,8 @@ def corpus_sample() -> list[dict[str, object]]:
     return sample
 
 
-def recipient_for(row: dict[str, object], index: int) -> str:
-    people = [s["text"] for s in row["spans"] if s["category"] == "PERSON"]  # type: ignore[index, union-attr]
+def recipient_for(row: dict[str, Any], index: int) -> str:
+    people = [s["text"] for s in row["spans"] if s["category"] == "PERSON"]
     name = re.sub(r"[^a-z]+", ".", str(people[0]).lower()).strip(".") if people else "patient"
     # Half to a domain PHI may go to (delivered over verified TLS), half elsewhere
     # (quarantined without email_phi consent): both paths log.
@@ -62,8 +63,8 @@ def recipient_for(row: dict[str, object], index: int) -> str:
     return f"{name}.{index}@{domain}"
 
 
-def secrets_of(row: dict[str, object]) -> set[str]:
-    found = {str(s["text"]) for s in row["spans"]  # type: ignore[union-attr, index]
+def secrets_of(row: dict[str, Any]) -> set[str]:
+    found = {str(s["text"]) for s in row["spans"]
              if s["category"] in SECRET_CATEGORIES and len(str(s["text"])) >= 6}
     found.add(str(row["subject"]))
     return found

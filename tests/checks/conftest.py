@@ -10,12 +10,12 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+from helpers.dns_server import DnsServer
+from helpers.net import free_port
 
 from phigate.cli.main import main
 from phigate.config import load_settings
 from phigate.mta.delivery.dkim import dns_record
-from tests.helpers.dns_server import DnsServer
-from tests.helpers.net import free_port
 
 DOMAIN = "practice.test"
 HOST = "mail.practice.test"

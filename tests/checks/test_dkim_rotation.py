@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dkim
 import dns.resolver
+from helpers.dns_server import DnsServer
 from sqlalchemy import select
 
 from phigate.config import load_settings
@@ -15,7 +16,6 @@ from phigate.mta.delivery.dkim import DkimSigner, dns_record
 from phigate.mta.delivery.dkim_rotation import effective_dkim, load_state
 from phigate.queue.db import make_engine
 from phigate.queue.models import AuditEvent
-from tests.helpers.dns_server import DnsServer
 
 from .conftest import DOMAIN, run, txt
 
@@ -69,7 +69,7 @@ def test_rotation_signs_with_the_new_selector_only_once_dns_serves_it(
     assert waiting.status == 0 and "a rollover waits for this selector's record" in waiting.err
     early = run("--config", str(installation), "dkim", "activate", "--domain", DOMAIN)
     assert early.status == 1 and "does not serve the key of s2027" in early.err
-    new_key = Path(load_state_of(installation).pending.key_file)  # type: ignore[union-attr]
+    new_key = Path(load_state_of(installation).pending.key_file)
     dns.set(f"s2027._domainkey.{DOMAIN}", [("TXT", txt(dns_record(new_key.read_bytes())))])
     activated = run("--config", str(installation), "dkim", "activate", "--domain", DOMAIN)
     assert activated.status == 0, activated.err

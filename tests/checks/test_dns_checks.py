@@ -6,12 +6,12 @@ import logging
 from pathlib import Path
 
 import pytest
+from helpers.dns_server import DnsServer
 
 from phigate.checks.at_start import start_dns_checks
 from phigate.config import load_settings
 from phigate.mta.delivery.dkim import dns_record, generate_key
 from phigate.observability.logs import FIELDS_ATTR
-from tests.helpers.dns_server import DnsServer
 
 from .conftest import DOMAIN, HOST, OUR_IP, run, txt
 

@@ -86,7 +86,7 @@ class _ChaosSMTP(SMTP):
                 and self.envelope is not None and self.envelope.rcpt_tos):
             await self.push("354 End data with <CR><LF>.<CR><LF>")
             await self._reader.readuntil(b"\r\n")  # the first line of the body arrives...
-            assert self.transport is not None
+            assert isinstance(self.transport, asyncio.Transport)
             self.transport.abort()  # ... and the connection is gone
             # connection_lost() now cancels this handler; until then aiosmtpd would read
             # the rest of the buffered body as commands.
@@ -107,7 +107,7 @@ class _ChaosHandler:
         if fault.kind == "stall":
             await asyncio.sleep(self._stall)  # the client has given up by now
             return default
-        assert server.transport is not None
+        assert isinstance(server.transport, asyncio.Transport)
         server.transport.abort()  # drop
         return "421 4.4.2 dropped"  # never reaches the client
 

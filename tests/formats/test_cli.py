@@ -6,8 +6,10 @@ import json
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import pytest
+from helpers.shared import EVAL
 
 from phigate.cli.main import main
 from phigate.mta.delivery.dkim import dns_record
@@ -15,7 +17,6 @@ from phigate.mta.delivery.dsn import FailedRecipient, build_dsn
 from phigate.policy.token_registry import SqlTokenRegistry
 from phigate.policy.tokens import TokenClaims, TokenSigner, verp_address
 from phigate.queue.db import make_engine, upgrade
-from tests.helpers.shared import EVAL
 
 NO_CONFIG = ["--config", "/nonexistent/phigate.toml"]
 ARF_002 = EVAL / "arf/stalwart-mail-auth/resources/arf/002.eml"
@@ -23,7 +24,8 @@ ARF_002 = EVAL / "arf/stalwart-mail-auth/resources/arf/002.eml"
 
 @pytest.mark.parametrize("key_type", ["rsa", "ed25519"])
 def test_keygen_writes_a_private_key_and_prints_the_record(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], key_type: str) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        key_type: Literal["rsa", "ed25519"]) -> None:
     out = tmp_path / "k.key"
     args = [*NO_CONFIG, "dkim", "keygen", "--domain", "Clinic.Example", "--selector", "s1",
             "--type", key_type, "--out", str(out)]

@@ -11,6 +11,7 @@ from unittest import mock
 
 import dkim
 import pytest
+from helpers.shared import EVAL as SHARED_EVAL
 
 from phigate.config import DkimSettings
 from phigate.errors import ConfigError
@@ -21,7 +22,6 @@ from phigate.mta.delivery.dkim import (
     headers_to_sign,
     strip_internal_headers,
 )
-from tests.helpers.shared import EVAL as SHARED_EVAL
 
 EVAL = SHARED_EVAL / "dkim"
 DKIMPY_DATA = EVAL / "dkimpy/dkim/tests/data"

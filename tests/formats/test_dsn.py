@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
+from typing import cast
 
 import pytest
 
@@ -58,7 +59,7 @@ def test_dsn_parses_back_with_the_stdlib() -> None:
     assert status.get_content_type() == "message/delivery-status"
     assert headers.get_content_type() == "text/rfc822-headers"
 
-    per_message, first, second = status.get_payload()
+    per_message, first, second = cast(list[Message], status.get_payload())
     assert per_message["Reporting-MTA"] == "dns; relay.clinic.example"
     assert per_message["Original-Envelope-Id"] == "Q123"
     assert "01 Mar 2025 09:00:00 +0000" in per_message["Arrival-Date"]
@@ -111,7 +112,7 @@ def test_delay_notice_and_8bit_headers() -> None:
     dsn = parse(raw)
     assert "Delayed" in str(dsn["Subject"])
     assert "Grüße" in list(dsn.iter_parts())[2].get_content()
-    assert list(dsn.iter_parts())[1].get_payload()[1]["Action"] == "delayed"
+    assert cast(list[Message], list(dsn.iter_parts())[1].get_payload())[1]["Action"] == "delayed"
 
 
 def test_no_recipients_is_a_programming_error() -> None:

@@ -10,12 +10,12 @@ from types import ModuleType
 
 import authres
 import pytest
+from helpers.shared import EVAL
 
 from phigate.mta.delivery.dkim import DkimSigner, dns_record, generate_key
 from phigate.mta.delivery.dsn import FailedRecipient, build_dsn
 from phigate.policy.feedback.classify import classify
 from phigate.policy.tokens import TokenClaims, TokenSigner, unsubscribe_headers, verp_address
-from tests.helpers.shared import EVAL
 
 SISIMAI_DEV = EVAL / "bounce/sisimai-dev"
 ARF_DIR = EVAL / "arf/stalwart-mail-auth/resources/arf"
@@ -108,7 +108,7 @@ def test_verp_token_names_the_recipient() -> None:
     # without the signer, or with a forged token, the DSN's own recipient is reported
     forged = "bounces+" + "a" * 40 + "@b.example"
     for kwargs in ({"envelope_recipient": verp}, {"signer": SIGNER, "envelope_recipient": forged}):
-        report = classify(our_dsn("5.1.1"), **kwargs)  # type: ignore[arg-type]
+        report = classify(our_dsn("5.1.1"), **kwargs)
         assert report.token is None
         assert [r.address for r in report.recipients] == ["pat@example.net"]
 

@@ -24,7 +24,7 @@ from dnslib.server import BaseResolver, DNSLogger, DNSServer
 Records = dict[str, list[tuple[str, str]]]
 
 
-class _Resolver(BaseResolver):  # type: ignore[misc]
+class _Resolver(BaseResolver):
     def __init__(self, records: Records) -> None:
         self.lock = threading.Lock()
         self.records = records

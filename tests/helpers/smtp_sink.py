@@ -103,7 +103,7 @@ class _Handler:
 
     async def _act(self, server: SMTP, action: Action, default: str) -> str:
         if isinstance(action, _Drop):
-            assert server.transport is not None
+            assert isinstance(server.transport, asyncio.Transport)
             server.transport.abort()
             return "421 4.4.2 dropped"  # never reaches the client
         if isinstance(action, Stall):
@@ -185,7 +185,7 @@ class _CountingSMTP(SMTP):
                 await push("250-REQUIRETLS")
             await push(status)
 
-        self.push = with_requiretls  # type: ignore[method-assign]
+        self.push = with_requiretls  # type: ignore[method-assign, assignment]
         try:
             await super().smtp_EHLO(hostname)
         finally:
@@ -198,7 +198,7 @@ class _CountingSMTP(SMTP):
         if flagged:
             arg = " ".join([words[0]] + [w for w in words[1:] if w.upper() != "REQUIRETLS"])
         await super().smtp_MAIL(arg)
-        if flagged and self.envelope.mail_from is not None:
+        if flagged and self.envelope is not None and self.envelope.mail_from is not None:
             self.envelope.mail_options.append("REQUIRETLS")
 
     def connection_lost(self, error: Exception | None) -> None:

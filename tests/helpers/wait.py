@@ -22,7 +22,7 @@ async def wait_until(condition: Callable[[], Awaitable[T] | T], *, timeout: floa
         if isinstance(value, Awaitable):
             value = await value
         if value:
-            return value  # type: ignore[return-value]
+            return value
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         await asyncio.sleep(interval)

@@ -45,7 +45,7 @@ async def test_phi_deferred_for_tls_moves_the_waiting_for_tls_gauge(
             store.enqueue(NewMessage(sender="ehr@practice.test", recipients=["joe@example.org"],
                                      body=BODY.replace(b"MRN 1234", b"see you")))
 
-            async def waiting() -> bool:
+            async def waiting():
                 return sample(await scrape(), GAUGE) == 1
 
             await wait_until(waiting, what=f"{GAUGE} == 1")

@@ -95,7 +95,7 @@ class PickupWorld:
         for item in [*self.sink.messages, *self.practice_sink.messages]:
             parsed = email.message_from_bytes(item.content, policy=email.policy.default)
             if to in item.rcpt_tos and kind in str(parsed.get("Subject", "")):
-                found.append(parsed)  # type: ignore[arg-type]
+                found.append(parsed)
         return found
 
     def raw(self, kind: str, to: str = PATIENT) -> list[bytes]:

@@ -103,7 +103,7 @@ async def test_daily_report_is_schema_valid_and_queued_once(
     assert parsed["TLS-Report-Domain"] == "example.test"
     attachment = next(p for p in parsed.iter_attachments()
                       if p.get_content_type() == "application/tlsrpt+gzip")
-    assert attachment.get_filename().startswith("relay.practice.test!example.test!")
+    assert (attachment.get_filename() or "").startswith("relay.practice.test!example.test!")
     report = json.loads(gzip.decompress(attachment.get_content()))
     jsonschema.validate(report, SCHEMA)
 

@@ -114,7 +114,7 @@ class World:
             phi_verdict="phi" if phi else "none"), now=self.clock.now())
 
     def dsns(self) -> list[email.message.EmailMessage]:
-        return [email.message_from_bytes(m.content, policy=email.policy.default)  # type: ignore[misc]
+        return [email.message_from_bytes(m.content, policy=email.policy.default)
                 for m in self.sink.messages if m.mail_from in ("", "<>")]
 
     def recipient(self, message_id: str) -> Recipient:

@@ -149,7 +149,7 @@ async def test_sender_not_allowed_553(relay: RelayHandle, client_tls: ssl.SSLCon
     assert queued_ids(relay.runtime) == []
 
 
-async def test_size_limit_552(relay_factory, client_tls: ssl.SSLContext) -> None:  # type: ignore[no-untyped-def]
+async def test_size_limit_552(relay_factory, client_tls: ssl.SSLContext) -> None:
     async with relay_factory(submission={"max_message_size": 10_000}) as running:
         settings = running.runtime.settings
         running.runtime.accounts.add("clinic", "pw", senders=["practice.test"],
@@ -207,7 +207,7 @@ async def test_unknown_class_header_refused(relay: RelayHandle, client_tls: ssl.
     await client.quit()
 
 
-async def test_sessions_per_ip_limited(relay_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_sessions_per_ip_limited(relay_factory) -> None:
     async with relay_factory(submission={"max_sessions_per_ip": 2}) as running:
         port = running.runtime.settings.submission.listen.port
         held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
@@ -220,7 +220,7 @@ async def test_sessions_per_ip_limited(relay_factory) -> None:  # type: ignore[n
             held_writer.close()
 
 
-async def test_implicit_tls_listener(relay_factory, client_tls: ssl.SSLContext) -> None:  # type: ignore[no-untyped-def]
+async def test_implicit_tls_listener(relay_factory, client_tls: ssl.SSLContext) -> None:
     from helpers.net import free_port
 
     port = free_port()
@@ -234,7 +234,7 @@ async def test_implicit_tls_listener(relay_factory, client_tls: ssl.SSLContext) 
         assert reply.startswith("2.0.0 Queued as")
 
 
-async def test_per_user_submission_rate(relay_factory, client_tls: ssl.SSLContext) -> None:  # type: ignore[no-untyped-def]
+async def test_per_user_submission_rate(relay_factory, client_tls: ssl.SSLContext) -> None:
     async with relay_factory(submission={"rate_per_minute_per_user": 3}) as running:
         running.runtime.accounts.add("clinic", "pw", senders=["practice.test"],
                                      classes=["treatment"])
