@@ -11,7 +11,8 @@ import aiohttp
 import pytest
 from helpers.dns_server import DnsServer
 
-from phigate.config import ConfigError, Settings, validate
+from phigate.config import Settings, validate
+from phigate.errors import ConfigError
 from phigate.policy.tokens import TokenSigner
 from policy.support import PolicyRelay
 from policy.test_bounce_incidents import dsn
