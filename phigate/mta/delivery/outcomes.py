@@ -7,8 +7,9 @@ SMTP replies) goes through :func:`outcome_for_exception`, so the rule "a socket 
 temporary" lives in exactly one place (Mailman's ``mta/base.py`` shape).
 
 Texts never contain message content. A remote reply may name the recipient (``550 5.1.1
-<bob@example.org>: unknown user``); that is stored with the attempt and shown in the DSN,
-but callers must not log it.
+<bob@example.org>: unknown user``) or quote the message; it is shown in the DSN (reduced
+to its codes for PHI mail) but stored only as :attr:`RecipientOutcome.stored_text` (its
+enhanced status), and callers must not log it.
 """
 
 from __future__ import annotations
@@ -75,6 +76,15 @@ class RecipientOutcome:
     def status(self) -> str:
         """RFC 3463 enhanced status code (from the reply when it has one)."""
         return enhanced_status(self.code, self.text)
+
+    @property
+    def stored_text(self) -> str:
+        """What the queue keeps of this outcome (issue 13 item 7): our own reasons (DNS,
+        TLS policy, timeouts: fixed phrases and host names) as they are, a remote server's
+        reply reduced to its enhanced status (``5.1.1``; the code is kept beside it). A
+        reply's free text may quote the message or name a patient; it reaches the live
+        DSN to the sender, never the database, ``queue show`` or the TUI."""
+        return self.status if self.remote else self.text
 
 
 @dataclass(frozen=True)

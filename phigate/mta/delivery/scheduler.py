@@ -374,7 +374,8 @@ class DeliveryScheduler:
             self._bounce(job, result, original, failed, now)
             for claimed, outcome, state in failed:
                 self._store.mark_failed(claimed.recipient_id, self.owner, state=state,
-                                        code=outcome.code, text=outcome.text, now=now)
+                                        code=outcome.code, text=outcome.stored_text,
+                                        now=now)
                 self._count_final(claimed, "bounced" if state is RecipientState.BOUNCED
                                   else "expired", now)
         if self._incidents is not None:
@@ -394,7 +395,8 @@ class DeliveryScheduler:
         for claimed, outcome, original_outcome in zip(job.recipients, outcomes,
                                                       result.outcomes, strict=True):
             attempt = AttemptRecord(
-                started_at=started, host=result.host, code=outcome.code, text=outcome.text,
+                started_at=started, host=result.host, code=outcome.code,
+                text=outcome.stored_text,
                 permanent=outcome.permanent, tls_version=result.tls.version,
                 tls_cipher=result.tls.cipher, cert_verified=result.tls.cert_verified,
                 duration_seconds=result.duration, tls_policy=result.tls_policy)

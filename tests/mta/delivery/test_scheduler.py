@@ -434,3 +434,32 @@ async def test_marketing_gets_verp_and_signed_one_click_unsubscribe_per_recipien
         assert f"https://relay.practice.test/u/{one_click.decode()}" in footer
         assert settings.policy.postal_address in footer
     assert world.store.get_message(message_id).state is MessageState.DONE
+
+
+async def test_a_remote_reply_quoting_phi_is_kept_only_as_its_codes(world) -> None:
+    """Issue 13 finding 8: remote reply text, which can quote PHI, was stored in clear (and
+    shown by ``queue show``). Now the queue keeps a remote reply as its code and enhanced
+    status only; the DSN got what it needed from the live reply."""
+    quoted = "Lab results for Jane Roe SSN 123-45-6789"
+    world.sink.script_rcpt("a@example.test", f"550 5.7.1 <a@example.test> refused: '{quoted}'")
+    world.sink.script_rcpt("b@example.test", "451 4.2.0 mailbox of Jane Roe is being moved")
+    message_id = world.enqueue("a@example.test", "b@example.test", phi=True)
+    await world.scheduler().run_until_empty()
+
+    bounced, deferred = world.recipients(message_id)
+    assert (bounced.state, bounced.last_code, bounced.last_text) == (
+        RecipientState.BOUNCED, 550, "5.7.1")
+    assert (deferred.state, deferred.last_code, deferred.last_text) == (
+        RecipientState.DEFERRED, 451, "4.2.0")
+    assert sorted((a.code, a.text) for a in world.attempts(message_id)) == [
+        (451, "4.2.0"), (550, "5.7.1")]
+    assert [r.last_text for r in world.store.get_message(message_id).recipients] == [
+        "5.7.1", "4.2.0"]
+    [dsn] = world.dsns()
+    assert "Diagnostic-Code: smtp; 550 5.7.1" in dsn.as_string()
+    database = world.store.engine.url.database
+    if world.store.engine.url.get_backend_name() == "sqlite" and database:
+        for path in (Path(database), Path(f"{database}-wal")):
+            if path.exists():
+                raw = path.read_bytes()
+                assert b"Jane Roe" not in raw and b"123-45-6789" not in raw, path.name
