@@ -1,8 +1,9 @@
 """The final notice to the sender after an admin's review (issue 13 item 5).
 
 A message held for review (quarantined, held, awaiting approval) got a "held" notice when
-its class asks for one (:mod:`phigate.mta.delivery.review_notices`). When an admin releases
-it the sender hears "released"; when an admin deletes it, "rejected". (``quarantine reject``
+its class asks for one (:mod:`phigate.mta.delivery.review_notices`), and so does active mail
+an admin puts on hold. When an admin releases it the sender hears "released"; when an admin
+deletes it, "rejected". (``quarantine reject``
 and ``queue bounce`` send their own failure DSN.)
 """
 
@@ -19,25 +20,31 @@ from phigate.queue.store import SqlQueueStore
 #: States a message waits in for a person's review.
 REVIEW_STATES = frozenset({MessageState.HELD, MessageState.QUARANTINED,
                            MessageState.AWAITING_APPROVAL})
-#: The admin actions that end a review, and what the sender is told.
-_OUTCOMES = {"queue.release": Review.RELEASED, "queue.delete": Review.REJECTED}
+#: The admin actions that start or end a review, and what the sender is told.
+_OUTCOMES = {"queue.hold": Review.HELD, "queue.release": Review.RELEASED,
+             "queue.delete": Review.REJECTED}
 
 
 def needs_original(action: str) -> bool:
-    """The action ends a review: read the body first (only its Message-ID is used)."""
+    """The action starts or ends a review: read the body first (only its Message-ID is
+    used)."""
     return action in _OUTCOMES
 
 
 def notify_after_review(store: SqlQueueStore, settings: Settings, message_id: str,
                         action: str, detail: dict[str, Any], original: bytes | None, *,
                         now: datetime) -> bool:
-    """Queue the final notice when ``action`` ended a review; True if one was queued."""
+    """Queue the notice when ``action`` started a review (an admin held active mail) or
+    ended one; True if one was queued."""
     review = _OUTCOMES.get(action)
-    if review is None or detail.get("from_state") not in {s.value for s in REVIEW_STATES}:
+    if review is None:
+        return False
+    if review is not Review.HELD and detail.get("from_state") not in {
+            s.value for s in REVIEW_STATES}:
         return False
     view = store.get_message(message_id)
-    wanted = (PENDING_RECIPIENT_STATES if review is Review.RELEASED
-              else (RecipientState.CANCELLED,))
+    wanted = ((RecipientState.CANCELLED,) if review is Review.REJECTED
+              else PENDING_RECIPIENT_STATES)
     return queue_review_notice(store, settings, ReviewedMessage(
         queue_id=view.id, sender=view.sender,
         recipients=[r.address for r in view.recipients if r.state in wanted],

@@ -152,3 +152,19 @@ async def test_classes_not_listed_and_accepted_mail_get_no_notice(
     queued = (await submit(relay, client_tls, operations, ["jane.roe@example.org"])).queued_id
     assert relay.runtime.store.get_message(queued).state is MessageState.QUARANTINED
     assert notices(relay, "ehr@practice.test") == []
+
+
+async def test_an_admin_hold_of_active_mail_is_told_too_and_its_release(
+        relay: PolicyRelay, client_tls: ssl.SSLContext) -> None:
+    accepted = mail(to="pat@example.org", message_class="treatment", sender="ehr@practice.test")
+    queued = (await submit(relay, client_tls, accepted, ["pat@example.org"])).queued_id
+    assert notices(relay, "ehr@practice.test") == []
+    [held] = service(relay).hold([queued], reason="wrong patient?")
+    assert held.ok, held.detail
+    [released] = service(relay).release([queued])
+    assert released.ok, released.detail
+    reviews = [fields(raw) for _, raw in notices(relay, "ehr@practice.test")]
+    assert ["X-Phigate-Review: held" in reviews[0], "X-Phigate-Review: released" in reviews[1]
+            ] == [True, True]
+    assert all("Final-Recipient: rfc822; pat@example.org" in text for text in reviews)
+    assert all("wrong patient" not in text for text in reviews)

@@ -5,8 +5,8 @@ holds was answered ``250 Queued`` like any other: the EHR would believe the pati
 mailed. For the classes listed in ``[policy] review_notice_classes`` (none by default),
 phigate tells the envelope sender:
 
-- when the message is held: an RFC 3464 report with ``Action: delayed`` and ``Status:
-  4.7.0`` ("held for review");
+- when the message is held (at submission, or an admin holds active mail): an RFC 3464
+  report with ``Action: delayed`` and ``Status: 4.7.0`` ("held for review");
 - when an admin releases it: ``Action: delayed``, ``Status: 4.0.0`` (released, delivery
   under way; a failure later brings the usual DSN);
 - when an admin rejects or deletes it: ``Action: failed``, ``Status: 5.7.1``.
