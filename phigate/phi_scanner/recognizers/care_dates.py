@@ -110,7 +110,8 @@ def find_care_dates(text: str, part: str) -> list[Finding]:
 
 
 # More years after a history year: "CVA in 94 and 00", "MI 1998, 2003".
-MORE_YEARS = re.compile(r"[ \t]*(?:,|and|&|,[ \t]*and)[ \t]*((?:19|20)\d{2}|\d{2})\b(?![\w%/.:-])")
+MORE_YEARS = re.compile(
+    r"(?i)[ \t]*(?:,|and|&|,[ \t]*and)[ \t]*((?:19|20)\d{2}|\d{2})\b(?![\w%/.:-])")
 
 
 def _month_days(text: str, part: str) -> list[Finding]:

@@ -201,7 +201,7 @@ class _People:
     def _list_after(self, end: int, reason: str) -> None:
         for _ in range(3):
             joiner = LIST_JOINER.match(self.text, end) if end >= 0 else None
-            if not joiner or "and" not in joiner.group() and "&" not in joiner.group():
+            if not joiner or not re.search(r"(?i)and|&", joiner.group()):
                 return
             start, end = self.names_at(joiner.end(), strict=True, max_words=2)
             if end == start:

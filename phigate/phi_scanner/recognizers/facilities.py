@@ -76,7 +76,7 @@ WARD_PREPOSITION = re.compile(r"(?i)\b(?:to|from|on|at)[ \t]+(?:the[ \t]+)?")
 # The town after a street address: "19 Clover St. in Lansdowne", "12 Elm Rd, Towson".
 ADDRESS_TOWN = re.compile(
     r"(?i:\b\d+[ \t]+[A-Za-z]+[ \t]+(?:st|street|ave|avenue|rd|road|dr|drive|ln|lane|ct|court|"
-    r"blvd|way|pl|place|ter|terrace)\b\.?(?:[ \t]*,|[ \t]+in)[ \t]+)([A-Z][a-z]{3,}|[A-Z]{4,})\b")
+    r"blvd|way|pl|place|ter|terrace)\b\.?(?:[ \t]*,|[ \t]+in)[ \t]+)([A-Za-z]{4,})\b")
 HOME_PLACE_CUE = re.compile(
     r"(?i)\b(?:lives|living|lived|resides|moved|from|in|near)[ \t]+(?:in[ \t]+|to[ \t]+)?$")
 PLACE_CUE = re.compile(
