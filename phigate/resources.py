@@ -17,14 +17,19 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from phigate.observability.logs import log_event
+
+if TYPE_CHECKING:
+    from phigate.config import Settings
 
 log = logging.getLogger("phigate.resources")
 
 #: Descriptors beyond the session caps: database, DNS, delivery, scanner pipes, logs.
 BASE_DESCRIPTORS = 256
+#: Descriptors allowed for HTTP connections (closed after [http] header_timeout_seconds).
+HTTP_DESCRIPTORS = 1024
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,17 @@ def ensure_open_files(needed: int) -> OpenFilesCheck | None:
         log_event(log, "open_files_limit_low", level=logging.WARNING, soft=soft, hard=hard,
                   needed=needed, hint="raise LimitNOFILE= (systemd) or ulimit -n")
     return check
+
+
+def descriptors_needed(settings: Settings, roles: frozenset[str]) -> int:
+    """File descriptors the session caps allow, plus the process's own (see resources)."""
+    needed = BASE_DESCRIPTORS
+    if "smtp" in roles:
+        listeners = 2 if settings.submission.implicit_tls_listen else 1
+        needed += listeners * settings.submission.max_sessions + settings.feedback.max_sessions
+    if "http" in roles:
+        needed += HTTP_DESCRIPTORS
+    return needed
 
 
 class RateLimitedLoopErrors:

@@ -38,6 +38,7 @@ from phigate.observability.metrics import METRICS, HealthState, Listener, StoreS
 from phigate.policy.engine import PolicyEngine
 from phigate.policy.rules import default_rules
 from phigate.policy.stores import PolicyStores
+from phigate.resources import RateLimitedLoopErrors, descriptors_needed, ensure_open_files
 from phigate.runtime import Runtime
 
 log = logging.getLogger("phigate.serve")
@@ -272,18 +273,21 @@ def _add_message_status_routes(app: Any, settings: Settings, running: RunningSer
 async def _start_http(settings: Settings, running: RunningServices) -> None:
     from aiohttp import web
 
+    from phigate.http.limits import TimedTCPSite, body_timeout_middleware, runner_options
     from phigate.observability.metrics import add_routes
 
-    app = web.Application()
+    app = web.Application(middlewares=[body_timeout_middleware(
+        settings.http.body_timeout_seconds)])
     add_routes(app, running.health)
     _add_unsubscribe_routes(app, settings, running)
     _add_open_routes(app, settings, running)
     _add_pickup_routes(app, settings, running)
     _add_message_status_routes(app, settings, running)
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, **runner_options(settings.http))
     await runner.setup()
     listen = settings.http.listen
-    site = web.TCPSite(runner, listen.host, listen.port)
+    site = TimedTCPSite(runner, listen.host, listen.port,
+                        header_timeout_seconds=settings.http.header_timeout_seconds)
     await _listen("[http] listen", listen, site.start)
     running.closers.append(runner.cleanup)
     running.health.listener_up("http")
@@ -350,9 +354,12 @@ async def stop_services(running: RunningServices, *, grace: float | None = None)
 
 
 async def serve_forever(settings: Settings, roles: frozenset[str]) -> None:
+    loop = asyncio.get_running_loop()
+    # accept() failing for want of descriptors is reported on every retry: log it rarely.
+    RateLimitedLoopErrors().install(loop)
+    ensure_open_files(descriptors_needed(settings, roles))  # warns when it stays short
     running = await start_services(settings, roles)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     log_event(log, "started", version=__version__, roles=sorted(roles))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import resource
 import socket
 import subprocess
@@ -105,3 +106,40 @@ def test_accept_out_of_descriptors_is_logged_a_few_times_not_once_per_retry(
     limited = flood(script, "limited")
     assert unlimited > 50  # asyncio's own handler: a line per failed accept() retry
     assert 1 <= limited <= 2
+
+
+def test_serve_warns_at_start_when_the_open_files_limit_is_below_its_session_caps(
+    tmp_path: Path,
+) -> None:
+    from helpers.net import free_port
+
+    init = subprocess.run([sys.executable, "-m", "phigate", "init", "--dir", str(tmp_path),
+                           "--domain", "practice.test"], capture_output=True, text=True)
+    assert init.returncode == 0, init.stderr
+    port = free_port()
+    env = {**os.environ, "PHIGATE_SUBMISSION__LISTEN": f"127.0.0.1:{port}",
+           "PHIGATE_FEEDBACK__LISTEN": f"127.0.0.1:{free_port()}",
+           "PHIGATE_SCANNER__ENABLED": "false"}
+
+    def low_limit() -> None:  # soft and hard: serve cannot raise it
+        resource.setrlimit(resource.RLIMIT_NOFILE, (512, 512))
+
+    relay = subprocess.Popen(
+        [sys.executable, "-m", "phigate", "--config", str(tmp_path / "phigate.toml"), "serve",
+         "--role", "smtp"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        preexec_fn=low_limit)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert relay.poll() is None, "serve died"
+                time.sleep(0.05)
+    finally:
+        relay.terminate()
+        output, _ = relay.communicate(timeout=30)
+    text = output.decode(errors="replace")
+    assert "open_files_limit_low" in text
+    assert "1456" in text  # needed: 256 + 1000 submission + 200 feedback sessions

@@ -57,6 +57,9 @@ class SubmissionSettings:
     max_recipients: int = 100
     max_commands: int = 1000
     max_sessions_per_ip: int = 20
+    #: Concurrent sessions per submission listener, from all addresses (``421 4.7.0``
+    #: beyond); keep it below the open-files limit (``LimitNOFILE``); 0 means no cap.
+    max_sessions: int = 1000
     #: Messages per minute one account may submit (a minute's worth may come in a burst);
     #: 0 means no limit. Over it, MAIL gets ``451 4.7.1`` and the client retries.
     rate_per_minute_per_user: int = 0
@@ -81,6 +84,11 @@ class HttpSettings:
     listen: HostPort = HostPort("127.0.0.1", 8025)
     #: The public base URL of the one-click unsubscribe endpoint (``https://…``).
     public_url: str = ""
+    #: A connection that has not sent a whole request head within this many seconds (or
+    #: is idle that long after a response) is closed: no slowloris holds descriptors.
+    header_timeout_seconds: float = 15.0
+    #: A request body must arrive within this many seconds (``408`` otherwise).
+    body_timeout_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -114,6 +122,8 @@ class FeedbackSettings:
     max_recipients: int = 20
     #: Concurrent sessions from one IP address at the feedback listener.
     max_sessions_per_ip: int = 5
+    #: Concurrent sessions at the feedback listener from all addresses (0: no cap).
+    max_sessions: int = 200
     # -- bounce incidents (issue 15) --
     #: Marketing mail to a domain refusing us for a reason on our side waits this long
     #: after the first such bounce, twice as long after each further one, up to the max.

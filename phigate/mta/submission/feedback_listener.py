@@ -25,6 +25,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from phigate.config import Settings
 from phigate.mta.delivery.decorate import bounce_domain
 from phigate.mta.submission.server import make_server_tls_context
+from phigate.mta.submission.sessions import SessionCap, refuse_full
 from phigate.observability.logs import log_event
 from phigate.observability.metrics import METRICS
 from phigate.policy.feedback.actions import FeedbackProcessor
@@ -49,6 +50,8 @@ class FeedbackHandler:
         self.mailboxes = {m.lower() for m in settings.feedback.complaint_mailboxes}
         #: Open sessions per client IP (the listener's per-IP session limit).
         self.sessions_per_ip: dict[str, int] = {}
+        #: Open sessions in all (the listener's global cap).
+        self.cap = SessionCap("feedback", settings.feedback.max_sessions)
 
     async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope,
                           hostname: str, responses: list[str]) -> list[str]:
@@ -115,9 +118,12 @@ class FeedbackSMTP(SMTP):
                 counts[ip] = counts.get(ip, 0) + 1
                 self._session_ip = ip
                 if counts[ip] > self.event_handler.settings.feedback.max_sessions_per_ip:
-                    if isinstance(transport, asyncio.WriteTransport):
-                        transport.write(REPLY_TOO_MANY_SESSIONS.encode() + b"\r\n")
-                    transport.close()
+                    refuse_full(transport, REPLY_TOO_MANY_SESSIONS.encode() + b"\r\n")
+                    self._refused = True
+            if not getattr(self, "_refused", False):
+                self._capped = self.event_handler.cap.try_open()
+                if not self._capped:
+                    refuse_full(transport)
                     self._refused = True
         super().connection_made(transport)
 
@@ -130,6 +136,9 @@ class FeedbackSMTP(SMTP):
         if getattr(self, "_counted", False):
             METRICS.smtp_sessions.labels(listener="feedback").dec()
             self._counted = False
+            if getattr(self, "_capped", False):
+                self.event_handler.cap.close()
+                self._capped = False
             ip = getattr(self, "_session_ip", None)
             counts: dict[str, int] = self.event_handler.sessions_per_ip
             if ip is not None and counts.get(ip, 0) > 0:

@@ -15,6 +15,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from phigate.mta.submission.requiretls import RequireTlsMixin
 from phigate.mta.submission.services import peer_ip
+from phigate.mta.submission.sessions import SessionCap, refuse_full
 from phigate.observability.logs import log_event
 from phigate.observability.metrics import METRICS
 
@@ -46,9 +47,11 @@ class PhigateSMTP(RequireTlsMixin, SMTP):
     """aiosmtpd's SMTP with phigate's limits, lockouts and enhanced status codes."""
 
     def __init__(self, handler: SubmissionHandler, *, tls_context: ssl.SSLContext,
-                 loop: asyncio.AbstractEventLoop, implicit_tls: bool = False) -> None:
+                 loop: asyncio.AbstractEventLoop, cap: SessionCap,
+                 implicit_tls: bool = False) -> None:
         settings = handler.settings.submission
         self.services = handler.services
+        self.cap = cap
         self._counted_ip: str | None = None
         self._refused = False
         with warnings.catch_warnings():
@@ -88,10 +91,12 @@ class PhigateSMTP(RequireTlsMixin, SMTP):
             if self.services.sessions_per_ip[ip] >= limit:
                 self._refused = True
                 log_event(log, "too_many_sessions", level=logging.WARNING, ip=ip)
-                if isinstance(transport, asyncio.WriteTransport):
-                    transport.write(b"421 4.7.0 Too many connections from your address, "
-                                    b"try again later\r\n")
-                transport.close()
+                refuse_full(transport, b"421 4.7.0 Too many connections from your address, "
+                                       b"try again later\r\n")
+                return
+            if not self.cap.try_open():
+                self._refused = True
+                refuse_full(transport)
                 return
             self.services.sessions_per_ip[ip] += 1
             self._counted_ip = ip
@@ -103,6 +108,7 @@ class PhigateSMTP(RequireTlsMixin, SMTP):
             return
         if self._counted_ip is not None:
             METRICS.smtp_sessions.labels(listener="submission").dec()
+            self.cap.close()
             self.services.sessions_per_ip[self._counted_ip] -= 1
             if self.services.sessions_per_ip[self._counted_ip] <= 0:
                 del self.services.sessions_per_ip[self._counted_ip]

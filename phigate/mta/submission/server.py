@@ -32,6 +32,7 @@ from phigate.mta.submission.protocol import PhigateSMTP, silence_aiosmtpd_log
 from phigate.mta.submission.refusals import Refusal
 from phigate.mta.submission.requiretls import requires_tls
 from phigate.mta.submission.services import SubmissionServices, peer_ip
+from phigate.mta.submission.sessions import SessionCap
 from phigate.observability.logs import log_event
 from phigate.observability.metrics import METRICS, ReceivedResult
 from phigate.policy.addresses import valid_forward_path
@@ -356,8 +357,9 @@ async def start_submission_server(
     tls_context = make_server_tls_context(str(settings.tls_cert), str(settings.tls_key))
     handler = SubmissionHandler(services)
     loop = asyncio.get_running_loop()
+    cap = SessionCap(f"submission:{port}", settings.max_sessions)
     return await loop.create_server(
-        lambda: PhigateSMTP(handler, tls_context=tls_context, loop=loop,
+        lambda: PhigateSMTP(handler, tls_context=tls_context, loop=loop, cap=cap,
                             implicit_tls=implicit_tls),
         host=host, port=port, ssl=tls_context if implicit_tls else None,
     )
