@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import policy
@@ -31,18 +32,61 @@ def find_arf(message: Message) -> ArfReport | None:
     """The ARF report in ``message``, or None if it is not one."""
     report_fields: Message | None = None
     returned: Message | None = None
+    feedback_report = "feedback-report" in str(message.get("Content-Type", "")).lower()
     for part in _top_level_parts(message):
         content_type = part.get_content_type()
-        if content_type == "message/feedback-report" and report_fields is None:
+        if report_fields is None and (content_type == "message/feedback-report" or (
+                feedback_report and content_type == "text/plain" and _report_fields(part))):
             report_fields = _header_block(part)
         elif content_type in ("message/rfc822", "text/rfc822-headers") and returned is None:
             returned = _header_block(part)
     if report_fields is None:
-        return None
+        return _informal_report(message, returned)
     feedback_type = " ".join(str(report_fields.get("Feedback-Type", "")).split()).lower()
     recipients = [address for _, address in getaddresses(
         [str(value) for value in report_fields.get_all("Original-Rcpt-To", [])]) if address]
     return ArfReport(feedback_type or "unknown", recipients, returned)
+
+
+_FEEDBACK_TYPE_LINE = re.compile(r"^\s*feedback-type\s*:", re.IGNORECASE | re.MULTILINE)
+_INFORMAL_SUBJECT = re.compile(r"complaint about message from", re.IGNORECASE)
+_INFORMAL_TEXT = re.compile(r"this is an? (e-?mail )?abuse (report|complaint)|abuse complaint "
+                            r"regarding|complaint about (a |the )?message (from|received)",
+                            re.IGNORECASE)
+
+
+def _report_fields(part: Message) -> bool:
+    """A report part declared as text/plain (some generators do) that holds the fields."""
+    payload = part.get_payload(decode=True)
+    return isinstance(payload, bytes) and bool(
+        _FEEDBACK_TYPE_LINE.search(payload[:2000].decode("utf-8", "replace")))
+
+
+def _informal_report(message: Message, returned: Message | None) -> ArfReport | None:
+    """Complaints sent in the shape some large feedback loops use instead of RFC 5965: the
+    complained-of message attached, and either Microsoft's JMRP marker in it
+    (``X-HmXmrOriginalRecipient``: the complainer) or a notice saying it is an abuse report
+    ("complaint about message from 192.0.2.1", "This is an email abuse report ...")."""
+    if returned is None:
+        return None
+    marked = [address for _, address in getaddresses(
+        [str(v) for v in returned.get_all("X-HmXmrOriginalRecipient", [])]) if "@" in address]
+    if marked:
+        return ArfReport("abuse", marked, returned)
+    if _INFORMAL_SUBJECT.search(str(message.get("Subject", ""))) or any(
+            _INFORMAL_TEXT.search(text[:2000]) for text in _plain_texts(message)):
+        return ArfReport("abuse", [], returned)
+    return None
+
+
+def _plain_texts(message: Message) -> list[str]:
+    texts = []
+    for part in _top_level_parts(message):
+        if part.get_content_type() == "text/plain":
+            payload = part.get_payload(decode=True)
+            if isinstance(payload, bytes):
+                texts.append(payload.decode("utf-8", "replace"))
+    return texts
 
 
 def returned_recipients(report: ArfReport) -> list[str]:
