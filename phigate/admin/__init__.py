@@ -6,9 +6,10 @@ Nothing here imports Textual; ``phigate.admin_tui`` is the only UI and it goes t
 
 from phigate.admin.actions import ActionRefused
 from phigate.admin.dashboard import Dashboard, store_snapshot
+from phigate.admin.details import ActionOutcome, MessageDetail, QuarantineItem
 from phigate.admin.listing import STATE_CHOICES, QueueFilter, QueuePage, QueueRow
 from phigate.admin.roles import AccessDenied, Identity, Role
-from phigate.admin.service import ActionOutcome, AdminService, MessageDetail, QuarantineItem
+from phigate.admin.service import AdminService
 
 __all__ = [
     "STATE_CHOICES",

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -21,9 +19,10 @@ from sqlalchemy.orm import Session
 from phigate.admin import actions, review
 from phigate.admin.access import Gate
 from phigate.admin.actions import ActionRefused
-from phigate.admin.campaign_results import CampaignResults, campaign_results
 from phigate.admin.dashboard import Dashboard, build_dashboard
+from phigate.admin.details import ActionOutcome, AttemptView, MessageDetail, QuarantineItem
 from phigate.admin.listing import QueueFilter, QueuePage, count_rows, list_page
+from phigate.admin.policy_admin import PolicyAdministration
 from phigate.admin.preview import Preview, Previewer, ScannerFactory
 from phigate.admin.retention import PurgeReport, purge
 from phigate.admin.roles import Identity, Role
@@ -32,75 +31,17 @@ from phigate.audit.log import AuditLog
 from phigate.audit.verify import ChainReport, verify_chain
 from phigate.clock import utcnow
 from phigate.config import Settings
-from phigate.errors import PhigateError, UserError
-from phigate.policy.campaigns import CampaignStore, CampaignView, valid_campaign_id
-from phigate.policy.consent import ConsentChange, ConsentEntry, ConsentStore
-from phigate.policy.incidents import IncidentStore
-from phigate.policy.open_tracking import OpenStore
-from phigate.policy.stores import PolicyStores
-from phigate.policy.suppression import AddResult, SuppressionEntry, SuppressionStore
+from phigate.errors import PhigateError
 from phigate.queue.db import shred_checkpoint
 from phigate.queue.models import Attempt, AuditEvent, Message, MessageState, Recipient
 from phigate.queue.store import NewMessage, SqlQueueStore, UnknownMessage
-from phigate.queue.views import MessageView
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-_Entry = TypeVar("_Entry", SuppressionEntry, ConsentEntry)
 
 
-@dataclass(frozen=True)
-class ActionOutcome:
-    message_id: str
-    ok: bool
-    #: One line: what was done, or why not. Never message content.
-    detail: str
-
-
-@dataclass(frozen=True)
-class AttemptView:
-    recipient: str
-    started_at: datetime
-    host: str | None
-    code: int | None
-    text: str | None
-    permanent: bool
-    tls_version: str | None
-    tls_cipher: str | None
-    cert_verified: bool | None
-    #: none | opportunistic | required | verify | mta-sts | dane (None: before issue 17)
-    tls_policy: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"recipient": self.recipient, "started_at": self.started_at.isoformat(),
-                "host": self.host, "code": self.code, "text": self.text,
-                "permanent": self.permanent, "tls_version": self.tls_version,
-                "tls_cipher": self.tls_cipher, "cert_verified": self.cert_verified,
-                "tls_policy": self.tls_policy}
-
-
-@dataclass(frozen=True)
-class MessageDetail:
-    view: MessageView
-    attempts: list[AttemptView] = field(default_factory=list)
-    #: Secure pickup's audit entries (notice, code, failures, views, downloads, reply).
-    pickup_events: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class QuarantineItem:
-    message_id: str
-    created_at: datetime
-    sender: str
-    message_class: str
-    phi_verdict: str
-    phi_categories: list[str]
-    reason: str | None
-    recipients: int
-
-
-class AdminService:
+class AdminService(PolicyAdministration):
     def __init__(
         self,
         store: SqlQueueStore,
@@ -277,97 +218,6 @@ class AdminService:
                      self.identity.actor, now=self.clock(), dry_run=dry_run)
 
     # -- campaigns, suppressions, consent ----------------------------------------------------
-    # The policy stores change the data and write the audit entry in one transaction; the
-    # service adds the role check (a refusal audited as action.denied) and the acting admin.
-
-    @cached_property
-    def policy(self) -> PolicyStores:
-        engine, audit = self.store.engine, self.audit
-        return PolicyStores(consents=ConsentStore(engine, audit),
-                            suppressions=SuppressionStore(engine, audit),
-                            campaigns=CampaignStore(engine, audit, self.settings.policy),
-                            incidents=IncidentStore.configured(engine, audit,
-                                                               self.settings.feedback))
-
-    def campaigns(self) -> list[CampaignView]:
-        """Every campaign: awaiting approval first, then paused, then approved."""
-        self.gate.require(Role.VIEWER, "campaign.list")
-        order = {"pending": 0, "paused": 1, "approved": 2}
-        return sorted(self.policy.campaigns.views(), key=lambda v: (order.get(v.state, 3), v.id))
-
-    def campaign_results(self, view: CampaignView) -> CampaignResults:
-        """A campaign's results with its (estimated) opens, for the campaign screen."""
-        self.gate.require(Role.VIEWER, "campaign.show")
-        return campaign_results(self.store.engine, view, opens=OpenStore(self.store).summary(
-            view.id), pause_line=self.settings.policy.campaign_complaint_threshold)
-
-    def approve_campaign(self, campaign_id: str) -> int:
-        """Approve (or resume) a campaign; records who, from which IP and when. Returns the
-        number of waiting messages released."""
-        self.gate.require(Role.OPERATOR, "campaign.approve")
-        return self.policy.campaigns.approve(campaign_id, actor=self.identity.actor,
-                                             now=self.clock())
-
-    def pause_campaign(self, campaign_id: str, *, reason: str) -> int:
-        """Pause a campaign: its queued messages are held. Returns how many were held."""
-        self.gate.require(Role.OPERATOR, "campaign.pause")
-        if not valid_campaign_id(campaign_id):
-            raise UserError(f"not a campaign id: {campaign_id!r}")
-        return self.policy.campaigns.pause(campaign_id, _reason(reason, "pausing a campaign"),
-                                           actor=self.identity.actor, now=self.clock())
-
-    def suppressions(self, search: str | None = None, *, limit: int = 1000
-                     ) -> list[SuppressionEntry]:
-        """Suppressions whose address contains ``search`` (all without one), newest first."""
-        self.gate.require(Role.VIEWER, "suppression.list")
-        return _newest_matching(self.policy.suppressions.entries(), search, limit)
-
-    def add_suppression(self, address: str, scope: str, *, reason: str,
-                        source: str = "admin") -> AddResult:
-        """Stop mail to ``address`` (``marketing`` or ``all``); cancels its queued mail in
-        that scope."""
-        self.gate.require(Role.OPERATOR, "suppression.add")
-        return self.policy.suppressions.add(
-            address, scope, kind="manual", reason=_reason(reason, "a suppression"),
-            source=f"{source}:{self.identity.user}", actor=self.identity.actor,
-            now=self.clock())
-
-    def remove_suppression(self, address: str, *, reason: str, scope: str | None = None
-                           ) -> int:
-        """Lift the address's suppression (one scope, or every one); returns how many."""
-        self.gate.require(Role.OPERATOR, "suppression.remove")
-        return self.policy.suppressions.remove(
-            address, actor=self.identity.actor, scope=scope,
-            reason=_reason(reason, "lifting a suppression"))
-
-    def consents(self, search: str | None = None, *, limit: int = 1000) -> list[ConsentEntry]:
-        """Consent entries (granted and revoked) whose address contains ``search``."""
-        self.gate.require(Role.VIEWER, "consent.list")
-        entries = self.policy.consents.entries(include_revoked=True)
-        return _newest_matching(entries, search, limit)
-
-    def consent_history(self, address: str) -> list[dict[str, Any]]:
-        """Every grant and revocation for the address, oldest first."""
-        self.gate.require(Role.VIEWER, "consent.list")
-        return self.policy.consents.history(address)
-
-    def grant_consent(self, address: str, purpose: str, *, evidence: str,
-                      source: str = "admin") -> list[str]:
-        return self._change_consent("grant", address, purpose, evidence, source)
-
-    def revoke_consent(self, address: str, purpose: str, *, evidence: str,
-                       source: str = "admin") -> list[str]:
-        """Revoke; returns the ids of queued messages the revocation cancelled."""
-        return self._change_consent("revoke", address, purpose, evidence, source)
-
-    def _change_consent(self, action: str, address: str, purpose: str, evidence: str,
-                        source: str) -> list[str]:
-        self.gate.require(Role.OPERATOR, f"consent.{action}")
-        change = ConsentChange(address=address, purpose=purpose, action=action,
-                               source=f"{source}:{self.identity.user}",
-                               evidence=_reason(evidence, f"a consent {action}"))
-        return self.policy.consents.apply(change, actor=self.identity.actor, now=self.clock())
-
     # -- helpers ----------------------------------------------------------------------------
 
     def _body(self, message_id: str) -> bytes:
@@ -456,27 +306,6 @@ class AdminService:
         except Exception as error:  # the bounce stands; only the notice is lost
             log.warning("bounce: DSN not queued message=%s error=%s", message_id,
                         type(error).__name__)
-
-
-def _reason(text: str, what: str) -> str:
-    """The stripped reason: every change to who gets mail is recorded with its why."""
-    if not text.strip():
-        raise ActionRefused(f"{what} needs a reason")
-    return text.strip()
-
-
-def _newest_matching(entries: Sequence[_Entry], search: str | None, limit: int
-                     ) -> list[_Entry]:
-    # The stores match whole addresses only; an admin searches by part ("@example.org",
-    # a surname). Lists here are thousands of rows at most, so filtering in Python is fine.
-    needle = (search or "").strip().lower()
-    matching = [e for e in entries if needle in e.address] if needle else list(entries)
-    matching.sort(key=_updated, reverse=True)
-    return matching[:limit]
-
-
-def _updated(entry: SuppressionEntry | ConsentEntry) -> datetime:
-    return entry.created_at if isinstance(entry, SuppressionEntry) else entry.updated_at
 
 
 def open_service(settings: Settings, *, identity: Identity | None = None
