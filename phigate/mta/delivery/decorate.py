@@ -41,7 +41,10 @@ _REPLACED = (b"list-unsubscribe", b"list-unsubscribe-post")
 
 
 @dataclass(frozen=True)
-class OutboundMessage:
+class DecoratedMessage:
+    """What goes out for one recipient: the return path (VERP for marketing) and the
+    body with the footer and unsubscribe headers."""
+
     mail_from: str
     body: bytes
 
@@ -66,14 +69,14 @@ def decorate(
     settings: Settings,
     signer: TokenSigner | None,
     phi: bool = False,
-) -> OutboundMessage:
+) -> DecoratedMessage:
     """The envelope sender and message bytes for one recipient (see module docstring).
 
     Without a token signer (no ``[policy] token_key_file``) the message goes out with its
     own sender and no List-Unsubscribe: nothing unforgeable could be offered.
     """
     if signer is None:
-        return OutboundMessage(sender, message)
+        return DecoratedMessage(sender, message)
     domain = bounce_domain(settings)
     is_marketing = message_class == "marketing"
     mail_from = sender
@@ -82,7 +85,7 @@ def decorate(
                              campaign=campaign_id if is_marketing else None)
         mail_from = verp_address(signer, claims, domain)
     if not is_marketing:
-        return OutboundMessage(mail_from, message)
+        return DecoratedMessage(mail_from, message)
     headers = unsubscribe_headers(signer, recipient, campaign_id, settings.http.public_url,
                                   domain)
     # The visible link carries the same token as the header (tokens are deterministic).
@@ -94,7 +97,7 @@ def decorate(
     with_footer = add_footer(message, text=settings.policy.footer_text, unsubscribe_url=link,
                              postal_address=settings.policy.postal_address,
                              pixel_url=_pixel_url(message, campaign_id, phi, settings, signer))
-    return OutboundMessage(mail_from, _with_headers(with_footer, headers))
+    return DecoratedMessage(mail_from, _with_headers(with_footer, headers))
 
 
 def _pixel_url(message: bytes, campaign_id: str | None, phi: bool, settings: Settings,
