@@ -19,9 +19,9 @@ from phigate.accounts.passwords import hash_password, verify_password
 from phigate.clock import utcnow
 from phigate.errors import UserError
 from phigate.queue.db import read_only
-from phigate.queue.models import User
+from phigate.queue.models import MessageClass, User
 
-MESSAGE_CLASSES = ("treatment", "operations", "marketing")
+MESSAGE_CLASSES = tuple(MessageClass)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,254}$")
 #: How long a verified password is remembered (see :class:`VerifiedPasswords`).
 DEFAULT_AUTH_CACHE_SECONDS = 300.0
@@ -37,8 +37,8 @@ class Account:
     reply_to: tuple[str, ...] = ()
 
     @property
-    def default_class(self) -> str:
-        return self.classes[0] if self.classes else "treatment"
+    def default_class(self) -> MessageClass:
+        return MessageClass(self.classes[0]) if self.classes else MessageClass.TREATMENT
 
     def may_send_as(self, address: str) -> bool:
         """True if ``address`` is one of the account's addresses or in one of its domains."""

@@ -242,6 +242,13 @@ class ScannerSettings:
     ner: Literal["auto", "always", "never"] = "auto"
 
 
+    def action_for(self, message_class: str) -> PhiAction:
+        """The configured PHI action of a message class; an unknown class is quarantined."""
+        actions: dict[str, PhiAction] = {"treatment": self.action_treatment,
+                                         "operations": self.action_operations,
+                                         "marketing": self.action_marketing}
+        return actions.get(message_class, "quarantine")
+
 @dataclass(frozen=True)
 class PolicySettings:
     #: Domains PHI may go to (the practice's own and BAA partners'); empty: [server] domain.

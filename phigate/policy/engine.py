@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from phigate.queue.models import MessageClass
+
 if TYPE_CHECKING:
     from phigate.accounts.store import Account
     from phigate.phi_scanner import ScanResult
@@ -62,13 +64,20 @@ class HeaderFields(Protocol):
     def keys(self) -> list[str]: ...
 
 
+class Stage(enum.StrEnum):
+    """When a rule runs: per recipient before the transfer, or on the whole message."""
+
+    RCPT = "rcpt"
+    DATA = "data"
+
+
 @dataclass
 class PolicyContext:
-    stage: str  # "rcpt" | "data"
+    stage: Stage
     account: Account | None
     sender: str
     recipients: Sequence[str]
-    message_class: str
+    message_class: MessageClass
     client_ip: str | None = None
     #: The recipient under consideration at the rcpt stage.
     recipient: str | None = None
@@ -85,7 +94,7 @@ class Rule(Protocol):
     @property
     def description(self) -> str: ...
     @property
-    def stages(self) -> frozenset[str]: ...
+    def stages(self) -> frozenset[Stage]: ...
 
     def check(self, ctx: PolicyContext) -> Verdict | None: ...
 

@@ -41,6 +41,14 @@ NAMING_CONVENTION = {
 }
 
 
+class MessageClass(enum.StrEnum):
+    """What a message is for, as HIPAA sees it: it decides the PHI action and the rules."""
+
+    TREATMENT = "treatment"
+    OPERATIONS = "operations"
+    MARKETING = "marketing"
+
+
 class MessageState(enum.StrEnum):
     ACTIVE = "active"  # recipients are being delivered
     HELD = "held"  # an admin put it on hold

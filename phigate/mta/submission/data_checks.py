@@ -19,6 +19,7 @@ from phigate.mta.submission.header_checks import (
     strip_client_headers,
 )
 from phigate.mta.submission.refusals import Refusal, RefusalReason
+from phigate.queue.models import MessageClass
 
 CLASS_HEADER = "X-Phigate-Class"
 CAMPAIGN_HEADER = "X-Phigate-Campaign"
@@ -37,7 +38,7 @@ class CheckedData:
     header: HeaderBlock
     #: The message without the client fields phigate removes (Bcc, Received, ...).
     content: bytes
-    message_class: str
+    message_class: MessageClass
     campaign_id: str | None
 
 
@@ -77,7 +78,8 @@ def check_data(content: bytes, account: Account, limits: HeaderLimits | None = N
         return Refusal(RefusalReason.CLASS_NOT_PERMITTED)
     campaign = (header.get(CAMPAIGN_HEADER) or "").strip() or None
     return CheckedData(header, strip_client_headers(content, header),
-                       message_class or account.default_class, campaign)
+                       MessageClass(message_class) if message_class else account.default_class,
+                       campaign)
 
 
 async def check_data_off_loop(content: bytes, account: Account,

@@ -36,7 +36,7 @@ from phigate.mta.submission.sessions import SessionCap
 from phigate.observability.logs import log_event
 from phigate.observability.metrics import METRICS, ReceivedResult
 from phigate.policy.addresses import valid_forward_path
-from phigate.policy.engine import Action, Decision, PolicyContext
+from phigate.policy.engine import Action, Decision, PolicyContext, Stage
 from phigate.queue.models import MessageState
 from phigate.queue.store import NewMessage
 
@@ -108,7 +108,7 @@ class SubmissionHandler:
             return "550 5.1.3 Bad recipient address syntax"
         decision = await self._evaluate(
             PolicyContext(
-                stage="rcpt", account=account, sender=envelope.mail_from or "",
+                stage=Stage.RCPT, account=account, sender=envelope.mail_from or "",
                 recipients=list(envelope.rcpt_tos), message_class=account.default_class,
                 client_ip=peer_ip(session.peer), recipient=address,
             ),
@@ -179,7 +179,7 @@ class SubmissionHandler:
         """Every recipient is checked again at DATA, for the header's class (see
         phigate.policy.rules: one failing recipient refuses the message)."""
         return PolicyContext(
-            stage="data", account=account, sender=envelope.mail_from or "",
+            stage=Stage.DATA, account=account, sender=envelope.mail_from or "",
             recipients=list(envelope.rcpt_tos), message_class=checked.message_class,
             client_ip=ip, headers=checked.header, scan=scan, campaign_id=checked.campaign_id,
         )

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from phigate.config import ScannerSettings, Settings
 from phigate.policy.consent import ConsentStore
-from phigate.policy.engine import Action, PolicyContext, Rule, Verdict
+from phigate.policy.engine import Action, PolicyContext, Rule, Stage, Verdict
 from phigate.policy.null_mx import NullMxChecker, make_sync_resolver
 from phigate.policy.rules.checks import (
     CampaignApprovalRule,
@@ -21,6 +21,7 @@ from phigate.policy.rules.checks import (
 )
 from phigate.policy.rules.postal_address import PostalAddressRule
 from phigate.policy.stores import PolicyStores
+from phigate.queue.models import MessageClass
 
 _ACTIONS = {"tag": Action.TAG, "quarantine": Action.QUARANTINE, "reject": Action.REJECT}
 
@@ -40,16 +41,15 @@ class PhiByClassRule:
     consents: ConsentStore | None = None
     name: str = "phi-by-class"
     description: str = "PHI found: tag, quarantine or reject depending on the message class"
-    stages: frozenset[str] = frozenset({"data"})
+    stages: frozenset[Stage] = frozenset({Stage.DATA})
 
     def check(self, ctx: PolicyContext) -> Verdict | None:
         if ctx.scan is None or ctx.scan.verdict != "phi":
             return None
-        configured = getattr(self.settings, f"action_{ctx.message_class}", "quarantine")
-        action = _ACTIONS.get(configured, Action.QUARANTINE)
+        action = _ACTIONS[self.settings.action_for(ctx.message_class)]
         categories = ", ".join(ctx.scan.categories) or "unscannable content"
         reason = f"PHI found in {ctx.message_class} mail ({categories})"
-        if ctx.message_class == "marketing":
+        if ctx.message_class == MessageClass.MARKETING:
             if self._all_authorized(ctx):
                 return Verdict(Action.TAG, f"{reason}; HIPAA marketing authorization on file")
             action = max(action, Action.QUARANTINE)

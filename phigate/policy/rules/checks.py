@@ -15,24 +15,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from phigate.policy.campaigns import valid_campaign_id
-from phigate.policy.engine import Action, HeaderFields, PolicyContext, Verdict
+from phigate.policy.engine import Action, HeaderFields, PolicyContext, Stage, Verdict
 from phigate.policy.null_mx import NullMxChecker
 from phigate.policy.stores import PolicyStores
+from phigate.queue.models import MessageClass
 from phigate.queue.policy_models import CampaignState
-
-MARKETING = "marketing"
 
 
 def _targets(ctx: PolicyContext) -> Sequence[str]:
     """The recipient at RCPT, every recipient at DATA."""
-    if ctx.stage == "rcpt":
+    if ctx.stage is Stage.RCPT:
         return [ctx.recipient] if ctx.recipient else []
     return list(ctx.recipients)
 
 
 def _refuse(ctx: PolicyContext, address: str, problem: str, status: str = "5.7.1",
             code: str = "550") -> Verdict:
-    if ctx.stage == "rcpt":
+    if ctx.stage is Stage.RCPT:
         return Verdict(Action.REJECT, problem, f"{code} {status} {problem}")
     reason = f"recipient <{address}>: {problem}"
     return Verdict(Action.REJECT, reason, f"{code} {status} Message refused: {reason}")
@@ -44,7 +43,7 @@ class SuppressionRule:
     name: str = "suppression"
     description: str = ("Recipients suppressed for all mail are refused; those suppressed "
                         "for marketing are refused marketing only")
-    stages: frozenset[str] = frozenset({"rcpt", "data"})
+    stages: frozenset[Stage] = frozenset({Stage.RCPT, Stage.DATA})
 
     def check(self, ctx: PolicyContext) -> Verdict | None:
         targets = _targets(ctx)
@@ -54,7 +53,7 @@ class SuppressionRule:
             if "all" in found:
                 return _refuse(ctx, address, "Recipient address is suppressed (it bounced "
                                              "or an administrator blocked it)")
-            if "marketing" in found and ctx.message_class == MARKETING:
+            if "marketing" in found and ctx.message_class == MessageClass.MARKETING:
                 return _refuse(ctx, address, "Recipient has unsubscribed from marketing mail")
         return None
 
@@ -64,10 +63,10 @@ class MarketingConsentRule:
     stores: PolicyStores
     name: str = "marketing-consent"
     description: str = "Marketing mail needs the recipient's recorded marketing consent"
-    stages: frozenset[str] = frozenset({"rcpt", "data"})
+    stages: frozenset[Stage] = frozenset({Stage.RCPT, Stage.DATA})
 
     def check(self, ctx: PolicyContext) -> Verdict | None:
-        if ctx.message_class != MARKETING:
+        if ctx.message_class != MessageClass.MARKETING:
             return None
         targets = _targets(ctx)
         holders = self.stores.consents.holders(targets, "marketing")
@@ -83,10 +82,10 @@ class CampaignApprovalRule:
     require_campaign: bool = True
     name: str = "campaign-approval"
     description: str = "Marketing mail waits until its campaign is approved"
-    stages: frozenset[str] = frozenset({"data"})
+    stages: frozenset[Stage] = frozenset({Stage.DATA})
 
     def check(self, ctx: PolicyContext) -> Verdict | None:
-        if ctx.message_class != MARKETING:
+        if ctx.message_class != MessageClass.MARKETING:
             return None
         campaign = ctx.campaign_id
         if not campaign:
@@ -130,7 +129,7 @@ class PhiDestinationRule:
     name: str = "phi-destination"
     description: str = ("PHI only to allowed domains or to recipients with email_phi consent; "
                         "auto-forwarded PHI to outside domains is refused")
-    stages: frozenset[str] = frozenset({"data"})
+    stages: frozenset[Stage] = frozenset({Stage.DATA})
 
     def check(self, ctx: PolicyContext) -> Verdict | None:
         if ctx.scan is None or ctx.scan.verdict != "phi":
@@ -155,7 +154,7 @@ class NullMxRule:
     checker: NullMxChecker
     name: str = "null-mx"
     description: str = "Recipients in a domain that accepts no mail (null MX) are refused"
-    stages: frozenset[str] = frozenset({"rcpt"})
+    stages: frozenset[Stage] = frozenset({Stage.RCPT})
 
     def check(self, ctx: PolicyContext) -> Verdict | None:
         if not ctx.recipient:
