@@ -19,12 +19,11 @@ from phigate.admin.roles import Identity, Role
 from phigate.audit.log import AuditLog
 from phigate.config import Settings
 from phigate.errors import UserError
-from phigate.policy.campaigns import CampaignStore, CampaignView, valid_campaign_id
-from phigate.policy.consent import ConsentChange, ConsentEntry, ConsentStore
-from phigate.policy.incidents import IncidentStore
+from phigate.policy.campaigns import CampaignView, valid_campaign_id
+from phigate.policy.consent import ConsentChange, ConsentEntry
 from phigate.policy.open_tracking import OpenStore
 from phigate.policy.stores import PolicyStores
-from phigate.policy.suppression import AddResult, SuppressionEntry, SuppressionStore
+from phigate.policy.suppression import AddResult, SuppressionEntry
 from phigate.queue.store import SqlQueueStore
 
 _Entry = TypeVar("_Entry", SuppressionEntry, ConsentEntry)
@@ -42,12 +41,7 @@ class PolicyAdministration:
 
     @cached_property
     def policy(self) -> PolicyStores:
-        engine, audit = self.store.engine, self.audit
-        return PolicyStores(consents=ConsentStore(engine, audit),
-                            suppressions=SuppressionStore(engine, audit),
-                            campaigns=CampaignStore(engine, audit, self.settings.policy),
-                            incidents=IncidentStore.configured(engine, audit,
-                                                               self.settings.feedback))
+        return PolicyStores.build(self.store.engine, self.audit, self.settings)
 
     def campaigns(self) -> list[CampaignView]:
         """Every campaign: awaiting approval first, then paused, then approved."""

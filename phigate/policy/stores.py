@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sqlalchemy import Engine
+
+from phigate.audit.log import AuditLog
 from phigate.config import Settings
 from phigate.policy.campaigns import CampaignStore
 from phigate.policy.consent import ConsentStore
@@ -26,12 +29,14 @@ class PolicyStores:
     incidents: IncidentStore | None = field(default=None)
 
     @classmethod
-    def from_runtime(cls, runtime: Runtime, settings: Settings | None = None) -> PolicyStores:
-        settings = settings or runtime.settings
+    def build(cls, engine: Engine, audit: AuditLog, settings: Settings) -> PolicyStores:
         return cls(
-            consents=ConsentStore(runtime.engine, runtime.audit),
-            suppressions=SuppressionStore(runtime.engine, runtime.audit),
-            campaigns=CampaignStore(runtime.engine, runtime.audit, settings.policy),
-            incidents=IncidentStore.configured(runtime.engine, runtime.audit,
-                                                settings.feedback),
+            consents=ConsentStore(engine, audit),
+            suppressions=SuppressionStore(engine, audit),
+            campaigns=CampaignStore(engine, audit, settings.policy),
+            incidents=IncidentStore.configured(engine, audit, settings.feedback),
         )
+
+    @classmethod
+    def from_runtime(cls, runtime: Runtime, settings: Settings | None = None) -> PolicyStores:
+        return cls.build(runtime.engine, runtime.audit, settings or runtime.settings)
