@@ -118,3 +118,52 @@ async def test_quarantine_groups_held_mail_by_reason_with_the_fix(
         assert first.startswith("2 no email_phi consent: phigate consent grant ADDRESS "
                                 "--purpose email_phi")
         assert second.startswith("1 PHI in marketing:")
+
+
+async def test_queue_at_80_columns_wraps_filters_and_ellipsises_with_enter_showing_all(
+        operator: AdminService, enqueue: Enqueue) -> None:
+    from phigate.admin_tui.screens.message import MessageScreen
+
+    sender = "newsletter-team@practice-marketing.example"
+    recipient = "a.very.long.recipient.name@patients-mail.example"
+    message_id = enqueue(recipient, sender=sender)
+    app = AdminApp(operator)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        await pilot.pause()
+        for widget_id in ("#f-state", "#f-domain", "#f-sender", "#f-class", "#f-age"):
+            region = app.screen.query_one(widget_id).region
+            assert region.width and region.right <= SIZE[0], (widget_id, region)
+        assert app.screen.query_one("#f-age").region.y > app.screen.query_one(
+            "#f-domain").region.y  # a second line, not cut
+        table = app.screen.query_one("#queue-table", DataTable)
+        shown = [str(cell) for cell in table.get_row_at(0)]
+        assert table.virtual_size.width <= SIZE[0]  # every column on screen
+        assert shown[3].endswith("…") and recipient.startswith(shown[3][:-1])
+        assert shown[4].endswith("…") and sender.startswith(shown[4][:-1])
+        assert "…" in shown[0] and message_id.endswith(shown[0].split("…")[1])
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, MessageScreen)
+        envelope = str(app.screen.query_one("#envelope", Static).render())
+        attempts = str(app.screen.query_one("#attempts", Static).render())
+        assert sender in envelope and recipient in attempts
+        assert app.screen.query_one("#envelope").border_title == f"Message {message_id}"
+
+
+async def test_audit_at_80_columns_shows_the_detail_column(
+        operator: AdminService) -> None:
+    operator.audit.record(Actor("otto", "203.0.113.7"), "queue.hold",
+                          message_id="MSG0123456789ABCDEF0123",
+                          detail={"reason": "waiting for the patient's consent form"})
+    app = AdminApp(operator)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        table = app.screen.query_one("#audit-table", DataTable)
+        assert table.virtual_size.width <= SIZE[0]
+        assert [str(c.label) for c in table.columns.values()][-1] == "Detail"
+        row = [str(cell) for cell in table.get_row_at(0)]
+        assert row[-1].startswith('{"reason": ') and row[-1].endswith("…")
+        assert row[4].startswith("MSG") and row[4].endswith("EF0123")

@@ -5,18 +5,22 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Input, Static
 
 from phigate.admin_tui.screens.base import ListScreen
 from phigate.admin_tui.widgets.detail import DetailDialog
-from phigate.admin_tui.widgets.format import cells, clip
+from phigate.admin_tui.widgets.format import Column, cells, clip, clip_middle
 from phigate.audit.verify import ChainReport
 from phigate.errors import PhigateError
 
-COLUMNS = ("Id", "When (UTC)", "Who", "Action", "Message", "Detail")
+#: At 80 columns: short times, ids cut in the middle, who and detail with an ellipsis; Enter
+#: shows the entry whole.
+COLUMNS = (Column("Id", 6, 3, priority=4), Column("When (UTC)", 19, 11, priority=1),
+           Column("Who", 24, 10, priority=3), Column("Action", 22, 14, priority=2),
+           Column("Message", 21, 13, priority=0), Column("Detail", 200, 12, priority=5))
 LIMIT = 500
 
 
@@ -38,9 +42,12 @@ class AuditScreen(ListScreen):
         yield footer
 
     def on_mount(self) -> None:
-        table = self.table_with_columns("#audit-table", COLUMNS)
         self.action_reload()
-        table.focus()
+        self.query_one("#audit-table", DataTable).focus()
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self.is_mounted:  # the columns are fitted to the new width
+            self.action_reload()
 
     def action_filter(self) -> None:
         self.query_one("#audit-filter", Input).focus()
@@ -56,13 +63,18 @@ class AuditScreen(ListScreen):
         if entries is None:
             return
         table = self.query_one("#audit-table", DataTable)
+        width = self.fit_table(table, COLUMNS)
         table.clear()
         self.entries = {str(e["id"]): e for e in entries}
         for e in entries:
             who = e["actor"] + (f"@{e['actor_ip']}" if e["actor_ip"] else "")
             detail = json.dumps(e["detail"], sort_keys=True) if e["detail"] else ""
-            table.add_row(*cells(str(e["id"]), e["at"][:19].replace("T", " "), clip(who, 20),
-                          e["action"], e["message_id"] or "", clip(detail, 60)), key=str(e["id"]))
+            when = e["at"][:19].replace("T", " ")
+            table.add_row(*cells(clip(str(e["id"]), width[0]),
+                                 when if width[1] >= 19 else when[5:16], clip(who, width[2]),
+                                 clip(e["action"], width[3]),
+                                 clip_middle(e["message_id"] or "", width[4]),
+                                 clip(detail, width[5])), key=str(e["id"]))
         self._verify()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input
 
+from phigate.admin_tui.widgets.format import Column, fit_columns
 from phigate.errors import PhigateError
 
 if TYPE_CHECKING:
@@ -67,6 +68,18 @@ class AdminScreen(Screen[None]):
 
     def reload_rows(self) -> None:
         """What an automatic reload runs (list screens: their reload action)."""
+
+    def fit_table(self, table: DataTable[Any], columns: Sequence[Column]) -> list[int]:
+        """Give ``table`` the column widths that fit this screen (rebuilt when the width
+        changed; the caller reloads the rows) and return them for clipping the cells."""
+        widths = fit_columns(columns, self.size.width or 80)
+        fitted: dict[str, list[int]] = self.__dict__.setdefault("_fitted_widths", {})
+        if fitted.get(str(table.id)) != widths:
+            table.clear(columns=True)
+            for column, width in zip(columns, widths, strict=True):
+                table.add_column(column.title, key=column.title, width=width)
+            fitted[str(table.id)] = widths
+        return widths
 
     def table_with_columns(self, selector: str, columns: Sequence[str]) -> DataTable[Any]:
         """The DataTable at ``selector``, given its columns (keyed by their titles)."""

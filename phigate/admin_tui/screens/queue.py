@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
+from textual.containers import Grid
 from textual.widgets import DataTable, Input, Select, Static
 
 from phigate.admin import STATE_CHOICES, QueueFilter, QueuePage
 from phigate.admin.durations import parse_duration
 from phigate.admin_tui.operations import request_action
 from phigate.admin_tui.screens.base import AdminScreen
-from phigate.admin_tui.widgets.format import age, cells, clip
+from phigate.admin_tui.widgets.format import Column, age, cells, clip, clip_middle
 from phigate.errors import PhigateError
 
 PAGE_SIZE = 200
-COLUMNS = ("Message", "Age", "State", "Recipient", "Sender", "Att", "Last reply")
+#: At 80 columns ids, addresses and replies are cut with an ellipsis; Enter shows them whole.
+COLUMNS = (Column("Message", 22, 14, priority=0), Column("Age", 4, 4), Column("State", 11, 11),
+           Column("Recipient", 30, 12, priority=1), Column("Sender", 26, 10, priority=2),
+           Column("Att", 3, 3), Column("Last reply", 60, 10, priority=3))
+#: Below this width the filter bar takes two lines instead of being cut.
+WIDE_FILTERS = 110
 
 
 class QueueScreen(AdminScreen):
@@ -45,7 +51,7 @@ class QueueScreen(AdminScreen):
     def compose(self) -> ComposeResult:
         header, footer = self.chrome()
         yield header
-        with Horizontal(id="filters"):
+        with Grid(id="filters"):
             yield Select([(s, s) for s in STATE_CHOICES], value="pending", allow_blank=False,
                          id="f-state", compact=True)
             yield Input(placeholder="domain", id="f-domain", compact=True)
@@ -58,10 +64,19 @@ class QueueScreen(AdminScreen):
         yield footer
 
     def on_mount(self) -> None:
-        table = self.table_with_columns("#queue-table", COLUMNS)
+        table = self.query_one("#queue-table", DataTable)
+        self._fit_filters(self.size.width)
         self.load()
         table.focus()
         self.start_auto_refresh()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit_filters(event.size.width)
+        if self.page is not None:
+            self.refresh_page()
+
+    def _fit_filters(self, width: int) -> None:
+        self.query_one("#filters").set_class(width < WIDE_FILTERS, "narrow")
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -74,15 +89,18 @@ class QueueScreen(AdminScreen):
         self.page = page
         now = self.service.clock()
         table = self.query_one("#queue-table", DataTable)
+        width = self.fit_table(table, COLUMNS)
         table.clear()
         for row in page.rows:
             state = row.recipient_state if str(row.message_state) == "active" \
                 else row.message_state
             mark = "*" if row.message_id in self.marked else " "
             last = f"{row.last_code or ''} {row.last_text or ''}".strip()
-            table.add_row(*cells(f"{mark}{row.message_id}", age(row.created_at, now), str(state),
-                                 clip(row.recipient, 28), clip(row.sender or "<>", 24),
-                                 str(row.attempts), clip(last, 40)),
+            table.add_row(*cells(mark + clip_middle(row.message_id, width[0] - 1),
+                                 age(row.created_at, now), str(state),
+                                 clip(row.recipient, width[3]),
+                                 clip(row.sender or "<>", width[4]), str(row.attempts),
+                                 clip(last, width[6])),
                           key=str(row.recipient_id))
         if recount or self._total is None:
             self._total = self.guarded(lambda: self.service.count(self.filters))
