@@ -77,6 +77,11 @@ def test_user_add_list_remove_with_password_from_stdin(installation: Path) -> No
     ("[nonsense]\n", "nonsense: unknown configuration section"),
     ("[submission\n", "not valid TOML"),
     ('[delivery]\ntls_phi = "maybe"\n', "[delivery] tls_phi: must be one of"),
+    ('[delivery.domains."x.test"]\ntls = "maybe"\n',
+     "[delivery] domains.x.test.tls: must be one of opportunistic, required, verify"),
+    ('[delivery.domains."x.test"]\npickup = "sometimes"\n',
+     "[delivery] domains.x.test.pickup: must be one of on, off"),
+    ('[logging]\nformat = "xml"\n', "[logging] format: must be one of logfmt, json"),
 ])
 def test_bad_config_one_line_exit_2(tmp_path: Path, content: str, expected: str) -> None:
     config = tmp_path / "phigate.toml"
