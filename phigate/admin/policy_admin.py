@@ -15,10 +15,12 @@ from typing import Any, TypeVar
 from phigate.admin.access import Gate
 from phigate.admin.actions import ActionRefused
 from phigate.admin.campaign_results import CampaignResults, campaign_results
+from phigate.admin.review import notify_campaign_review
 from phigate.admin.roles import Identity, Role
 from phigate.audit.log import AuditLog
 from phigate.config import Settings
 from phigate.errors import UserError
+from phigate.mta.delivery.review_notices import Review
 from phigate.policy.campaigns import CampaignView, valid_campaign_id
 from phigate.policy.consent import ConsentChange, ConsentEntry
 from phigate.policy.open_tracking import OpenStore
@@ -59,16 +61,22 @@ class PolicyAdministration:
         """Approve (or resume) a campaign; records who, from which IP and when. Returns the
         number of waiting messages released."""
         self.gate.require(Role.OPERATOR, "campaign.approve")
-        return self.policy.campaigns.approve(campaign_id, actor=self.identity.actor,
-                                             now=self.clock())
+        now = self.clock()
+        released = self.policy.campaigns.approve(campaign_id, actor=self.identity.actor,
+                                                 now=now)
+        notify_campaign_review(self.store, self.settings, released, Review.RELEASED, now=now)
+        return len(released)
 
     def pause_campaign(self, campaign_id: str, *, reason: str) -> int:
         """Pause a campaign: its queued messages are held. Returns how many were held."""
         self.gate.require(Role.OPERATOR, "campaign.pause")
         if not valid_campaign_id(campaign_id):
             raise UserError(f"not a campaign id: {campaign_id!r}")
-        return self.policy.campaigns.pause(campaign_id, _reason(reason, "pausing a campaign"),
-                                           actor=self.identity.actor, now=self.clock())
+        now = self.clock()
+        held = self.policy.campaigns.pause(campaign_id, _reason(reason, "pausing a campaign"),
+                                           actor=self.identity.actor, now=now)
+        notify_campaign_review(self.store, self.settings, held, Review.HELD, now=now)
+        return len(held)
 
     def suppressions(self, search: str | None = None, *, limit: int = 1000
                      ) -> list[SuppressionEntry]:

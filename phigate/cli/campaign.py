@@ -8,12 +8,15 @@ import json
 import sys
 
 from phigate.admin.campaign_results import campaign_results
+from phigate.admin.review import notify_campaign_review
 from phigate.admin.roles import Role
 from phigate.cli.campaign_text import format_results
 from phigate.cli.context import CliContext, SubParsers
 from phigate.cli.policy_common import acting_admin, policy_stores, print_json_array
 from phigate.cli.table import write_table
+from phigate.clock import utcnow
 from phigate.errors import UserError
+from phigate.mta.delivery.review_notices import Review
 from phigate.policy.open_tracking import OpenStore
 
 
@@ -87,8 +90,10 @@ def run_approve(args: argparse.Namespace, ctx: CliContext) -> int:
     with policy_stores(ctx) as (runtime, stores):
         actor = acting_admin(runtime, "campaign approve", ip=args.ip)
         released = stores.campaigns.approve(args.id, actor=actor)
+        notify_campaign_review(runtime.store, runtime.settings, released, Review.RELEASED,
+                               now=utcnow())
     print(f"phigate: approved campaign {args.id} as {actor.name} from {actor.ip or 'local'}; "
-          f"released {released} message(s)")
+          f"released {len(released)} message(s)")
     return 0
 
 
@@ -96,7 +101,9 @@ def run_pause(args: argparse.Namespace, ctx: CliContext) -> int:
     with policy_stores(ctx) as (runtime, stores):
         actor = acting_admin(runtime, "campaign pause")
         held = stores.campaigns.pause(args.id, args.reason, actor=actor)
-    print(f"phigate: paused campaign {args.id}; held {held} message(s)")
+        notify_campaign_review(runtime.store, runtime.settings, held, Review.HELD,
+                               now=utcnow())
+    print(f"phigate: paused campaign {args.id}; held {len(held)} message(s)")
     return 0
 
 

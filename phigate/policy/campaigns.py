@@ -95,11 +95,12 @@ class CampaignStore:
             state = session.scalar(select(Campaign.state).where(Campaign.id == campaign_id))
         return CampaignState(state) if state is not None else CampaignState.PENDING
 
-    def approve(self, campaign_id: str, *, actor: Actor, now: datetime | None = None) -> int:
+    def approve(self, campaign_id: str, *, actor: Actor, now: datetime | None = None
+                ) -> list[str]:
         """Approve (or resume) the campaign and release its waiting messages; audited.
 
-        Returns the number of messages released. A campaign may be approved before its
-        first message arrives.
+        Returns the ids of the messages released (the caller tells their senders). A
+        campaign may be approved before its first message arrives.
         """
         if not valid_campaign_id(campaign_id):
             raise UserError(f"not a campaign id: {campaign_id!r}")
@@ -126,11 +127,11 @@ class CampaignStore:
                         "previous_state": previous, "released_messages": len(waiting)},
             )
         log_event(log, "campaign_approved", campaign=campaign_id, released=len(waiting))
-        return len(waiting)
+        return waiting
 
     def pause(self, campaign_id: str, reason: str, *, actor: Actor = SYSTEM,
-              now: datetime | None = None, session: Session | None = None) -> int:
-        """Pause the campaign and hold its active messages; returns how many were held."""
+              now: datetime | None = None, session: Session | None = None) -> list[str]:
+        """Pause the campaign and hold its active messages; returns the ids held."""
         now = now or utcnow()
         if session is None:
             with self._sessions.begin() as own:
@@ -138,20 +139,20 @@ class CampaignStore:
         return self._pause(session, campaign_id, reason, actor, now)
 
     def _pause(self, session: Session, campaign_id: str, reason: str, actor: Actor,
-               now: datetime) -> int:
+               now: datetime) -> list[str]:
         row = self._row(session, campaign_id, now)
         row.state = CampaignState.PAUSED
         row.paused_at, row.pause_reason = now, reason
-        held = len(transitions.set_message_state(
+        held = transitions.set_message_state(
             session,
             (Message.campaign_id == campaign_id) & (Message.state == MessageState.ACTIVE),
-            MessageState.HELD, reason=f"{PAUSED_PREFIX}: {reason}"))
+            MessageState.HELD, reason=f"{PAUSED_PREFIX}: {reason}")
         self._audit.record(actor, "campaign.pause", session=session,
                            detail={"campaign": campaign_id, "reason": reason,
-                                   "held_messages": int(held)})
+                                   "held_messages": len(held)})
         log_event(log, "campaign_paused", level=logging.WARNING, campaign=campaign_id,
-                  reason=reason, held=int(held))
-        return int(held)
+                  reason=reason, held=len(held))
+        return held
 
     def count(self, session: Session, campaign_id: str, counter: str, *, now: datetime
               ) -> None:

@@ -8,10 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from phigate.cli.main import main
 from phigate.config import Settings
-from phigate.queue.models import MessageState
+from phigate.queue.models import Message, MessageState
 from phigate.queue.store import NewMessage
 from phigate.runtime import Runtime
 
@@ -20,14 +21,14 @@ Run = Callable[..., tuple[int, str, str]]
 
 @pytest.fixture
 def config_file(tmp_path: Path, settings: Settings, runtime: Runtime) -> Callable[..., Path]:
-    def write(operators: list[str] | None = None) -> Path:
+    def write(operators: list[str] | None = None, extra: str = "") -> Path:
         ops = [getpass.getuser()] if operators is None else operators
         path = tmp_path / "phigate.toml"
         path.write_text(
             f'[server]\ndomain = "practice.test"\n'
             f'[storage]\nurl = "{settings.storage.url}"\n'
             f'master_key_file = "{settings.storage.master_key_file}"\n'
-            f"[admin]\noperators = {json.dumps(ops)}\nviewers = []\n")
+            f"[admin]\noperators = {json.dumps(ops)}\nviewers = []\n{extra}")
         return path
 
     return write
@@ -35,8 +36,9 @@ def config_file(tmp_path: Path, settings: Settings, runtime: Runtime) -> Callabl
 
 @pytest.fixture
 def run(config_file: Callable[..., Path], capsys: pytest.CaptureFixture[str]) -> Run:
-    def invoke(*argv: str, operators: list[str] | None = None) -> tuple[int, str, str]:
-        path = config_file(operators)
+    def invoke(*argv: str, operators: list[str] | None = None, extra: str = ""
+               ) -> tuple[int, str, str]:
+        path = config_file(operators, extra)
         status = main(["--config", str(path), *argv])
         captured = capsys.readouterr()
         return status, captured.out, captured.err
@@ -106,6 +108,34 @@ def test_suppress_add_list_remove(run: Run, runtime: Runtime) -> None:
     assert json.loads(run("suppress", "list", "--json")[1]) == []
     [added] = runtime.audit.entries(action="suppression.add")
     assert added["actor"] == getpass.getuser()
+
+
+def test_campaign_approve_and_pause_tell_the_senders_when_their_class_asks(
+        run: Run, runtime: Runtime) -> None:
+    waiting = runtime.store.enqueue(NewMessage(
+        sender="news@practice.test", recipients=["fan@example.org"],
+        body=b"Message-ID: <m1@practice.test>\r\n\r\nhi\r\n", message_class="marketing",
+        campaign_id="spring", state=MessageState.AWAITING_APPROVAL,
+        hold_reason="campaign spring awaiting approval"))
+    notices_config = '[policy]\nreview_notice_classes = ["marketing"]\n'
+
+    def reviews() -> list[str]:
+        with runtime.store.reading() as session:
+            ids = session.scalars(select(Message.id).where(Message.sender == "")
+                                  .order_by(Message.created_at, Message.id)).all()
+        bodies = [runtime.store.read_body(i).decode() for i in ids]
+        assert all("Final-Recipient: rfc822; fan@example.org" in b for b in bodies)
+        assert all("<m1@practice.test>" in b and waiting in b for b in bodies)
+        return [line for b in bodies for line in b.splitlines()
+                if line.startswith("X-Phigate-Review:")]
+
+    assert run("campaign", "approve", "spring", extra=notices_config)[0] == 0
+    assert reviews() == ["X-Phigate-Review: released"]
+    assert run("campaign", "pause", "spring", "--reason", "complaints",
+               extra=notices_config)[0] == 0
+    assert reviews() == ["X-Phigate-Review: released", "X-Phigate-Review: held"]
+    assert run("campaign", "approve", "spring")[0] == 0  # no class asks: no notice
+    assert len(reviews()) == 2
 
 
 def test_campaign_approve_records_approver_ip_time_and_releases(

@@ -173,7 +173,7 @@ async def test_complaints_pause_a_campaign_over_the_threshold(
         assert event.authentication_results is not None
         assert event.authentication_results.startswith(policy_relay.settings.server.hostname)
     # An admin looks into it and resumes: the held message goes back to the queue.
-    assert stores.campaigns.approve("spring", actor=ADMIN) == 1
+    assert len(stores.campaigns.approve("spring", actor=ADMIN)) == 1
     assert store.get_message(waiting).state == MessageState.ACTIVE
     with store.writing() as session:
         campaign = session.get(Campaign, "spring")

@@ -168,3 +168,58 @@ async def test_an_admin_hold_of_active_mail_is_told_too_and_its_release(
             ] == [True, True]
     assert all("Final-Recipient: rfc822; pat@example.org" in text for text in reviews)
     assert all("wrong patient" not in text for text in reviews)
+
+
+async def test_approving_a_campaign_tells_each_waiting_sender_it_was_released(
+        relay: PolicyRelay, client_tls: ssl.SSLContext) -> None:
+    relay.grant("fan@example.org")
+    message = mail(to="fan@example.org", message_class="marketing", campaign="spring",
+                   sender="news@practice.test")
+    message["Message-ID"] = "<spring-1@practice.test>"
+    queued = (await submit(relay, client_tls, message, ["fan@example.org"])).queued_id
+    assert relay.runtime.store.get_message(queued).state is MessageState.AWAITING_APPROVAL
+
+    assert service(relay).approve_campaign("spring") == 1
+    [_, (_, released)] = notices(relay, "news@practice.test")
+    text = fields(released)
+    assert "X-Phigate-Review: released" in text and "Status: 4.0.0" in text
+    assert f"X-Phigate-Queue-Id: {queued}" in text
+    assert "Message-ID: <spring-1@practice.test>" in text
+    assert "Final-Recipient: rfc822; fan@example.org" in text
+    assert relay.runtime.store.get_message(queued).state is MessageState.ACTIVE
+
+
+async def test_pausing_a_campaign_tells_the_senders_of_held_mail_and_resuming_releases(
+        relay: PolicyRelay, client_tls: ssl.SSLContext) -> None:
+    relay.grant("fan@example.org")
+    relay.stores.campaigns.approve("spring", actor=OPERATOR.actor)
+    message = mail(to="fan@example.org", message_class="marketing", campaign="spring",
+                   sender="news@practice.test")
+    queued = (await submit(relay, client_tls, message, ["fan@example.org"])).queued_id
+    assert relay.runtime.store.get_message(queued).state is MessageState.ACTIVE
+    assert notices(relay, "news@practice.test") == []
+
+    assert service(relay).pause_campaign("spring", reason="complaints from Jane Roe") == 1
+    [(_, held)] = notices(relay, "news@practice.test")
+    text = fields(held)
+    assert "X-Phigate-Review: held" in text and "Status: 4.7.0" in text
+    assert "complaints" not in text and "Jane Roe" not in text  # never why it waits
+
+    assert service(relay).approve_campaign("spring") == 1
+    [_, (_, released)] = notices(relay, "news@practice.test")
+    assert "X-Phigate-Review: released" in fields(released)
+
+
+async def test_campaign_changes_queue_no_notice_for_classes_not_listed(
+        relay: PolicyRelay, client_tls: ssl.SSLContext) -> None:
+    quiet = dataclasses.replace(relay.settings, policy=dataclasses.replace(
+        relay.settings.policy, review_notice_classes=["treatment"]))
+    relay.grant("fan@example.org")
+    message = mail(to="fan@example.org", message_class="marketing", campaign="spring",
+                   sender="news@practice.test")
+    await submit(relay, client_tls, message, ["fan@example.org"])
+    admin = AdminService(relay.runtime.store, relay.runtime.audit, quiet, identity=OPERATOR)
+    before = len(notices(relay, "news@practice.test"))  # the held notice at submission
+    assert admin.approve_campaign("spring") == 1
+    assert admin.pause_campaign("spring", reason="checking") == 1
+    assert len(notices(relay, "news@practice.test")) == before
