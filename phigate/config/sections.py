@@ -172,7 +172,8 @@ class DeliverySettings:
     #: Retry schedule: the first retry after ~base seconds, doubling, at most max seconds.
     retry_base_seconds: int = 60
     retry_max_seconds: int = 3600
-    #: After a rate-limit reply (421, 4.7.x): no new connection to that domain for
+    #: After a slow-down reply (421, a 4.7.x about rate or too many connections; a refused
+    #: connection; not greylisting nor our own TLS refusal): no new connection to that domain for
     #: ``rate_limit_pause_seconds``, then a quarter of its rate and one connection until
     #: ``rate_limit_slow_seconds`` have passed.
     rate_limit_pause_seconds: int = 60

@@ -45,7 +45,7 @@ from helpers.smtp_sink import SmtpSink
 from mta.delivery.conftest import FakeClock
 from sqlalchemy import func, select
 
-from phigate.mta.delivery.outcomes import is_rate_limit_reply
+from phigate.mta.delivery.outcomes import Backoff, backoff_for_reply
 from phigate.mta.delivery.retry import RetrySchedule
 from phigate.mta.delivery.scheduler import DeliveryScheduler
 from phigate.queue.crypto import MasterKey
@@ -275,7 +275,8 @@ def pauses_of(attempts: list[Attempt], domains: dict[int, str]) -> dict[str, lis
     pause = timedelta(seconds=PAUSE_SECONDS) + SLACK
     pauses: dict[str, list[Pause]] = defaultdict(list)
     for attempt in attempts:
-        if attempt.code is not None and is_rate_limit_reply(attempt.code, attempt.text or ""):
+        if attempt.code is not None and backoff_for_reply(
+                attempt.code, attempt.text or "") is Backoff.SLOW_DOWN:
             domain = domains[attempt.recipient_id]
             pauses[domain].append((attempt.started_at, attempt.started_at + pause))
     return {domain: sorted(spans) for domain, spans in pauses.items()}

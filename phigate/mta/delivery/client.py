@@ -32,12 +32,12 @@ from phigate.config import DeliverySettings
 from phigate.mta.delivery.outcomes import (
     PLAINTEXT,
     AttemptResult,
+    Backoff,
     DeliveryError,
     Failure,
     RecipientOutcome,
     TlsInfo,
     TlsPolicyError,
-    is_rate_limit_reply,
     outcome_for_exception,
 )
 from phigate.mta.delivery.routing import NextHop, Router
@@ -136,7 +136,8 @@ class SmtpTransport:
         failure = Failure(451, "4.4.0 no host tried", False)
         host: str | None = None
         policy: TlsPolicy | None = None
-        rate_limited = False
+        slow = False  # a host's reply asked us to slow down
+        refused = False  # a host refused the connection
         for plan in plans:
             policy = plan.policy.policy
             if plan.policy.refusal is not None:
@@ -151,15 +152,20 @@ class SmtpTransport:
                 except Exception as error:
                     failure = outcome_for_exception(error)
                     host = plan.hop.label(address)
-                    rate_limited |= _is_rate_limit(error)
+                    if failure.backoff is Backoff.SLOW_DOWN:
+                        slow |= failure.remote
+                        refused |= not failure.remote
                     log_event(log, "delivery_host_failed", id=message.message_id,
                               code=failure.code)
                     continue
-                outcomes, rate_limited_here = await self._transaction(connection, message)
+                outcomes, slow_here = await self._transaction(connection, message)
                 return AttemptResult(connection.label, connection.tls, outcomes,
-                                     time.monotonic() - started, rate_limited or rate_limited_here,
+                                     time.monotonic() - started, _backoff(slow or slow_here),
                                      tls_policy=str(connection.policy))
-        result = self._all(message, host, PLAINTEXT, failure, started, rate_limited)
+        # No host took the connection: refusals count now. One refusing MX beside a working
+        # one is that host's trouble, not a sign that the destination wants less of us.
+        result = self._all(message, host, PLAINTEXT, failure, started,
+                           _backoff(slow or refused))
         return dataclasses.replace(result, tls_policy=str(policy) if policy else None)
 
     def _demands(self, message: OutboundMessage) -> Demands:
@@ -261,7 +267,7 @@ class SmtpTransport:
         smtp = connection.smtp
         final: dict[str, RecipientOutcome] = {}
         accepted: list[str] = []
-        rate_limited = False
+        slow = False  # a reply asked us to slow down
         stage: str | None = None  # the command under way, for the bounce reason
         try:
             utf8 = _needs_smtputf8(message)
@@ -280,9 +286,9 @@ class SmtpTransport:
                     await smtp.rcpt(recipient, encoding=encoding)
                     accepted.append(recipient)
                 except aiosmtplib.SMTPRecipientRefused as refused:
-                    rate_limited |= _is_rate_limit(refused)
                     final[recipient] = outcome_for_exception(refused).for_recipient(
                         recipient, "rcpt")
+                    slow |= final[recipient].backoff is Backoff.SLOW_DOWN
                     if refused.code == 421:  # the server is closing the connection
                         raise
             if accepted:
@@ -299,20 +305,20 @@ class SmtpTransport:
             connection.close()  # stopped mid-transaction: the recipients stay queued
             raise
         except Exception as error:
-            rate_limited |= _is_rate_limit(error)
             failure = outcome_for_exception(error)
+            slow |= failure.backoff is Backoff.SLOW_DOWN
             log_event(log, "delivery_transaction_failed", id=message.message_id,
                       code=failure.code)
             for recipient in message.recipients:
                 final.setdefault(recipient, failure.for_recipient(recipient, stage))
             await _quit(connection)
-        return [final[r] for r in message.recipients], rate_limited
+        return [final[r] for r in message.recipients], slow
 
     @staticmethod
     def _all(message: OutboundMessage, host: str | None, tls: TlsInfo, failure: Failure,
-             started: float, rate_limited: bool = False) -> AttemptResult:
+             started: float, backoff: Backoff = Backoff.NONE) -> AttemptResult:
         return AttemptResult(host, tls, [failure.for_recipient(r) for r in message.recipients],
-                             time.monotonic() - started, rate_limited)
+                             time.monotonic() - started, backoff)
 
 
 async def _connect_socket(address: str, port: int, timeout: float) -> socket.socket:
@@ -393,6 +399,6 @@ def _mail_options(smtp: aiosmtplib.SMTP, message: OutboundMessage, utf8: bool,
     return options
 
 
-def _is_rate_limit(error: BaseException) -> bool:
-    return (isinstance(error, aiosmtplib.SMTPResponseException)
-            and is_rate_limit_reply(error.code, error.message))
+def _backoff(slow: bool) -> Backoff:
+    """The attempt's backoff for the throttle: only a slow-down matters to it."""
+    return Backoff.SLOW_DOWN if slow else Backoff.NONE

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import ssl
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import aiosmtplib
 
@@ -24,7 +25,34 @@ from phigate.policy.feedback.reasons import SmtpStage, judge
 
 _ENHANCED_STATUS = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
 _STAGES = frozenset(stage.value for stage in SmtpStage)
-_TRY_LATER = re.compile(r"try (again )?later|too many|rate limit|throttl", re.IGNORECASE)
+#: What a 4.7.x deferral says when it is about our pace, not about this recipient or this
+#: message: "421 4.7.0 too many connections", "450 4.7.1 rate limited", Gmail's "4.7.28
+#: unusual rate", Microsoft's "451 4.7.500 server busy". A 4.7.x without such words is
+#: greylisting ("451 4.7.1 please try again later") or a policy deferral of one recipient.
+_SLOW_DOWN_WORDS = re.compile(
+    r"\brat(e|es|ed|ing)\b|rate[- ]?limit|too many|throttl|slow(ing)? down|busy|volume"
+    r"|exceed|concurren", re.IGNORECASE)
+
+
+class Backoff(StrEnum):
+    """What a failure asks of the destination as a whole; decided once, where the failure
+    becomes an outcome (:func:`outcome_for_exception`), and read by the scheduler's throttle.
+
+    Only :attr:`SLOW_DOWN` slows the destination: a greylisted recipient, a lost connection
+    or our own refusal to send without TLS waits for its own next attempt while the
+    rest of the destination's mail goes on at full speed.
+    """
+
+    #: Delivered, or failed for good: nothing to wait for.
+    NONE = "none"
+    #: A temporary failure of this recipient or this attempt (greylisting, a busy mailbox,
+    #: a dropped connection, a timeout): that recipient is retried on its own schedule.
+    RETRY = "retry"
+    #: Our own refusal (the TLS the message needs, routing, DNS): slows nothing.
+    OWN_POLICY = "own_policy"
+    #: The destination asked us to slow down (421; a 4.7.x deferral about rate or too many
+    #: connections or messages; a refused connection): pause it, then send slowly.
+    SLOW_DOWN = "slow_down"
 
 
 @dataclass(frozen=True)
@@ -56,6 +84,7 @@ class RecipientOutcome:
     remote: bool = False
     #: The command the remote refused (``SmtpStage`` value: mail, rcpt, data, ...).
     stage: str | None = None
+    backoff: Backoff = Backoff.NONE
 
     @property
     def delivered(self) -> bool:
@@ -95,10 +124,15 @@ class Failure:
     text: str
     permanent: bool
     remote: bool = False
+    backoff: Backoff = Backoff.RETRY
+
+    def __post_init__(self) -> None:
+        if self.permanent:  # nothing is retried, so nothing waits
+            object.__setattr__(self, "backoff", Backoff.NONE)
 
     def for_recipient(self, address: str, stage: str | None = None) -> RecipientOutcome:
         return RecipientOutcome(address, self.code, self.text, self.permanent, self.remote,
-                                stage if self.remote else None)
+                                stage if self.remote else None, self.backoff)
 
 
 @dataclass(frozen=True)
@@ -111,10 +145,16 @@ class AttemptResult:
     tls: TlsInfo
     outcomes: list[RecipientOutcome] = field(default_factory=list)
     duration: float = 0.0
-    #: A remote server answered with a rate-limit reply: the throttle should back off.
-    rate_limited: bool = False
+    #: :attr:`Backoff.SLOW_DOWN` when a reply of this attempt (any host's, any
+    #: recipient's) asked us to slow down, or no host would take a connection.
+    backoff: Backoff = Backoff.NONE
     #: The TLS policy of the host used or tried last (phigate.mta.delivery.secure.TlsPolicy).
     tls_policy: str | None = None
+
+    @property
+    def rate_limited(self) -> bool:
+        """The destination asked us to slow down: the throttle should back off."""
+        return self.backoff is Backoff.SLOW_DOWN
 
 
 class DeliveryError(Exception):
@@ -150,21 +190,23 @@ def outcome_for_exception(error: BaseException) -> Failure:
     trouble) is temporary: the next attempt may well succeed.
     """
     if isinstance(error, DeliveryError):
-        return Failure(error.code, error.text, error.permanent)
+        return Failure(error.code, error.text, error.permanent, backoff=Backoff.OWN_POLICY)
     if isinstance(error, aiosmtplib.SMTPResponseException):
         code = error.code
         text = " ".join(error.message.split())  # multi-line replies on one line
         if 200 <= code < 300 or code < 200 or code >= 600:
             # A success or nonsense code where a failure was raised: treat as temporary.
             return Failure(451, f"4.4.0 unexpected reply {code} {text}".strip(), False)
-        return Failure(code, text, permanent=code >= 500, remote=True)
+        return Failure(code, text, permanent=code >= 500, remote=True,
+                       backoff=backoff_for_reply(code, text))
     if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
         first = error.recipients[0] if error.recipients else None
         if first is not None:
             return outcome_for_exception(first)
     if isinstance(error, ssl.SSLCertVerificationError):
+        # Our refusal to go on with a certificate the policy does not accept.
         return Failure(454, f"4.7.5 TLS certificate not verified: {error.verify_message}",
-                       False)
+                       False, backoff=Backoff.OWN_POLICY)
     if isinstance(error, ssl.SSLError):
         return Failure(454, f"4.7.0 TLS handshake failed: {error.reason or 'error'}", False)
     if isinstance(error, TimeoutError | aiosmtplib.SMTPTimeoutError):
@@ -172,7 +214,12 @@ def outcome_for_exception(error: BaseException) -> Failure:
     if isinstance(error, aiosmtplib.SMTPServerDisconnected):
         return Failure(451, "4.4.2 connection lost", False)
     if isinstance(error, aiosmtplib.SMTPConnectError | ConnectionError | OSError):
-        return Failure(451, f"4.4.1 connection failed: {_os_reason(error)}", False)
+        # A host refusing connections is overloaded or limiting us (Postfix counts it as
+        # negative concurrency feedback); other socket errors are this attempt's trouble.
+        refused = isinstance(error, ConnectionRefusedError) or isinstance(
+            error.__cause__, ConnectionRefusedError)
+        return Failure(451, f"4.4.1 connection failed: {_os_reason(error)}", False,
+                       backoff=Backoff.SLOW_DOWN if refused else Backoff.RETRY)
     if isinstance(error, aiosmtplib.SMTPException):
         return Failure(451, f"4.4.0 SMTP error: {type(error).__name__}", False)
     # Our own bug or something unforeseen: temporary, so the message is retried (and parked
@@ -194,8 +241,18 @@ def enhanced_status(code: int, text: str) -> str:
     return f"{str(code)[0]}.0.0" if code >= 400 else "2.0.0"
 
 
-def is_rate_limit_reply(code: int, text: str) -> bool:
-    """A remote reply asking us to slow down: 421, a 4.7.x policy deferral, "try later"."""
-    if code == 421 or enhanced_status(code, text).startswith("4.7."):
-        return True
-    return 400 <= code < 500 and bool(_TRY_LATER.search(text))
+def backoff_for_reply(code: int, text: str) -> Backoff:
+    """What a remote server's reply asks of the destination (see :class:`Backoff`).
+
+    421 (the server closes the connection: too busy, too many connections) and a 4.7.x
+    deferral about rate or too many connections/messages slow the destination. Any other
+    4xx, "450 4.2.0 greylisted" and "451 4.7.1 try again later" alike, defers only the
+    recipients it was given for.
+    """
+    if code < 400 or code >= 500:
+        return Backoff.NONE
+    if code == 421:
+        return Backoff.SLOW_DOWN
+    if enhanced_status(code, text).startswith("4.7.") and _SLOW_DOWN_WORDS.search(text):
+        return Backoff.SLOW_DOWN
+    return Backoff.RETRY

@@ -10,10 +10,14 @@ A rate is a token bucket (``rate`` per minute, a burst of one second's worth, at
 one): over any window of ``t`` seconds at most ``burst + rate * t / 60`` messages go.
 A slowed-down destination has both its rate and its burst cut to a quarter.
 
-After a rate-limit reply (421, 4.7.x, "try again later") the destination is paused (no
-message) for ``rate_limit_pause_seconds`` and then runs at a quarter of its rate with one
-connection until ``rate_limit_slow_seconds`` after the last such reply: Postfix's
-"destination concurrency feedback", simplified.
+After a slow-down (an attempt whose :class:`~phigate.mta.delivery.outcomes.Backoff` is
+``SLOW_DOWN``: a 421, a 4.7.x deferral about rate or too many connections, a refused
+connection) the destination is paused (no message) for ``rate_limit_pause_seconds`` and
+then runs at a quarter of its rate with one connection until ``rate_limit_slow_seconds``
+after the last one: Postfix's "destination concurrency feedback", simplified. Nothing else
+slows a destination: a greylisted recipient ("450 4.2.0", "451 4.7.1 try again later")
+waits for its own retry, and our own refusal to send without TLS is not the remote's
+doing. The reply is classified where the outcome is made; nothing here reads reply text.
 """
 
 from __future__ import annotations

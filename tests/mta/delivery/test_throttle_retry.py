@@ -8,7 +8,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from phigate.config import DeliverySettings, DomainPolicy
-from phigate.mta.delivery.outcomes import is_rate_limit_reply
 from phigate.mta.delivery.retry import RetrySchedule
 from phigate.mta.delivery.throttle import KeyedRateLimiter, Throttles
 
@@ -123,11 +122,3 @@ def test_per_user_rate() -> None:
     assert limiter.allow("bob", 0)
     assert limiter.allow("alice", 1.0)
 
-
-def test_which_replies_mean_slow_down() -> None:
-    assert is_rate_limit_reply(421, "4.7.0 too many connections")
-    assert is_rate_limit_reply(450, "4.7.1 rate limited, try later")
-    assert is_rate_limit_reply(451, "Please try again later")
-    assert is_rate_limit_reply(452, "4.7.28 our system has detected an unusual rate")
-    assert not is_rate_limit_reply(450, "4.2.1 mailbox unavailable")
-    assert not is_rate_limit_reply(550, "5.7.1 try again later is not an option")
