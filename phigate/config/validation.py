@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 from pathlib import Path
 
+from phigate.config.limits import check_limits, unlimited_warnings
 from phigate.config.sections import HostPort, Settings
 from phigate.errors import ConfigError
+
+log = logging.getLogger("phigate.config")
 
 
 def validate(settings: Settings, *, check_files: bool = True) -> None:
     """Semantic checks beyond types (the loader checks choices): networks, addresses,
-    readable key and certificate files."""
+    readable key and certificate files; limits above zero (:mod:`phigate.config.limits`)."""
+    check_limits(settings)
+    for warning in unlimited_warnings(settings):
+        log.warning("config: %s", warning)
     for index, network in enumerate(settings.submission.trusted_networks):
         try:
             ipaddress.ip_network(network, strict=False)
