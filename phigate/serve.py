@@ -218,7 +218,7 @@ async def _start_feedback(settings: Settings, running: RunningServices) -> None:
     server = await _listen(
         "[feedback] listen", listen,
         lambda: start_feedback_server(settings, processor, signer, host=listen.host,
-                                      port=listen.port),
+                                      port=listen.port, store=running.runtime.store),
     )
     running.servers.append(server)
     running.health.listener_up("feedback")

@@ -15,12 +15,11 @@ from typing import Any, TypeVar
 from phigate.admin.access import Gate
 from phigate.admin.actions import ActionRefused
 from phigate.admin.campaign_results import CampaignResults, campaign_results
-from phigate.admin.review import notify_campaign_review
 from phigate.admin.roles import Identity, Role
 from phigate.audit.log import AuditLog
 from phigate.config import Settings
 from phigate.errors import UserError
-from phigate.mta.delivery.review_notices import Review
+from phigate.mta.delivery.review_notices import Review, notify_campaign_review
 from phigate.policy.campaigns import CampaignView, valid_campaign_id
 from phigate.policy.consent import ConsentChange, ConsentEntry
 from phigate.policy.open_tracking import OpenStore

@@ -13,7 +13,6 @@ senders hears "released" or "held" as if an admin had acted on the message alone
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -55,32 +54,3 @@ def notify_after_review(store: SqlQueueStore, settings: Settings, message_id: st
         recipients=[r.address for r in view.recipients if r.state in wanted],
         message_class=view.message_class, phi=view.phi_verdict == "phi",
         arrival=view.created_at, original=original), review, now=now)
-
-
-def notify_campaign_review(store: SqlQueueStore, settings: Settings,
-                           message_ids: Sequence[str], review: Review, *, now: datetime
-                           ) -> int:
-    """Tell the senders of a campaign's messages that were released (``RELEASED``) or held
-    (``HELD``) together; returns how many notices were queued.
-
-    Called after the campaign change committed. Costs nothing when no class asks for
-    notices; otherwise each message's body is read once, for its Message-ID.
-    """
-    if not settings.policy.review_notice_classes:
-        return 0
-    queued = 0
-    for message_id in message_ids:
-        view = store.get_message(message_id)
-        if view.message_class not in settings.policy.review_notice_classes:
-            continue
-        try:
-            original: bytes | None = store.read_body(message_id)
-        except Exception:  # purged meanwhile: the notice then names no Message-ID
-            original = None
-        queued += queue_review_notice(store, settings, ReviewedMessage(
-            queue_id=view.id, sender=view.sender,
-            recipients=[r.address for r in view.recipients
-                        if r.state in PENDING_RECIPIENT_STATES],
-            message_class=view.message_class, phi=view.phi_verdict == "phi",
-            arrival=view.created_at, original=original), review, now=now)
-    return queued

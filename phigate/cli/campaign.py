@@ -8,7 +8,6 @@ import json
 import sys
 
 from phigate.admin.campaign_results import campaign_results
-from phigate.admin.review import notify_campaign_review
 from phigate.admin.roles import Role
 from phigate.cli.campaign_text import format_results
 from phigate.cli.context import CliContext, SubParsers
@@ -16,7 +15,7 @@ from phigate.cli.policy_common import acting_admin, policy_stores, print_json_ar
 from phigate.cli.table import write_table
 from phigate.clock import utcnow
 from phigate.errors import UserError
-from phigate.mta.delivery.review_notices import Review
+from phigate.mta.delivery.review_notices import Review, notify_campaign_review
 from phigate.policy.open_tracking import OpenStore
 
 

@@ -168,11 +168,12 @@ class CampaignStore:
             setattr(row, counter, getattr(row, counter) + 1)
 
     def check_complaint_rate(self, session: Session, campaign_id: str, *, now: datetime
-                             ) -> bool:
-        """Pause the campaign if its complaint rate passed the threshold; True if paused."""
+                             ) -> list[str] | None:
+        """Pause the campaign if its complaint rate passed the threshold: the ids of the
+        messages the pause held, or None if the campaign was not paused."""
         row = session.get(Campaign, campaign_id)
         if row is None or row.state == CampaignState.PAUSED:
-            return False
+            return None
         delivered = session.scalar(
             select(func.count()).select_from(Recipient)
             .join(Message, Message.id == Recipient.message_id)
@@ -180,16 +181,15 @@ class CampaignStore:
                    Recipient.state == RecipientState.DELIVERED)
         ) or 0
         if delivered < max(self._settings.campaign_min_volume, 1):
-            return False
+            return None
         rate = row.complaints / delivered
         if rate <= self._settings.campaign_complaint_threshold:
-            return False
-        self._pause(session, campaign_id,
-                    f"complaint rate {rate:.2%} over "
-                    f"{self._settings.campaign_complaint_threshold:.2%} "
-                    f"({row.complaints} complaints, {delivered} delivered)",
-                    SYSTEM, now)
-        return True
+            return None
+        return self._pause(session, campaign_id,
+                           f"complaint rate {rate:.2%} over "
+                           f"{self._settings.campaign_complaint_threshold:.2%} "
+                           f"({row.complaints} complaints, {delivered} delivered)",
+                           SYSTEM, now)
 
     def views(self, campaign_id: str | None = None) -> list[CampaignView]:
         """Every campaign with its counters: those with a row and those only seen in mail."""

@@ -3,7 +3,9 @@ mailto unsubscribes become suppressions; a campaign over the complaint rate is p
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import aiosmtplib
@@ -11,11 +13,14 @@ import pytest
 from helpers.queue import delivered
 from sqlalchemy import select
 
+from phigate.config import Settings
 from phigate.mta.delivery.decorate import decorate
 from phigate.policy.tokens import TokenSigner, unsubscribe_headers
-from phigate.queue.models import MessageState, RecipientState
+from phigate.queue.db import make_engine, upgrade
+from phigate.queue.models import Message, MessageState, RecipientState
 from phigate.queue.policy_models import Campaign, FeedbackEvent
 from phigate.queue.store import NewMessage
+from phigate.serve import start_services, stop_services
 from policy.support import ADMIN, PolicyRelay
 
 BOUNCE_DOMAIN = "bounces.practice.test"
@@ -134,26 +139,37 @@ async def test_mailto_unsubscribe_suppresses_marketing(policy_relay: PolicyRelay
                                                         "unsubscribe")
 
 
-async def test_complaints_pause_a_campaign_over_the_threshold(
-    policy_relay: PolicyRelay, signer: TokenSigner, caplog: pytest.LogCaptureFixture
-) -> None:
-    stores, store = policy_relay.stores, policy_relay.runtime.store
-    stores.campaigns.approve("spring", actor=ADMIN)
-    sent = enqueue(policy_relay, [f"p{i}@example.org" for i in range(10)],
+def campaign_with_ten_delivered(relay: PolicyRelay) -> tuple[str, str]:
+    """An approved campaign with ten delivered copies and one more queued: (sent, waiting)."""
+    store = relay.runtime.store
+    relay.stores.campaigns.approve("spring", actor=ADMIN)
+    sent = enqueue(relay, [f"p{i}@example.org" for i in range(10)],
                    message_class="marketing", campaign="spring")
     now = datetime.now(UTC)
     for claimed in store.claim_due("test", now=now, limit=100, lease_seconds=60):
         assert delivered(store, claimed.recipient_id, "test", now=now)
-    waiting = enqueue(policy_relay, ["later@example.org"], message_class="marketing",
+    waiting = enqueue(relay, ["later@example.org"], message_class="marketing",
                       campaign="spring")
-    # The complaint goes to the FBL mailbox; the recipient and the campaign come from the
-    # signed List-Unsubscribe of the returned message.
+    return sent, waiting
+
+
+async def complain(relay: PolicyRelay, signer: TokenSigner, recipient: str) -> None:
+    """A complaint to the FBL mailbox; the recipient and the campaign come from the signed
+    List-Unsubscribe of the returned message."""
     returned = "\r\n".join(f"{name}: {value}" for name, value in unsubscribe_headers(
-        signer, "p3@example.org", "spring", "https://relay.practice.test", BOUNCE_DOMAIN
-    ).items()) + "\r\nFrom: news@practice.test\r\nTo: p3@example.org\r\nSubject: Spring\r\n"
-    caplog.set_level(logging.WARNING, logger="phigate.campaigns")
-    code, _ = await deliver(policy_relay, "fbl@" + BOUNCE_DOMAIN, arf(returned))
+        signer, recipient, "spring", "https://relay.practice.test", BOUNCE_DOMAIN
+    ).items()) + f"\r\nFrom: news@practice.test\r\nTo: {recipient}\r\nSubject: Spring\r\n"
+    code, _ = await deliver(relay, "fbl@" + BOUNCE_DOMAIN, arf(returned))
     assert code == 250
+
+
+async def test_complaints_pause_a_campaign_over_the_threshold(
+    policy_relay: PolicyRelay, signer: TokenSigner, caplog: pytest.LogCaptureFixture
+) -> None:
+    stores, store = policy_relay.stores, policy_relay.runtime.store
+    sent, waiting = campaign_with_ten_delivered(policy_relay)
+    caplog.set_level(logging.WARNING, logger="phigate.campaigns")
+    await complain(policy_relay, signer, "p3@example.org")
 
     [view] = stores.campaigns.views()
     assert (view.state, view.delivered, view.complaints) == ("paused", 10, 1)
@@ -178,3 +194,34 @@ async def test_complaints_pause_a_campaign_over_the_threshold(
     with store.writing() as session:
         campaign = session.get(Campaign, "spring")
         assert campaign is not None and campaign.state == "approved"
+
+
+@pytest.fixture
+async def noticing_relay(policy_settings: Settings) -> AsyncIterator[PolicyRelay]:
+    """The relay with review notices on for marketing mail."""
+    settings = dataclasses.replace(policy_settings, policy=dataclasses.replace(
+        policy_settings.policy, review_notice_classes=["marketing"]))
+    engine = make_engine(settings.storage.url)
+    upgrade(engine)
+    engine.dispose()
+    running = await start_services(settings, {"smtp"})
+    try:
+        yield PolicyRelay(settings, running, running.policy_stores)  # type: ignore[arg-type]
+    finally:
+        await stop_services(running, grace=2)
+
+
+async def test_a_campaign_paused_by_complaints_tells_the_senders_of_held_mail(
+        signer: TokenSigner, noticing_relay: PolicyRelay) -> None:
+    store = noticing_relay.runtime.store
+    _, waiting = campaign_with_ten_delivered(noticing_relay)
+    await complain(noticing_relay, signer, "p3@example.org")
+    assert store.get_message(waiting).state == MessageState.HELD
+    with store.reading() as session:
+        [notice_id] = session.scalars(select(Message.id).where(Message.sender == "")).all()
+    notice = store.read_body(notice_id).decode()
+    assert [r.address for r in store.get_message(notice_id).recipients] == [
+        "news@practice.test"]
+    assert "X-Phigate-Review: held" in notice and f"X-Phigate-Queue-Id: {waiting}" in notice
+    assert "Final-Recipient: rfc822; later@example.org" in notice
+    assert "complaint" not in notice.lower()  # never why it waits

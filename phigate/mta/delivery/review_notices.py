@@ -11,6 +11,11 @@ phigate tells the envelope sender:
   under way; a failure later brings the usual DSN);
 - when an admin rejects or deletes it: ``Action: failed``, ``Status: 5.7.1``.
 
+A campaign's messages wait as a group: approving (or resuming) a campaign releases every
+message that waited for it, and pausing one (by an admin, or for its complaint rate) holds
+its queued messages; each of their senders hears "released" or "held"
+(:func:`notify_campaign_review`).
+
 Each carries ``X-Phigate-Review: held|released|rejected`` and ``X-Phigate-Queue-Id`` in its
 per-message block, so an application can match it to ``GET /v1/messages/<queue-id>``.
 
@@ -33,7 +38,7 @@ from phigate.clock import utcnow
 from phigate.config import Settings
 from phigate.mta.delivery.dsn import FailedRecipient, build_dsn
 from phigate.observability.logs import log_event
-from phigate.queue.models import MessageState
+from phigate.queue.models import PENDING_RECIPIENT_STATES, MessageState
 from phigate.queue.store import NewMessage, SqlQueueStore
 
 log = logging.getLogger("phigate.review_notices")
@@ -141,3 +146,32 @@ def enqueue_and_notify(store: SqlQueueStore, settings: Settings, message: NewMes
             message_class=message.message_class, phi=message.phi_verdict == "phi",
             arrival=utcnow(), original=message.body), Review.HELD, now=utcnow())
     return message_id
+
+
+def notify_campaign_review(store: SqlQueueStore, settings: Settings,
+                           message_ids: Sequence[str], review: Review, *, now: datetime
+                           ) -> int:
+    """Tell the senders of a campaign's messages that were released (``RELEASED``) or held
+    (``HELD``) together; returns how many notices were queued.
+
+    Called after the campaign change committed. Costs nothing when no class asks for
+    notices; otherwise each message's body is read once, for its Message-ID.
+    """
+    if not settings.policy.review_notice_classes:
+        return 0
+    queued = 0
+    for message_id in message_ids:
+        view = store.get_message(message_id)
+        if view.message_class not in settings.policy.review_notice_classes:
+            continue
+        try:
+            original: bytes | None = store.read_body(message_id)
+        except Exception:  # purged meanwhile: the notice then names no Message-ID
+            original = None
+        queued += queue_review_notice(store, settings, ReviewedMessage(
+            queue_id=view.id, sender=view.sender,
+            recipients=[r.address for r in view.recipients
+                        if r.state in PENDING_RECIPIENT_STATES],
+            message_class=view.message_class, phi=view.phi_verdict == "phi",
+            arrival=view.created_at, original=original), review, now=now)
+    return queued

@@ -22,14 +22,17 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from phigate.clock import utcnow
 from phigate.config import Settings
 from phigate.mta.delivery.decorate import bounce_domain
+from phigate.mta.delivery.review_notices import Review, notify_campaign_review
 from phigate.mta.submission.server import make_server_tls_context
 from phigate.mta.submission.sessions import SessionCap, refuse_full
 from phigate.observability.logs import log_event
 from phigate.observability.metrics import METRICS
 from phigate.policy.feedback.actions import FeedbackProcessor
 from phigate.policy.tokens import TokenSigner, token_in_address
+from phigate.queue.store import SqlQueueStore
 
 log = logging.getLogger("phigate.feedback")
 
@@ -42,10 +45,12 @@ REPLY_TOO_MANY_SESSIONS = "421 4.7.0 Too many connections from your address, try
 
 class FeedbackHandler:
     def __init__(self, settings: Settings, processor: FeedbackProcessor,
-                 signer: TokenSigner | None) -> None:
+                 signer: TokenSigner | None, store: SqlQueueStore | None = None) -> None:
         self.settings = settings
         self.processor = processor
         self.signer = signer
+        #: Where the "held" notices go when a complaint pauses a campaign (None: none).
+        self.store = store
         self.domain = bounce_domain(settings).lower()
         self.mailboxes = {m.lower() for m in settings.feedback.complaint_mailboxes}
         #: Open sessions per client IP (the listener's per-IP session limit).
@@ -102,6 +107,10 @@ class FeedbackHandler:
                       suppressed=outcome.suppressed, campaign=outcome.campaign_id,
                       campaign_paused=outcome.campaign_paused, trust=outcome.trust,
                       ignored=outcome.ignored)
+            if outcome.held and self.store is not None:
+                # The pause is committed; its notices never fail the report (they log).
+                await asyncio.to_thread(notify_campaign_review, self.store, self.settings,
+                                        outcome.held, Review.HELD, now=utcnow())
         return "250 2.0.0 Feedback received"
 
 
@@ -165,9 +174,9 @@ def feedback_tls_context(settings: Settings) -> ssl.SSLContext | None:
 
 async def start_feedback_server(
     settings: Settings, processor: FeedbackProcessor, signer: TokenSigner | None, *,
-    host: str, port: int,
+    host: str, port: int, store: SqlQueueStore | None = None,
 ) -> asyncio.Server:
-    handler = FeedbackHandler(settings, processor, signer)
+    handler = FeedbackHandler(settings, processor, signer, store)
     tls_context = feedback_tls_context(settings)
     loop = asyncio.get_running_loop()
     limits = settings.submission

@@ -63,6 +63,8 @@ class FeedbackOutcome:
     trust: str = "token"
     #: Recipients the report named that it was not allowed to change.
     ignored: int = 0
+    #: The messages that pause held (their senders are told once this commits).
+    held: tuple[str, ...] = ()
 
 
 def make_txt_lookup(resolver: dns.resolver.Resolver) -> DnsTxtLookup:
@@ -121,8 +123,8 @@ class FeedbackProcessor:
             acting = verdict.recipients if verdict.acts else []
             if not verdict.acts:
                 campaign_id = None  # an unverified report counts on no campaign either
-            suppressed, paused = self._act(session, report.kind, report.feedback_type,
-                                           acting, campaign_id, now)
+            suppressed, held = self._act(session, report.kind, report.feedback_type,
+                                         acting, campaign_id, now)
             trust = verdict.trust.value if verdict.trust is not None else "duplicate"
             session.add(FeedbackEvent(
                 received_at=now, kind=report.kind, feedback_type=report.feedback_type,
@@ -135,14 +137,17 @@ class FeedbackProcessor:
                 suppressed=suppressed, trust=trust,
             ))
         self._count_metrics(report, trust)
-        return FeedbackOutcome(report.kind, len(acting), suppressed, campaign_id, paused, trust,
-                               verdict.ignored)
+        return FeedbackOutcome(report.kind, len(acting), suppressed, campaign_id,
+                               campaign_paused=held is not None, trust=trust,
+                               ignored=verdict.ignored, held=tuple(held or ()))
 
     def _act(self, session: Session, kind: str, feedback_type: str | None,
              acting: list[FeedbackRecipient], campaign_id: str | None, now: datetime
-             ) -> tuple[int, bool]:
+             ) -> tuple[int, list[str] | None]:
+        """Apply the report; the suppressions added, and the messages held if it paused the
+        campaign (None if it did not)."""
         by_address = {normalize_address(r.address): r for r in acting if "@" in r.address}
-        suppressed, paused = 0, False
+        suppressed, held = 0, None
         if kind == "bounce":
             for address, recipient in by_address.items():
                 suppressed += self._bounce(session, address, recipient, campaign_id, now)
@@ -155,9 +160,9 @@ class FeedbackProcessor:
                     counter = "complaints" if kind == "complaint" else "unsubscribes"
                     self._stores.campaigns.count(session, campaign_id, counter, now=now)
             if campaign_id and kind == "complaint" and by_address:
-                paused = self._stores.campaigns.check_complaint_rate(
+                held = self._stores.campaigns.check_complaint_rate(
                     session, campaign_id, now=now)
-        return suppressed, paused
+        return suppressed, held
 
     def unsubscribe(self, claims: TokenClaims, *, method: str,
                     now: datetime | None = None) -> AddResult:
