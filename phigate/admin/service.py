@@ -34,7 +34,7 @@ from phigate.config import Settings
 from phigate.errors import PhigateError
 from phigate.queue.db import shred_checkpoint
 from phigate.queue.models import Attempt, AuditEvent, Message, MessageState, Recipient
-from phigate.queue.store import NewMessage, SqlQueueStore, UnknownMessage
+from phigate.queue.store import SqlQueueStore, UnknownMessage
 
 log = logging.getLogger(__name__)
 
@@ -281,6 +281,7 @@ class AdminService(PolicyAdministration):
                   original: bytes | None, failed: list[str], now: datetime, *,
                   phi: bool) -> None:
         from phigate.mta.delivery.dsn import FailedRecipient, build_dsn
+        from phigate.mta.delivery.reports import queue_report
 
         if not sender:
             return
@@ -300,9 +301,7 @@ class AdminService(PolicyAdministration):
         if report is None:
             return
         try:  # a DSN about PHI mail needs the TLS its original needed (issue 13 finding 3)
-            self.store.enqueue(NewMessage(sender="", recipients=[sender], body=report,
-                                          message_class="operations",
-                                          phi_verdict="phi" if phi else "none"), now=now)
+            queue_report(self.store, recipients=[sender], body=report, phi=phi, now=now)
         except Exception as error:  # the bounce stands; only the notice is lost
             log.warning("bounce: DSN not queued message=%s error=%s", message_id,
                         type(error).__name__)

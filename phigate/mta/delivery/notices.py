@@ -18,7 +18,8 @@ from datetime import datetime
 from phigate.config import DeliverySettings
 from phigate.mta.delivery.dsn import FailedRecipient, build_dsn
 from phigate.mta.delivery.outcomes import RecipientOutcome
-from phigate.queue.store import NewMessage, QueueStore
+from phigate.mta.delivery.reports import queue_report
+from phigate.queue.store import QueueStore
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,6 @@ def queue_delay_notice(store: QueueStore, *, original: bytes, sender: str,
                           reporting_mta=reporting_mta, remote_mta=remote_mta,
                           arrival=arrival, now=now, about=about)
     if notice is not None:
-        phi = about is not None and about.phi
-        store.enqueue(NewMessage(sender="", recipients=[sender], body=notice,
-                                 message_class="operations",
-                                 phi_verdict="phi" if phi else "none"), now=now)
+        queue_report(store, recipients=[sender], body=notice,
+                     phi=about is not None and about.phi, now=now)
     store.mark_delay_notified([recipient_id for recipient_id, _, _ in delayed], now=now)

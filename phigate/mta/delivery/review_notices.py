@@ -37,6 +37,7 @@ from datetime import datetime
 from phigate.clock import utcnow
 from phigate.config import Settings
 from phigate.mta.delivery.dsn import FailedRecipient, build_dsn
+from phigate.mta.delivery.reports import queue_report
 from phigate.observability.logs import log_event
 from phigate.queue.models import PENDING_RECIPIENT_STATES, MessageState
 from phigate.queue.store import NewMessage, SqlQueueStore
@@ -125,9 +126,8 @@ def queue_review_notice(store: SqlQueueStore, settings: Settings, message: Revie
                                      from_domain=settings.server.domain, now=now)
         if notice is None:
             return False
-        store.enqueue(NewMessage(sender="", recipients=[message.sender], body=notice,
-                                 message_class="operations",
-                                 phi_verdict="phi" if message.phi else "none"), now=now)
+        queue_report(store, recipients=[message.sender], body=notice, phi=message.phi,
+                     now=now)
     except Exception as error:
         log_event(log, "review_notice_failed", level=logging.WARNING, id=message.queue_id,
                   review=review.value, error=type(error).__name__)

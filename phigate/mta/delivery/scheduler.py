@@ -46,6 +46,7 @@ from phigate.mta.delivery.dkim_rotation import effective_dkim
 from phigate.mta.delivery.dsn import FailedRecipient, build_dsn
 from phigate.mta.delivery.incident_watch import IncidentWatch
 from phigate.mta.delivery.outcomes import AttemptResult, RecipientOutcome
+from phigate.mta.delivery.reports import queue_report
 from phigate.mta.delivery.retry import RetrySchedule
 from phigate.mta.delivery.secure import tls_optional
 from phigate.mta.delivery.security import DeliverySecurity, build_security
@@ -57,7 +58,6 @@ from phigate.policy.tokens import TokenSigner
 from phigate.queue.models import DeferReason, RecipientState
 from phigate.queue.store import (
     ClaimedRecipient,
-    NewMessage,
     QueueStore,
 )
 from phigate.queue.transitions import AttemptRecord, Disposition
@@ -471,10 +471,8 @@ class DeliveryScheduler:
             return  # null sender or an automatic message: never bounce a bounce
         # ``now=`` keeps the DSN on the scheduler's clock (due at once, also under a test
         # clock). A DSN about PHI mail inherits its verdict, and with it the TLS it needs.
-        self._store.enqueue(NewMessage(sender="", recipients=[job.first.sender], body=dsn,
-                                       message_class="operations",
-                                       phi_verdict="phi" if job.first.phi else "none"),
-                            now=now)
+        queue_report(self._store, recipients=[job.first.sender], body=dsn,
+                     phi=job.first.phi, now=now)
         log_event(log, "delivery_bounce_queued", id=job.message_id, rcpts=len(failed))
 
     def _count_final(self, claimed: ClaimedRecipient, outcome: FinalOutcome,

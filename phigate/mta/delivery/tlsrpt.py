@@ -32,8 +32,9 @@ import dns.asyncresolver
 import dns.exception
 import dns.resolver
 
+from phigate.mta.delivery.reports import queue_report
 from phigate.observability.logs import log_event
-from phigate.queue.store import NewMessage, QueueStore
+from phigate.queue.store import QueueStore
 from phigate.queue.transport_store import SessionCount, SessionKey, TransportStore
 
 log = logging.getLogger(__name__)
@@ -238,8 +239,8 @@ class TlsReporter:
             report = build_report(self._context, domain, day, counts, self.policy_lines)
             body = report_message(report, domain=domain, day=day, sender=self._sender,
                                   to=", ".join(rua), context=self._context)
-            await asyncio.to_thread(self._queue.enqueue, NewMessage(
-                sender="", recipients=rua, body=body, message_class="operations"), now=now)
+            await asyncio.to_thread(queue_report, self._queue, recipients=rua, body=body,
+                                    phi=False, now=now)
             queued += 1
         if queued:
             log_event(log, "tlsrpt_reports_queued", reports=queued)
