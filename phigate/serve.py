@@ -33,8 +33,11 @@ from phigate.mta.delivery.throttle import KeyedRateLimiter
 from phigate.mta.submission.auth import LockoutTracker
 from phigate.mta.submission.server import SubmissionServices, start_submission_server
 from phigate.observability import sdnotify
+from phigate.observability.collectors import StoreSnapshot
+from phigate.observability.health import HealthState
+from phigate.observability.labels import Listener
 from phigate.observability.logs import log_event
-from phigate.observability.metrics import METRICS, HealthState, Listener, StoreSnapshot
+from phigate.observability.metrics import METRICS
 from phigate.policy.engine import PolicyEngine
 from phigate.policy.rules import default_rules
 from phigate.policy.stores import PolicyStores
@@ -274,7 +277,7 @@ async def _start_http(settings: Settings, running: RunningServices) -> None:
     from aiohttp import web
 
     from phigate.http.limits import TimedTCPSite, body_timeout_middleware, runner_options
-    from phigate.observability.metrics import add_routes
+    from phigate.observability.health import add_routes
 
     app = web.Application(middlewares=[body_timeout_middleware(
         settings.http.body_timeout_seconds)])

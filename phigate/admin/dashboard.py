@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from phigate.admin.domain_rates import domain_complaint_rates
 from phigate.admin.timebuckets import recent_bucket
 from phigate.clock import utcnow
-from phigate.observability.metrics import StoreSnapshot
+from phigate.observability.collectors import StoreSnapshot
 from phigate.queue.models import (
     PENDING_RECIPIENT_STATES,
     Attempt,

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from phigate.observability.metrics import DomainSnapshot
+from phigate.observability.collectors import DomainSnapshot
 from phigate.queue.models import Recipient, RecipientState
 from phigate.queue.policy_models import FeedbackEvent
 

@@ -28,8 +28,8 @@ from phigate.audit.log import SYSTEM, Actor, AuditLog
 from phigate.clock import utcnow
 from phigate.config import PolicySettings
 from phigate.errors import UserError
+from phigate.observability.collectors import CampaignSnapshot
 from phigate.observability.logs import log_event
-from phigate.observability.metrics import CampaignSnapshot
 from phigate.queue import transitions
 from phigate.queue.db import read_only
 from phigate.queue.models import Message, MessageState, Recipient, RecipientState

@@ -15,15 +15,13 @@ from cryptography.x509.oid import NameOID
 from prometheus_client import CollectorRegistry
 
 from phigate import __version__
-from phigate.observability.metrics import (
-    METRICS,
+from phigate.observability.collectors import (
     CampaignSnapshot,
-    HealthState,
-    Metrics,
     StoreSnapshot,
     certificate_seconds_left,
-    render_latest,
 )
+from phigate.observability.health import HealthState
+from phigate.observability.metrics import METRICS, Metrics, render_latest
 
 
 @pytest.fixture
@@ -299,7 +297,7 @@ async def test_metrics_and_healthz_over_http(metrics: Metrics, unused_tcp_port: 
     import aiohttp
     from aiohttp import web
 
-    from phigate.observability.metrics import add_routes
+    from phigate.observability.health import add_routes
 
     health = HealthState(database_check=lambda: None, listeners=["http"], metrics=metrics)
     app = web.Application()

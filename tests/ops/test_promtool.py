@@ -11,7 +11,8 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from phigate.observability.metrics import CampaignSnapshot, Metrics, StoreSnapshot
+from phigate.observability.collectors import CampaignSnapshot, StoreSnapshot
+from phigate.observability.metrics import Metrics
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 RULES = DEPLOY / "phigate-alerts.yml"

@@ -51,8 +51,9 @@ from phigate.mta.delivery.retry import RetrySchedule
 from phigate.mta.delivery.secure import tls_optional
 from phigate.mta.delivery.security import DeliverySecurity, build_security
 from phigate.mta.delivery.throttle import ConnectionSlot, Throttles
+from phigate.observability.labels import AttemptOutcome, FinalOutcome, TlsLevel
 from phigate.observability.logs import log_event
-from phigate.observability.metrics import METRICS, AttemptOutcome, FinalOutcome, TlsLevel
+from phigate.observability.metrics import METRICS
 from phigate.pickup.switch import PickupSwitch
 from phigate.policy.tokens import TokenSigner
 from phigate.queue.models import DeferReason, RecipientState

@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from phigate.observability.labels import LockoutKind
 from phigate.observability.logs import log_event
-from phigate.observability.metrics import LockoutKind
 
 log = logging.getLogger("phigate.auth")
 

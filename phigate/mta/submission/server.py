@@ -33,8 +33,9 @@ from phigate.mta.submission.refusals import Refusal
 from phigate.mta.submission.requiretls import requires_tls
 from phigate.mta.submission.services import SubmissionServices, peer_ip
 from phigate.mta.submission.sessions import SessionCap
+from phigate.observability.labels import ReceivedResult
 from phigate.observability.logs import log_event
-from phigate.observability.metrics import METRICS, ReceivedResult
+from phigate.observability.metrics import METRICS
 from phigate.policy.addresses import valid_forward_path
 from phigate.policy.engine import Action, Decision, PolicyContext, Stage
 from phigate.queue.models import MessageState
