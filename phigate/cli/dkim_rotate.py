@@ -5,7 +5,10 @@
 2. ``activate --domain D`` signs with the new key once DNS serves its record (the check of
    ``check-config --dns``), or at once with ``--force``; the old key starts retiring.
 3. ``retire --domain D`` drops the old key after ``[dkim] retire_after_days`` (its record can
-   then be removed). Every step is audited. Delivery picks the active key up when it starts.
+   then be removed).
+
+Every step is audited. A running delivery follows within a minute, and signs with both keys
+until ``retire_after_days`` have passed (:mod:`phigate.mta.delivery.dkim_keyring`).
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from email import policy
 from email.headerregistry import Address
 from email.parser import BytesHeaderParser
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import dkim
 import dkim.crypto
@@ -52,6 +52,12 @@ OVERSIGNED_HEADERS = frozenset({"from", "subject", "date", "list-unsubscribe",
 
 _INTERNAL_HEADER = re.compile(rb"x-phigate-[^:\s]*\s*:", re.IGNORECASE)
 _RSA_BITS = 2048
+
+
+class MessageSigner(Protocol):
+    """What delivery needs of a signer (:class:`DkimSigner`, or the rollover's keyring)."""
+
+    def sign(self, message: bytes) -> bytes: ...
 
 
 class DkimError(PhigateError):
@@ -117,6 +123,8 @@ class _Key:
     algorithm: bytes  # b"rsa-sha256" | b"ed25519-sha256"
     selector: str
     private_key: bytes
+    #: rsa-sha256: the key parsed once for OpenSSL (thread-safe, reused for every message).
+    openssl: rsa.RSAPrivateKey | None = None
 
 
 class DkimSigner:
@@ -130,27 +138,25 @@ class DkimSigner:
         rsa_key: bytes,
         ed25519_selector: str = "",
         ed25519_key: bytes = b"",
+        also_rsa: Iterable[tuple[str, bytes]] = (),
     ) -> None:
+        """``also_rsa``: more (selector, RSA key) pairs signed after the first, e.g. the
+        retiring key of a rollover while receivers may still see only its record."""
         self.domains = frozenset(domain.lower().rstrip(".") for domain in domains)
-        self._keys = [_Key(b"rsa-sha256", selector, rsa_key)]
-        # Parsed once: the OpenSSL key object is thread-safe and reused for every message.
-        self._rsa_key = _load_rsa(rsa_key)
+        self._keys = [_Key(b"rsa-sha256", name, key, _load_rsa(key))
+                      for name, key in ((selector, rsa_key), *also_rsa)]
         if ed25519_key:
             self._keys.append(_Key(b"ed25519-sha256", ed25519_selector or selector, ed25519_key))
 
     @classmethod
-    def from_settings(cls, settings: DkimSettings, default_domain: str) -> DkimSigner | None:
+    def from_settings(cls, settings: DkimSettings, default_domain: str, *,
+                      also_rsa: Iterable[tuple[str, bytes]] = ()) -> DkimSigner | None:
         """None when signing is off (no ``key_file``); ConfigError for unusable keys."""
         if not settings.key_file:
             return None
         if not settings.selector:
             raise ConfigError("[dkim] selector: required when [dkim] key_file is set")
-        rsa_key = _read_key("[dkim] key_file", settings.key_file)
-        try:
-            dkim.crypto.parse_pem_private_key(rsa_key)
-            _load_rsa(rsa_key)
-        except (dkim.crypto.UnparsableKeyError, ValueError, TypeError):
-            raise ConfigError("[dkim] key_file: not a PEM RSA private key") from None
+        rsa_key = read_rsa_key("[dkim] key_file", settings.key_file)
         ed25519_key = b""
         if settings.ed25519_key_file:
             ed25519_key = _read_key("[dkim] ed25519_key_file", settings.ed25519_key_file)
@@ -164,7 +170,13 @@ class DkimSigner:
             rsa_key=rsa_key,
             ed25519_selector=settings.ed25519_selector,
             ed25519_key=ed25519_key,
+            also_rsa=also_rsa,
         )
+
+    @property
+    def selectors(self) -> list[str]:
+        """The selectors each message is signed with, topmost signature first."""
+        return [key.selector for key in self._keys]
 
     def signing_domain(self, message: bytes) -> str | None:
         """The From: domain when it is exactly one address in a domain we sign for."""
@@ -194,8 +206,8 @@ class DkimSigner:
         signatures: list[bytes] = []
         for key in self._keys:
             try:
-                if key.algorithm == b"rsa-sha256":
-                    signer: dkim.DKIM = _OpenSslRsaDKIM(message, self._rsa_key, linesep=linesep)
+                if key.openssl is not None:  # rsa-sha256
+                    signer: dkim.DKIM = _OpenSslRsaDKIM(message, key.openssl, linesep=linesep)
                 else:
                     signer = dkim.DKIM(message, signature_algorithm=key.algorithm,
                                        linesep=linesep)
@@ -284,6 +296,17 @@ def _load_ed25519(private_key: bytes) -> nacl.signing.SigningKey:
     if len(raw) != 32:
         raise ValueError("ed25519 key must be 32 bytes")
     return nacl.signing.SigningKey(raw)
+
+
+def read_rsa_key(key_name: str, path: str) -> bytes:
+    """A PEM RSA private key file's content; ConfigError naming ``key_name`` otherwise."""
+    rsa_key = _read_key(key_name, path)
+    try:
+        dkim.crypto.parse_pem_private_key(rsa_key)
+        _load_rsa(rsa_key)
+    except (dkim.crypto.UnparsableKeyError, ValueError, TypeError):
+        raise ConfigError(f"{key_name}: not a PEM RSA private key") from None
+    return rsa_key
 
 
 def _read_key(key_name: str, path: str) -> bytes:

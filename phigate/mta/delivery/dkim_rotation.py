@@ -74,8 +74,12 @@ def effective_dkim(settings: DkimSettings, engine: Engine | None) -> DkimSetting
     """``[dkim]`` with the active key of a rollover in place of the configured one."""
     if engine is None or not settings.key_file:
         return settings
-    state = load_state(engine)
-    if state.active is None:
+    return with_active_key(settings, load_state(engine))
+
+
+def with_active_key(settings: DkimSettings, state: RotationState) -> DkimSettings:
+    """``[dkim]`` with the active key of ``state`` (if any) in place of the configured one."""
+    if state.active is None or not settings.key_file:
         return settings
     return dataclasses.replace(settings, selector=state.active.selector,
                                key_file=state.active.key_file)

@@ -41,8 +41,8 @@ from phigate.config import Settings
 from phigate.mta.delivery import notices
 from phigate.mta.delivery.client import OutboundMessage, SmtpTransport, Transport
 from phigate.mta.delivery.decorate import decorate, token_signer
-from phigate.mta.delivery.dkim import DkimSigner, strip_internal_headers
-from phigate.mta.delivery.dkim_rotation import effective_dkim
+from phigate.mta.delivery.dkim import MessageSigner, strip_internal_headers
+from phigate.mta.delivery.dkim_keyring import DkimKeyring
 from phigate.mta.delivery.dsn import FailedRecipient, build_dsn
 from phigate.mta.delivery.incident_watch import IncidentWatch
 from phigate.mta.delivery.outcomes import AttemptResult, RecipientOutcome
@@ -92,7 +92,7 @@ class _Domain:
 
 class DeliveryScheduler:
     def __init__(self, settings: Settings, store: QueueStore, *, clock: Clock | None = None,
-                 transport: Transport | None = None, signer: DkimSigner | None = None,
+                 transport: Transport | None = None, signer: MessageSigner | None = None,
                  owner: str | None = None, rng: random.Random | None = None,
                  tokens: TokenSigner | None = None,
                  security: DeliverySecurity | None = None,
@@ -109,9 +109,10 @@ class DeliveryScheduler:
             settings.delivery, local_hostname=settings.server.hostname,
             smarthost_password=smarthost_password,  # read by serve, the composition root
             security=self.security)
-        # The key of a DKIM rollover (`phigate dkim activate`) replaces the configured one.
-        self._signer = signer if signer is not None else DkimSigner.from_settings(
-            effective_dkim(settings.dkim, getattr(store, "engine", None)), settings.server.domain)
+        # The keys of a DKIM rollover (`phigate dkim activate`) replace the configured one,
+        # also while we run.
+        self._signer = signer if signer is not None else DkimKeyring.from_settings(
+            settings.dkim, settings.server.domain, getattr(store, "engine", None))
         # With a token key every recipient gets its own VERP return path (and, for
         # marketing, its own List-Unsubscribe): one transaction per recipient then, over the
         # same reused connection, so that a bounce or an unsubscribe names one recipient.
