@@ -35,7 +35,7 @@ from phigate.mta.submission.server import SubmissionServices, start_submission_s
 from phigate.observability import sdnotify
 from phigate.observability.collectors import StoreSnapshot
 from phigate.observability.health import HealthState
-from phigate.observability.labels import Listener
+from phigate.observability.labels import ListenerLabel
 from phigate.observability.logs import log_event
 from phigate.observability.metrics import METRICS
 from phigate.policy.engine import PolicyEngine
@@ -95,7 +95,7 @@ async def start_services(settings: Settings, roles: Iterable[str]) -> RunningSer
     roles = frozenset(roles)
     validate(settings)
     runtime = Runtime.open(settings)
-    listeners: list[Listener] = []
+    listeners: list[ListenerLabel] = []
     if "smtp" in roles:
         listeners += ["submission", "feedback"]
     if "http" in roles:
@@ -337,7 +337,7 @@ async def stop_services(running: RunningServices, *, grace: float | None = None)
     """
     if grace is None:
         grace = running.runtime.settings.delivery.shutdown_timeout_seconds
-    names: tuple[Listener, ...] = ("submission", "feedback", "http")
+    names: tuple[ListenerLabel, ...] = ("submission", "feedback", "http")
     for name in names:
         running.health.listener_down(name)
     for server in running.servers:

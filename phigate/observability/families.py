@@ -67,41 +67,42 @@ _SCAN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 
 # --- updated as events happen ---------------------------------------------------------------
 
 RECEIVED = Family("phigate_messages_received", "Messages at the end of DATA, by what we did.",
-                  "counter", ("result",), _fixed(L.ReceivedResult))
+                  "counter", ("result",), _fixed(L.ReceivedResultLabel))
 RECIPIENTS = Family("phigate_recipients",
                     "Recipient state changes (deferred counts every deferral).",
                     "counter", ("outcome", "class"),
-                    _fixed(L.RecipientOutcome, L.MessageClass))
+                    _fixed(L.RecipientOutcomeLabel, L.MessageClassLabel))
 DELIVERY_ATTEMPTS = Family("phigate_delivery_attempts",
                            "Delivery attempts by outcome and transport security.",
-                           "counter", ("outcome", "tls"), _fixed(L.AttemptOutcome, L.TlsLevel))
+                           "counter", ("outcome", "tls"),
+                           _fixed(L.AttemptOutcomeLabel, L.TlsLevelLabel))
 DELIVERY_LATENCY = Family("phigate_delivery_latency_seconds",
                           "From acceptance to a recipient's final state.",
                           "histogram", ("outcome",), buckets=_LATENCY_BUCKETS)
 SCAN_DURATION = Family("phigate_scan_duration_seconds", "Time to scan one message for PHI.",
                        "histogram", buckets=_SCAN_BUCKETS)
 SCAN_VERDICTS = Family("phigate_scan_verdicts", "Scanned messages by verdict.",
-                       "counter", ("verdict",), _fixed(L.ScanVerdict))
+                       "counter", ("verdict",), _fixed(L.ScanVerdictLabel))
 SCAN_CATEGORIES = Family("phigate_scan_categories",
                          "Scanned messages in which a finding category occurred (once per "
                          "message).", "counter", ("category",), (L.known(L.SCAN_CATEGORIES),))
 POLICY_DECISIONS = Family("phigate_policy_decisions", "Policy rule hits by rule and action.",
                           "counter", ("rule", "action"))
 AUTH_FAILURES = Family("phigate_auth_failures", "Failed SMTP AUTH attempts.",
-                       "counter", ("reason",), _fixed(L.AuthFailureReason))
+                       "counter", ("reason",), _fixed(L.AuthFailureReasonLabel))
 AUTH_LOCKOUTS = Family("phigate_auth_lockouts", "Lockouts started, by what was locked out.",
-                       "counter", ("kind",), _fixed(L.LockoutKind))
+                       "counter", ("kind",), _fixed(L.LockoutKindLabel))
 TLS_HANDSHAKE_FAILURES = Family("phigate_tls_handshake_failures", "Failed TLS handshakes.",
-                                "counter", ("direction",), _fixed(L.Direction))
+                                "counter", ("direction",), _fixed(L.DirectionLabel))
 BOUNCES = Family("phigate_bounces", "Bounce reports received (DSNs and non-standard bounces).",
-                 "counter", ("kind",), _fixed(L.BounceKind))
+                 "counter", ("kind",), _fixed(L.BounceKindLabel))
 FEEDBACK_IGNORED = Family("phigate_feedback_ignored",
                           "Feedback reports that changed nothing, by kind and why: unverified "
                           "(not tied to mail we sent, or not from a trusted reporter) or "
                           "duplicate.", "counter", ("kind", "reason"))
 COMPLAINTS = Family("phigate_complaints", "Complaint (ARF) reports received.", "counter")
 UNSUBSCRIBES = Family("phigate_unsubscribes", "Unsubscribe requests honoured.",
-                      "counter", ("method",), _fixed(L.UnsubscribeMethod))
+                      "counter", ("method",), _fixed(L.UnsubscribeMethodLabel))
 SUPPRESSIONS_ADDED = Family("phigate_suppressions_added",
                             "Suppressions added, by scope and reason.",
                             "counter", ("scope", "reason"))
@@ -109,11 +110,11 @@ SMTP_SESSIONS = Family("phigate_smtp_sessions_active", "Open SMTP sessions.",
                        "gauge", ("listener",))
 DKIM_FAILURES = Family("phigate_dkim_signing_failures",
                        "Messages that could not be DKIM-signed.",
-                       "counter", ("algorithm",), _fixed(L.DkimAlgorithm))
+                       "counter", ("algorithm",), _fixed(L.DkimAlgorithmLabel))
 TLS_SESSIONS = Family("phigate_tls_sessions",
                       "Outbound TLS sessions (connections) by TLS policy and result "
                       "(RFC 8460 types).", "counter", ("policy", "result"),
-                      _fixed(L.TlsPolicyLabel, L.TlsSessionResult))
+                      _fixed(L.TlsPolicyLabel, L.TlsSessionResultLabel))
 LISTENER_UP = Family("phigate_listener_up", "1 while the listener is bound and accepting.",
                      "gauge", ("listener",))
 BUILD = Family("phigate_build", "The running phigate version.", "info")

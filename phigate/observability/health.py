@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from phigate.observability.labels import Listener
+from phigate.observability.labels import ListenerLabel
 from phigate.observability.metrics import METRICS, Metrics
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ class HealthState:
         self,
         *,
         database_check: Callable[[], object],
-        listeners: Iterable[Listener],
+        listeners: Iterable[ListenerLabel],
         timeout_seconds: float = 2.0,
         metrics: Metrics = METRICS,
     ) -> None:
@@ -61,11 +61,11 @@ class HealthState:
             self._listeners[name] = False
             metrics.set_listener_up(name, False)
 
-    def listener_up(self, name: Listener) -> None:
+    def listener_up(self, name: ListenerLabel) -> None:
         self._listeners[name] = True
         self._metrics.set_listener_up(name, True)
 
-    def listener_down(self, name: Listener) -> None:
+    def listener_down(self, name: ListenerLabel) -> None:
         self._listeners[name] = False
         self._metrics.set_listener_up(name, False)
 

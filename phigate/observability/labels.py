@@ -8,7 +8,10 @@ campaign ids) must look like identifiers and are capped in number, after which n
 are counted as ``"other"``. A bug at a call site therefore costs a wrong label, never a PHI
 leak or a cardinality explosion.
 
-The fixed sets are ``Literal`` types, so call sites are type-checked against them.
+The fixed sets are ``Literal`` types, so call sites are type-checked against them. Each
+is named ``...Label``: the domain has enums of the same facts (``MessageClass``,
+``RecipientOutcome``, ``TlsLevel``, ``SuppressionScope``...), and a label type is what a
+metric shows of one, not the fact itself.
 """
 
 from __future__ import annotations
@@ -26,32 +29,33 @@ log = logging.getLogger(__name__)
 OTHER = "other"
 
 #: What the SMTP server did with a message at the end of DATA.
-ReceivedResult = Literal["accepted", "quarantined", "held", "rejected", "tempfailed"]
+ReceivedResultLabel = Literal["accepted", "quarantined", "held", "rejected", "tempfailed"]
 #: A recipient's state change: ``deferred`` each time, the others once (final states).
-RecipientOutcome = Literal["delivered", "deferred", "bounced", "expired", "cancelled"]
-MessageClass = Literal["treatment", "operations", "marketing"]
+RecipientOutcomeLabel = Literal["delivered", "deferred", "bounced", "expired", "cancelled"]
+MessageClassLabel = Literal["treatment", "operations", "marketing"]
 #: One delivery attempt (one SMTP transaction for one or more recipients at one host).
 #: ``tls_policy``: the next hop could not meet the TLS level the message needs, nothing sent.
-AttemptOutcome = Literal["success", "temporary_failure", "permanent_failure", "tls_policy"]
+AttemptOutcomeLabel = Literal["success", "temporary_failure", "permanent_failure", "tls_policy"]
 #: The transport security an attempt actually had.
-TlsLevel = Literal["none", "encrypted", "verified"]
-FinalOutcome = Literal["delivered", "bounced", "expired"]
-ScanVerdict = Literal["none", "identifiers", "phi"]
-PolicyAction = Literal["accept", "tag", "quarantine", "hold", "reject", "tempfail"]
-AuthFailureReason = Literal["bad_credentials", "locked_out", "tls_required", "malformed"]
-LockoutKind = Literal["client_ip", "user"]
-Direction = Literal["inbound", "outbound"]
-BounceKind = Literal["permanent", "temporary"]
-UnsubscribeMethod = Literal["one_click", "mailto"]
-SuppressionScope = Literal["marketing", "all"]
-SuppressionReason = Literal["hard_bounce", "soft_bounces", "complaint", "unsubscribe", "manual"]
-Listener = Literal["submission", "submission_tls", "feedback", "http"]
-DkimAlgorithm = Literal["rsa", "ed25519"]
-Certificate = Literal["submission", "http", "client"]
+TlsLevelLabel = Literal["none", "encrypted", "verified"]
+FinalOutcomeLabel = Literal["delivered", "bounced", "expired"]
+ScanVerdictLabel = Literal["none", "identifiers", "phi"]
+PolicyActionLabel = Literal["accept", "tag", "quarantine", "hold", "reject", "tempfail"]
+AuthFailureReasonLabel = Literal["bad_credentials", "locked_out", "tls_required", "malformed"]
+LockoutKindLabel = Literal["client_ip", "user"]
+DirectionLabel = Literal["inbound", "outbound"]
+BounceKindLabel = Literal["permanent", "temporary"]
+UnsubscribeMethodLabel = Literal["one_click", "mailto"]
+SuppressionScopeLabel = Literal["marketing", "all"]
+SuppressionReasonLabel = Literal[
+    "hard_bounce", "soft_bounces", "complaint", "unsubscribe", "manual"]
+ListenerLabel = Literal["submission", "submission_tls", "feedback", "http"]
+DkimAlgorithmLabel = Literal["rsa", "ed25519"]
+CertificateLabel = Literal["submission", "http", "client"]
 #: The TLS policy a delivery session ran under (phigate.mta.delivery.secure.TlsPolicy).
 TlsPolicyLabel = Literal["none", "opportunistic", "required", "verify", "mta-sts", "dane"]
 #: How a session went: ``success`` or an RFC 8460 result type (no names, no addresses).
-TlsSessionResult = Literal[
+TlsSessionResultLabel = Literal[
     "success", "starttls-not-supported", "certificate-host-mismatch", "certificate-expired",
     "certificate-not-trusted", "validation-failure", "tlsa-invalid", "dnssec-invalid",
     "dane-required", "sts-policy-fetch-error", "sts-policy-invalid", "sts-webpki-invalid"]
@@ -143,26 +147,26 @@ class LabelGuards:
     """
 
     def __init__(self) -> None:
-        self.received_result = _fixed("result", ReceivedResult)
-        self.recipient_outcome = _fixed("outcome", RecipientOutcome)
-        self.message_class = _fixed("class", MessageClass)
-        self.attempt_outcome = _fixed("outcome", AttemptOutcome)
-        self.tls_level = _fixed("tls", TlsLevel)
-        self.final_outcome = _fixed("outcome", FinalOutcome)
-        self.scan_verdict = _fixed("verdict", ScanVerdict)
-        self.policy_action = _fixed("action", PolicyAction)
-        self.auth_reason = _fixed("reason", AuthFailureReason)
-        self.lockout_kind = _fixed("kind", LockoutKind)
-        self.direction = _fixed("direction", Direction)
-        self.bounce_kind = _fixed("kind", BounceKind)
-        self.unsubscribe_method = _fixed("method", UnsubscribeMethod)
-        self.suppression_scope = _fixed("scope", SuppressionScope)
-        self.suppression_reason = _fixed("reason", SuppressionReason)
-        self.listener = _fixed("listener", Listener)
-        self.dkim_algorithm = _fixed("algorithm", DkimAlgorithm)
-        self.certificate = _fixed("certificate", Certificate)
+        self.received_result = _fixed("result", ReceivedResultLabel)
+        self.recipient_outcome = _fixed("outcome", RecipientOutcomeLabel)
+        self.message_class = _fixed("class", MessageClassLabel)
+        self.attempt_outcome = _fixed("outcome", AttemptOutcomeLabel)
+        self.tls_level = _fixed("tls", TlsLevelLabel)
+        self.final_outcome = _fixed("outcome", FinalOutcomeLabel)
+        self.scan_verdict = _fixed("verdict", ScanVerdictLabel)
+        self.policy_action = _fixed("action", PolicyActionLabel)
+        self.auth_reason = _fixed("reason", AuthFailureReasonLabel)
+        self.lockout_kind = _fixed("kind", LockoutKindLabel)
+        self.direction = _fixed("direction", DirectionLabel)
+        self.bounce_kind = _fixed("kind", BounceKindLabel)
+        self.unsubscribe_method = _fixed("method", UnsubscribeMethodLabel)
+        self.suppression_scope = _fixed("scope", SuppressionScopeLabel)
+        self.suppression_reason = _fixed("reason", SuppressionReasonLabel)
+        self.listener = _fixed("listener", ListenerLabel)
+        self.dkim_algorithm = _fixed("algorithm", DkimAlgorithmLabel)
+        self.certificate = _fixed("certificate", CertificateLabel)
         self.tls_policy = _fixed("policy", TlsPolicyLabel)
-        self.tls_result = _fixed("result", TlsSessionResult)
+        self.tls_result = _fixed("result", TlsSessionResultLabel)
         self.scan_category = LabelGuard("category", fixed=SCAN_CATEGORIES)
         self.policy_rule = LabelGuard("rule", cap=64)
         self.state = LabelGuard("state", cap=24)

@@ -41,19 +41,19 @@ from phigate.observability.collectors import (
 from phigate.observability.labels import (
     FEEDBACK_KINDS,
     OTHER,
-    AttemptOutcome,
-    AuthFailureReason,
-    Certificate,
-    Direction,
-    DkimAlgorithm,
-    FinalOutcome,
+    AttemptOutcomeLabel,
+    AuthFailureReasonLabel,
+    CertificateLabel,
+    DirectionLabel,
+    DkimAlgorithmLabel,
+    FinalOutcomeLabel,
     LabelGuards,
-    Listener,
-    LockoutKind,
-    ReceivedResult,
-    RecipientOutcome,
-    TlsLevel,
-    UnsubscribeMethod,
+    ListenerLabel,
+    LockoutKindLabel,
+    ReceivedResultLabel,
+    RecipientOutcomeLabel,
+    TlsLevelLabel,
+    UnsubscribeMethodLabel,
 )
 
 
@@ -93,15 +93,15 @@ class Metrics:
 
     # --- helpers for call sites -----------------------------------------------------------
 
-    def record_received(self, result: ReceivedResult) -> None:
+    def record_received(self, result: ReceivedResultLabel) -> None:
         self.received.labels(result=self.labels.received_result(result)).inc()
 
-    def record_recipient(self, outcome: RecipientOutcome, message_class: str) -> None:
+    def record_recipient(self, outcome: RecipientOutcomeLabel, message_class: str) -> None:
         """A recipient was delivered, deferred, bounced, expired or cancelled."""
         self.recipients.labels(self.labels.recipient_outcome(outcome),
                                self.labels.message_class(message_class)).inc()
 
-    def record_delivery_attempt(self, outcome: AttemptOutcome, *, tls: TlsLevel) -> None:
+    def record_delivery_attempt(self, outcome: AttemptOutcomeLabel, *, tls: TlsLevelLabel) -> None:
         self.delivery_attempts.labels(
             outcome=self.labels.attempt_outcome(outcome), tls=self.labels.tls_level(tls)
         ).inc()
@@ -111,7 +111,7 @@ class Metrics:
         self.tls_sessions.labels(policy=self.labels.tls_policy(policy),
                                  result=self.labels.tls_result(result)).inc()
 
-    def observe_delivery_latency(self, seconds: float, outcome: FinalOutcome) -> None:
+    def observe_delivery_latency(self, seconds: float, outcome: FinalOutcomeLabel) -> None:
         """Acceptance to final state, for one recipient."""
         outcome_label = self.labels.final_outcome(outcome)
         self.delivery_latency.labels(outcome=outcome_label).observe(max(seconds, 0))
@@ -128,13 +128,13 @@ class Metrics:
             rule=self.labels.policy_rule(rule), action=self.labels.policy_action(action)
         ).inc()
 
-    def record_auth_failure(self, reason: AuthFailureReason = "bad_credentials") -> None:
+    def record_auth_failure(self, reason: AuthFailureReasonLabel = "bad_credentials") -> None:
         self.auth_failures.labels(reason=self.labels.auth_reason(reason)).inc()
 
-    def record_auth_lockout(self, kind: LockoutKind) -> None:
+    def record_auth_lockout(self, kind: LockoutKindLabel) -> None:
         self.auth_lockouts.labels(kind=self.labels.lockout_kind(kind)).inc()
 
-    def record_tls_handshake_failure(self, direction: Direction) -> None:
+    def record_tls_handshake_failure(self, direction: DirectionLabel) -> None:
         self.tls_handshake_failures.labels(direction=self.labels.direction(direction)).inc()
 
     def record_bounce(self, *, permanent: bool) -> None:
@@ -148,7 +148,7 @@ class Metrics:
         self.feedback_ignored.labels(kind=kind if kind in FEEDBACK_KINDS else OTHER,
                                      reason=trust).inc()
 
-    def record_unsubscribe(self, method: UnsubscribeMethod) -> None:
+    def record_unsubscribe(self, method: UnsubscribeMethodLabel) -> None:
         self.unsubscribes.labels(method=self.labels.unsubscribe_method(method)).inc()
 
     def record_suppression_added(self, scope: str, reason: str) -> None:
@@ -158,11 +158,11 @@ class Metrics:
             reason=self.labels.suppression_reason(reason),
         ).inc()
 
-    def record_dkim_failure(self, algorithm: DkimAlgorithm = "rsa") -> None:
+    def record_dkim_failure(self, algorithm: DkimAlgorithmLabel = "rsa") -> None:
         self.dkim_failures.labels(algorithm=self.labels.dkim_algorithm(algorithm)).inc()
 
     @contextmanager
-    def smtp_session(self, listener: Listener = "submission") -> Iterator[None]:
+    def smtp_session(self, listener: ListenerLabel = "submission") -> Iterator[None]:
         """Counts an open SMTP session for as long as the ``with`` block runs."""
         gauge = self.smtp_sessions.labels(listener=self.labels.listener(listener))
         gauge.inc()
@@ -171,7 +171,7 @@ class Metrics:
         finally:
             gauge.dec()
 
-    def set_listener_up(self, listener: Listener, up: bool) -> None:
+    def set_listener_up(self, listener: ListenerLabel, up: bool) -> None:
         self.listener_up.labels(listener=self.labels.listener(listener)).set(1 if up else 0)
 
     def register_store_gauges(self, source: StoreSnapshotSource | None) -> None:
@@ -182,7 +182,7 @@ class Metrics:
         """
         self._store.source = source
 
-    def register_certificate(self, name: Certificate, path: Path) -> None:
+    def register_certificate(self, name: CertificateLabel, path: Path) -> None:
         """Export ``phigate_tls_certificate_expiry_seconds{certificate=name}`` for ``path``."""
         self._certificates.paths[self.labels.certificate(name)] = path
 

@@ -8,6 +8,7 @@ only together with deploy/ and the README's metric reference.
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from helpers.transport import self_signed
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from phigate.observability import families
+from phigate.observability import families, labels
 from phigate.observability.collectors import CampaignSnapshot, DomainSnapshot, StoreSnapshot
 from phigate.observability.metrics import Metrics
 
@@ -118,3 +119,11 @@ def test_every_declared_family_is_exported_with_its_help(family: families.Family
     if family.kind != "info":
         assert kind == family.kind
         assert label_names == tuple(sorted(family.labels))
+
+
+def test_label_types_are_named_as_labels() -> None:
+    # MessageClass, RecipientOutcome, TlsLevel... are domain enums; a label type sharing
+    # the name was imported in their place more than once.
+    literals = [name for name, value in vars(labels).items()
+                if typing.get_origin(value) is typing.Literal]
+    assert literals and all(name.endswith("Label") for name in literals), literals

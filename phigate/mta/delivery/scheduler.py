@@ -51,7 +51,7 @@ from phigate.mta.delivery.retry import RetrySchedule
 from phigate.mta.delivery.secure import tls_optional
 from phigate.mta.delivery.security import DeliverySecurity, build_security
 from phigate.mta.delivery.throttle import ConnectionSlot, Throttles
-from phigate.observability.labels import AttemptOutcome, FinalOutcome, TlsLevel
+from phigate.observability.labels import AttemptOutcomeLabel, FinalOutcomeLabel, TlsLevelLabel
 from phigate.observability.logs import log_event
 from phigate.observability.metrics import METRICS
 from phigate.pickup.switch import PickupSwitch
@@ -342,7 +342,7 @@ class DeliveryScheduler:
         """
         now = self._clock.now()
         failed: list[tuple[ClaimedRecipient, RecipientOutcome, RecipientState]] = []
-        tls_label: TlsLevel = ("verified" if result.tls.cert_verified
+        tls_label: TlsLevelLabel = ("verified" if result.tls.cert_verified
                                else "encrypted" if result.tls.encrypted else "none")
         outcomes = [self._phi_tls_final(claimed, outcome, job.domain, now)
                     for claimed, outcome in zip(job.recipients, result.outcomes, strict=True)]
@@ -477,7 +477,7 @@ class DeliveryScheduler:
                      phi=job.first.phi, now=now)
         log_event(log, "delivery_bounce_queued", id=job.message_id, rcpts=len(failed))
 
-    def _count_final(self, claimed: ClaimedRecipient, outcome: FinalOutcome,
+    def _count_final(self, claimed: ClaimedRecipient, outcome: FinalOutcomeLabel,
                      now: datetime) -> None:
         METRICS.record_recipient(outcome, claimed.message_class)
         METRICS.observe_delivery_latency((now - claimed.created_at).total_seconds(), outcome)
@@ -540,7 +540,7 @@ def _failure_status(outcome: RecipientOutcome, state: RecipientState) -> str:
     return status
 
 
-def _attempt_outcome(outcome: RecipientOutcome) -> AttemptOutcome:
+def _attempt_outcome(outcome: RecipientOutcome) -> AttemptOutcomeLabel:
     if outcome.delivered:
         return "success"
     if not outcome.remote and outcome.status == "4.7.5":  # TlsPolicyError, unverified cert

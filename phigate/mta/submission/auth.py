@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from phigate.observability.labels import LockoutKind
+from phigate.observability.labels import LockoutKindLabel
 from phigate.observability.logs import log_event
 
 log = logging.getLogger("phigate.auth")
@@ -51,12 +51,12 @@ class LockoutTracker:
             default=0.0,
         )
 
-    def failure(self, ip: str, user: str) -> list[LockoutKind]:
+    def failure(self, ip: str, user: str) -> list[LockoutKindLabel]:
         """Count a failed attempt; return what it newly locked out (client IP, user)."""
         self.failures_total += 1
         now = self._clock()
-        locked: list[LockoutKind] = []
-        keys: tuple[tuple[LockoutKind, str], ...] = (
+        locked: list[LockoutKindLabel] = []
+        keys: tuple[tuple[LockoutKindLabel, str], ...] = (
             ("client_ip", f"ip:{ip}"), ("user", f"user:{user.lower()}")
         )
         for kind, key in keys:

@@ -33,7 +33,7 @@ from phigate.mta.submission.refusals import Refusal
 from phigate.mta.submission.requiretls import requires_tls
 from phigate.mta.submission.services import SubmissionServices, peer_ip
 from phigate.mta.submission.sessions import SessionCap
-from phigate.observability.labels import ReceivedResult
+from phigate.observability.labels import ReceivedResultLabel
 from phigate.observability.logs import log_event
 from phigate.observability.metrics import METRICS
 from phigate.policy.addresses import valid_forward_path
@@ -310,7 +310,7 @@ def _new_message(ctx: PolicyContext, envelope: Envelope, body: bytes,
     )
 
 
-_RECEIVED_RESULT: dict[MessageState, ReceivedResult] = {
+_RECEIVED_RESULT: dict[MessageState, ReceivedResultLabel] = {
     MessageState.ACTIVE: "accepted",
     MessageState.QUARANTINED: "quarantined",
     MessageState.AWAITING_APPROVAL: "held",
@@ -328,9 +328,9 @@ def _state_for(decision: Decision) -> MessageState:
 class _Reply(Exception):
     """DATA ends early with this SMTP reply, counted as this received result."""
 
-    def __init__(self, result: ReceivedResult, text: str) -> None:
+    def __init__(self, result: ReceivedResultLabel, text: str) -> None:
         super().__init__(result)
-        self.result: ReceivedResult = result
+        self.result: ReceivedResultLabel = result
         self.text = text
 
 
