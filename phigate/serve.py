@@ -30,7 +30,7 @@ from phigate.admin.dashboard import store_snapshot
 from phigate.config import HostPort, Settings, validate
 from phigate.errors import ConfigError
 from phigate.mta.delivery.throttle import KeyedRateLimiter
-from phigate.mta.submission.auth import LockoutTracker
+from phigate.mta.submission.auth import lockout_tracker
 from phigate.mta.submission.server import SubmissionServices, start_submission_server
 from phigate.observability import sdnotify
 from phigate.observability.collectors import StoreSnapshot
@@ -163,10 +163,7 @@ async def _start_smtp(settings: Settings, running: RunningServices) -> None:
         store=runtime.store,
         policy=PolicyEngine(default_rules(settings.scanner, _policy_stores(running),
                                           settings)),
-        lockouts=LockoutTracker(
-            max_failures=settings.submission.auth_max_failures,
-            base_lockout_seconds=settings.submission.auth_lockout_seconds,
-        ),
+        lockouts=lockout_tracker(settings, runtime),
         scanner=scanner,
         user_rates=_user_rates(settings.submission.rate_per_minute_per_user),
         trusted_networks=[
@@ -267,8 +264,7 @@ def _add_message_status_routes(app: Any, settings: Settings, running: RunningSer
     from phigate.http.message_status import add_message_status_routes
 
     lockouts = (running.submission.lockouts if running.submission is not None
-                else LockoutTracker(max_failures=settings.submission.auth_max_failures,
-                                    base_lockout_seconds=settings.submission.auth_lockout_seconds))
+                else lockout_tracker(settings, running.runtime))
     add_message_status_routes(app, accounts=running.runtime.accounts,
                               store=running.runtime.store, lockouts=lockouts)
 

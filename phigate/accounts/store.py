@@ -117,7 +117,8 @@ class AccountStore:
         self._readers = sessionmaker(read_only(engine), expire_on_commit=False)
 
     def add(
-        self, name: str, password: str, *, senders: Sequence[str], classes: Sequence[str]
+        self, name: str, password: str, *, senders: Sequence[str], classes: Sequence[str],
+        reply_to: Sequence[str] = (),
     ) -> Account:
         if not _NAME.match(name):
             raise UserError(f"invalid user name {name!r}: use letters, digits and ._@+-")
@@ -125,10 +126,8 @@ class AccountStore:
             raise UserError("the password is empty")
         if not senders:
             raise UserError("a user needs at least one sender address or domain")
-        unknown = [c for c in classes if c not in MESSAGE_CLASSES]
-        if unknown:
-            raise UserError(f"unknown message class {unknown[0]!r}: use "
-                            f"{', '.join(MESSAGE_CLASSES)}")
+        _check_classes(classes)
+        replies = _addresses_or_domains(reply_to, "--reply-to")
         with self._sessions.begin() as session:
             if session.get(User, name) is not None:
                 raise UserError(f"user {name!r} exists already")
@@ -140,9 +139,33 @@ class AccountStore:
                     classes=list(classes) or ["treatment"],
                     created_at=utcnow(),
                     disabled=False,
+                    reply_to=replies,
                 )
             )
         return self.get(name) or Account(name, tuple(senders), tuple(classes))
+
+    def update(self, name: str, *, senders: Sequence[str] | None = None,
+               classes: Sequence[str] | None = None,
+               reply_to: Sequence[str] | None = None) -> Account:
+        """Change what an account may do; None leaves a field as it is."""
+        if senders is not None and not senders:
+            raise UserError("a user needs at least one sender address or domain")
+        if classes is not None:
+            if not classes:
+                raise UserError("a user needs at least one message class")
+            _check_classes(classes)
+        replies = None if reply_to is None else _addresses_or_domains(reply_to, "--reply-to")
+        with self._sessions.begin() as session:
+            user = session.get(User, name)
+            if user is None:
+                raise UserError(f"no user {name!r}")
+            if senders is not None:
+                user.senders = [s.lower() for s in senders]
+            if classes is not None:
+                user.classes = list(classes)
+            if replies is not None:
+                user.reply_to = replies
+            return _account(user)
 
     def remove(self, name: str) -> None:
         with self._sessions.begin() as session:
@@ -182,7 +205,28 @@ class AccountStore:
 
 
 def _account(user: User) -> Account:
-    return Account(user.name, tuple(user.senders), tuple(user.classes), user.disabled)
+    return Account(user.name, tuple(user.senders), tuple(user.classes), user.disabled,
+                   reply_to=tuple(user.reply_to or ()))
+
+
+def _check_classes(classes: Sequence[str]) -> None:
+    unknown = [c for c in classes if c not in MESSAGE_CLASSES]
+    if unknown:
+        raise UserError(f"unknown message class {unknown[0]!r}: use "
+                        f"{', '.join(MESSAGE_CLASSES)}")
+
+
+#: An address (``local@domain``) or a bare domain, as ``senders`` and ``reply_to`` hold them.
+_ADDRESS_OR_DOMAIN = re.compile(r"^(?:[^\s@<>(),;:\"\\]+@)?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+                                r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
+
+
+def _addresses_or_domains(values: Sequence[str], option: str) -> list[str]:
+    cleaned = [v.strip().lower() for v in values if v.strip()]
+    for value in cleaned:
+        if not _ADDRESS_OR_DOMAIN.match(value):
+            raise UserError(f"{option}: not an address or a domain: {value!r}")
+    return cleaned
 
 
 _DUMMY_HASH = hash_password("phigate-timing-equaliser")

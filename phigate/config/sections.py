@@ -63,10 +63,17 @@ class SubmissionSettings:
     #: Messages per minute one account may submit (a minute's worth may come in a burst);
     #: 0 means no limit. Over it, MAIL gets ``451 4.7.1`` and the client retries.
     rate_per_minute_per_user: int = 0
-    #: Failed AUTH attempts before a client IP or user is locked out.
+    #: Failed AUTH attempts for one user name from one client IP before that pair is
+    #: locked out (guesses from elsewhere never lock the account's own client out).
     auth_max_failures: int = 5
     #: The first lockout; it doubles with each further lockout, up to a day.
     auth_lockout_seconds: int = 60
+    #: Failures for one user name from every address after which its attempts are answered
+    #: slowly (never refused; an address that logged in as it in the last day is not slowed).
+    #: A value below auth_max_failures counts as auth_max_failures.
+    auth_tarpit_failures: int = 20
+    #: Networks (CIDRs) never locked out or slowed: the practice's application servers.
+    never_lock_networks: list[str] = field(default_factory=list)
     timeout_seconds: int = 300
 
 

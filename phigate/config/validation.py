@@ -19,13 +19,14 @@ def validate(settings: Settings, *, check_files: bool = True) -> None:
     check_limits(settings)
     for warning in unlimited_warnings(settings):
         log.warning("config: %s", warning)
-    for index, network in enumerate(settings.submission.trusted_networks):
-        try:
-            ipaddress.ip_network(network, strict=False)
-        except ValueError:
-            raise ConfigError(
-                f"[submission] trusted_networks[{index}]: not a network: {network!r}"
-            ) from None
+    for key in ("trusted_networks", "never_lock_networks"):
+        for index, network in enumerate(getattr(settings.submission, key)):
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ConfigError(
+                    f"[submission] {key}[{index}]: not a network: {network!r}"
+                ) from None
     if settings.pickup.public_url and not settings.pickup.public_url.startswith("https://"):
         raise ConfigError("[pickup] public_url: must start with https://")
     if settings.submission.implicit_tls_listen:

@@ -4,8 +4,9 @@ An EHR that got ``250 2.0.0 Queued as <queue-id>`` can ask what became of each r
 (issue 13 item 5). The request is authenticated with the submission account's own
 credentials (HTTP Basic, RFC 7617), and an account sees only the messages it submitted:
 another account's id, an unknown id and a malformed id all get the same 404, so ids cannot
-be probed. Failed logins count towards the same lockouts as SMTP AUTH (per client IP and per
-user name); while locked out the answer is 429 and no password is checked.
+be probed. Failed logins count towards the same lockouts as SMTP AUTH (see
+:mod:`phigate.mta.submission.auth`: per user name and client IP, and a slower answer past the
+name's tarpit threshold); while locked out the answer is 429 and no password is checked.
 
 The answer names no PHI and nothing the sender did not give us: the queue id, the message's
 state and class, and per recipient the address, state, attempts, when the next attempt is
@@ -32,7 +33,7 @@ from typing import Any
 from aiohttp import web
 
 from phigate.accounts.store import Account, AccountStore
-from phigate.mta.submission.auth import LockoutTracker
+from phigate.mta.submission.auth import LockoutTracker, authenticate
 from phigate.observability.logs import log_event
 from phigate.queue.models import PENDING_RECIPIENT_STATES
 from phigate.queue.store import SqlQueueStore, UnknownMessage
@@ -74,17 +75,15 @@ class MessageStatus:
         if not request.secure and not _loopback(ip):
             log_event(log, "status_refused_plaintext", level=logging.WARNING, ip=ip)
             return _error(403, "use HTTPS: credentials are not accepted over plain HTTP")
-        locked = self._lockouts.locked_for(ip, credentials.user)
-        if locked > 0:
+        login = await authenticate(self._lockouts, self._accounts, ip, credentials.user,
+                                   credentials.password)
+        if login.locked_for > 0:
             return _error(429, "too many failed logins; try again later",
-                          {"Retry-After": str(math.ceil(locked))})
-        account = await asyncio.to_thread(self._accounts.authenticate, credentials.user,
-                                          credentials.password)
+                          {"Retry-After": str(math.ceil(login.locked_for))})
+        account = login.account
         if account is None:
-            self._lockouts.failure(ip, credentials.user)
             log_event(log, "status_auth_failed", level=logging.WARNING, ip=ip)
             return _error(401, "authentication failed", _CHALLENGE)
-        self._lockouts.success(ip, credentials.user)
         view = await self._own_message(account, request.match_info.get("queue_id", ""))
         if view is None:
             return _error(404, "no such message")

@@ -256,6 +256,29 @@ class User(Base):
     classes: Mapped[list[Any]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime]
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Reply-To: addresses (``a@b``) or domains (``b``) allowed besides ``senders``.
+    reply_to: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+
+class AuthFailures(Base):
+    """Failed logins of one account name, and its lockouts, in the database so that every
+    process and node shares them and the CLI and TUI can show and clear them.
+
+    One row per (name, client IP) holds what refuses that pair; the row with ``client_ip``
+    ``""`` counts the name's failures from everywhere, which only slow answers down (a
+    tarpit). ``last_success_at`` on a pair row exempts that IP from the tarpit.
+    """
+
+    __tablename__ = "auth_failures"
+
+    username: Mapped[str] = mapped_column(String(255), primary_key=True)
+    client_ip: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    #: Lockouts so far: each doubles the next one (reset after a day without failures).
+    lockouts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    last_failure_at: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
 
 
 class MtaStsPolicyRow(Base):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
+from phigate.mta.submission.auth import authenticate
 from phigate.mta.submission.requiretls import RequireTlsMixin
 from phigate.mta.submission.services import peer_ip
 from phigate.mta.submission.sessions import SessionCap, refuse_full
@@ -156,20 +157,20 @@ class PhigateSMTP(RequireTlsMixin, SMTP):
         user = credentials.login.decode("utf-8", "replace")
         password = credentials.password.decode("utf-8", "replace")
         lockouts = self.services.lockouts
-        if lockouts.locked_for(ip, user) > 0:
+        login = await authenticate(lockouts, self.services.accounts, ip, user, password)
+        if login.locked_for > 0:
             log_event(log, "auth_locked_out", level=logging.WARNING, ip=ip)
             METRICS.record_auth_failure("locked_out")
             return AuthResult(success=False, handled=False,
                               message="454 4.7.0 Too many failed logins, try again later")
-        account = await asyncio.to_thread(self.services.accounts.authenticate, user, password)
+        account = login.account
         if account is None:
             METRICS.record_auth_failure("bad_credentials")
-            for kind in lockouts.failure(ip, user):
-                METRICS.record_auth_lockout(kind)
+            if login.locked_now:
+                METRICS.record_auth_lockout("client_ip")  # this name from this address
             log_event(log, "auth_failed", level=logging.WARNING, ip=ip,
                       failures_total=lockouts.failures_total)
             return AuthResult(success=False, handled=False)
-        lockouts.success(ip, user)
         log_event(log, "auth_ok", ip=ip, user=account.name)
         return AuthResult(success=True, handled=False, auth_data=account)
 
