@@ -299,6 +299,11 @@ async def _start_delivery(settings: Settings, running: RunningServices) -> None:
     from phigate.policy.incidents import IncidentStore
 
     runtime = running.runtime
+    # A previous run of this node that was killed left its leases: give them back now,
+    # so its mail goes out at once instead of after [delivery] lease_seconds.
+    node = settings.server.node()
+    released = await asyncio.to_thread(runtime.store.release_node_leases, node)
+    log_event(log, "delivery_leases_taken_back", node=node, released=released)
     signer, _ = _feedback(settings, running)
     scheduler = DeliveryScheduler(
         settings, runtime.store, tokens=signer,

@@ -6,6 +6,7 @@ A key's type is what the loader (:mod:`phigate.config.loading`) accepts: a choic
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -42,6 +43,13 @@ class ServerSettings:
     hostname: str = "localhost"
     #: Directory for state (the SQLite database by default).
     state_dir: Path = Path("/var/lib/phigate")
+    #: This node's stable name, the owner of its delivery leases across restarts (empty:
+    #: the host name). At start a node gives back the leases its last run left behind.
+    node_name: str = ""
+
+    def node(self) -> str:
+        """``node_name``, or the host name when it is empty."""
+        return self.node_name or socket.gethostname()
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 from pathlib import Path
 
 from phigate.config.limits import check_limits, unlimited_warnings
@@ -11,12 +12,16 @@ from phigate.config.sections import HostPort, Settings
 from phigate.errors import ConfigError
 
 log = logging.getLogger("phigate.config")
+#: A lease owner is ``NODE:PID:RANDOM``: a node name holds no ':' (nor LIKE wildcards).
+_NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 def validate(settings: Settings, *, check_files: bool = True) -> None:
     """Semantic checks beyond types (the loader checks choices): networks, addresses,
     readable key and certificate files; limits above zero (:mod:`phigate.config.limits`)."""
     check_limits(settings)
+    if settings.server.node_name and not _NODE_NAME.fullmatch(settings.server.node_name):
+        raise ConfigError("[server] node_name: 1-64 letters, digits, '.', '_' or '-'")
     for warning in unlimited_warnings(settings):
         log.warning("config: %s", warning)
     for key in ("trusted_networks", "never_lock_networks"):

@@ -281,6 +281,14 @@ class SqlQueueStore:
         with self.writing() as session:
             return transitions.release_leases(session, owner)
 
+    def release_node_leases(self, node: str) -> int:
+        """At start: give back the leases this node's previous run held (killed before it
+        could). On SQLite the queue has one node, so every lease is ours; on PostgreSQL only
+        the leases owned by ``node`` (other nodes' deliveries go on)."""
+        everyone = self.engine.dialect.name == "sqlite"
+        with self.writing() as session:
+            return transitions.release_node_leases(session, None if everyone else node)
+
     def reclaim_expired_leases(self, now: datetime) -> int:
         """Clear leases that ran out (their owner died); claims ignore them anyway."""
         with self.writing() as session:

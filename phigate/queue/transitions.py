@@ -200,6 +200,17 @@ def release_leases(session: Session, owner: str) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+def release_node_leases(session: Session, node: str | None) -> int:
+    """Give back the leases a previous run of ``node`` left (it was killed): every lease
+    when ``node`` is None (a single-node SQLite queue has no other owner). Owners are
+    ``NODE:PID:RANDOM``, see the scheduler."""
+    query = update(_RECIPIENTS).where(_RECIPIENTS.c.lease_owner.is_not(None))
+    if node is not None:
+        query = query.where(_RECIPIENTS.c.lease_owner.startswith(f"{node}:", autoescape=True))
+    result = session.execute(query.values(_NO_LEASE))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def reclaim_expired_leases(session: Session, now: datetime) -> int:
     """Clear leases that ran out (their owner died); claims ignore them anyway."""
     result = session.execute(update(_RECIPIENTS).where(_RECIPIENTS.c.lease_until.is_not(None),

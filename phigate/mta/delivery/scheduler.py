@@ -31,7 +31,6 @@ import logging
 import os
 import random
 import secrets
-import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -119,7 +118,9 @@ class DeliveryScheduler:
         self._tokens = tokens if tokens is not None else _default_tokens(settings, store)
         # Secure pickup (issue 18): PHI without an acceptable TLS route waits on our page.
         self._pickup = PickupSwitch.maybe(settings, store)
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        # NODE:PID:RANDOM: the node name ([server] node_name) is stable across restarts,
+        # so a restarted node finds the leases its killed predecessor held (serve).
+        self.owner = owner or f"{settings.server.node()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._rng = rng or random.Random()  # noqa: S311 - retry jitter, not security
         self._retry = RetrySchedule(
             base_seconds=self._delivery.retry_base_seconds,
