@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from phigate.queue.models import MessageClass
 from phigate.queue.views import MessageView
 
 
@@ -53,7 +54,7 @@ class QuarantineItem:
     message_id: str
     created_at: datetime
     sender: str
-    message_class: str
+    message_class: MessageClass
     phi_verdict: str
     phi_categories: list[str]
     reason: str | None

@@ -19,6 +19,7 @@ from phigate.errors import UserError
 from phigate.queue.models import (
     PENDING_RECIPIENT_STATES,
     Message,
+    MessageClass,
     MessageState,
     Recipient,
     RecipientState,
@@ -45,6 +46,9 @@ class QueueFilter:
     def __post_init__(self) -> None:
         if self.state not in STATE_CHOICES:
             raise UserError(f"unknown state {self.state!r}: use one of {', '.join(STATE_CHOICES)}")
+        if self.message_class and self.message_class not in set(MessageClass):
+            classes = ", ".join(MessageClass)
+            raise UserError(f"unknown class {self.message_class!r}: use one of {classes}")
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ class QueueRow:
     sender: str
     recipient: str
     domain: str
-    message_class: str
+    message_class: MessageClass
     phi_verdict: str
     attempts: int
     next_attempt_at: datetime

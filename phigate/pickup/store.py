@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from phigate.audit.log import Actor, AuditLog
 from phigate.pickup.credentials import PickupKeys, session_hash
 from phigate.queue.crypto import DecryptionError, SealedBody
+from phigate.queue.models import MessageClass
 from phigate.queue.pickup_models import Pickup, PickupState
 from phigate.queue.store import SqlQueueStore
 
@@ -52,7 +53,7 @@ class PickupView:
     message_id: str
     address: str
     sender: str
-    message_class: str
+    message_class: MessageClass
     state: PickupState
     expires_at: datetime
     question: str | None

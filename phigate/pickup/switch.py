@@ -21,7 +21,7 @@ from phigate.pickup.content import second_factor
 from phigate.pickup.mail import Practice, notice
 from phigate.pickup.store import PickupEvent, PickupStore
 from phigate.queue import transitions
-from phigate.queue.models import Attempt, Recipient, RecipientState
+from phigate.queue.models import Attempt, MessageClass, Recipient, RecipientState
 from phigate.queue.pickup_models import Pickup, PickupState
 from phigate.queue.store import ClaimedRecipient, NewMessage, SqlQueueStore
 from phigate.queue.transitions import AttemptRecord
@@ -84,7 +84,7 @@ class PickupSwitch:
             sender=practice.address, recipients=[claimed.address],
             body=notice(practice, to=claimed.address, link=link_for(self._settings, token.token),
                         expires=expires, now=now),
-            message_class="operations"), now=now)
+            message_class=MessageClass.OPERATIONS), now=now)
         with self._store.writing() as session:
             recipient = session.get(Recipient, claimed.recipient_id)
             if recipient is None or recipient.lease_owner != owner:

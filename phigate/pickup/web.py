@@ -33,6 +33,7 @@ from phigate.pickup.metrics import PICKUP_EVENTS
 from phigate.pickup.store import CodeCheck, PickupEvent, PickupStore, PickupView
 from phigate.pickup.switch import practice_of
 from phigate.queue.crypto import DecryptionError
+from phigate.queue.models import MessageClass
 from phigate.queue.pickup_models import PickupState
 from phigate.queue.store import NewMessage, SqlQueueStore
 
@@ -142,7 +143,7 @@ class PickupPages:
         # Only ever to the recipient address the row holds, whatever the client sends.
         await asyncio.to_thread(self._store.enqueue, NewMessage(
             sender=practice.address, recipients=[view.address], body=body,
-            message_class="operations"), now=now)
+            message_class=MessageClass.OPERATIONS), now=now)
         self._event(PickupEvent.CODE_REQUESTED)
         return self._html(pages.code_form(self._practice, token, question=view.question,
                                           sent=True))

@@ -31,6 +31,7 @@ from phigate.errors import UserError
 from phigate.policy.addresses import valid_forward_path
 from phigate.policy.queue_effects import cancel_pending, normalize_address
 from phigate.queue.db import read_only
+from phigate.queue.models import MessageClass
 from phigate.queue.policy_models import Consent, ConsentEvent, ConsentPurpose
 
 PURPOSES = tuple(purpose.value for purpose in ConsentPurpose)
@@ -173,10 +174,10 @@ class ConsentStore:
         reason = f"cancelled: {purpose.value} consent revoked"
         if purpose == ConsentPurpose.MARKETING:
             return cancel_pending(session, change.address, now=now, reason=reason,
-                                  message_class="marketing")
+                                  message_class=MessageClass.MARKETING)
         if purpose == ConsentPurpose.HIPAA_MARKETING_AUTHORIZATION:
             return cancel_pending(session, change.address, now=now, reason=reason,
-                                  message_class="marketing", phi_only=True)
+                                  message_class=MessageClass.MARKETING, phi_only=True)
         return cancel_pending(session, change.address, now=now, reason=reason, phi_only=True)
 
     def holders(self, addresses: Iterable[str], purpose: str, *, now: datetime | None = None

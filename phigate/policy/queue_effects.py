@@ -15,7 +15,7 @@ from sqlalchemy import and_, func
 from sqlalchemy.orm import Session
 
 from phigate.queue import transitions
-from phigate.queue.models import Message, Recipient
+from phigate.queue.models import Message, MessageClass, Recipient
 from phigate.queue.store import domain_of
 
 
@@ -30,7 +30,7 @@ def cancel_pending(
     *,
     now: datetime,
     reason: str,
-    message_class: str | None = None,
+    message_class: MessageClass | None = None,
     phi_only: bool = False,
 ) -> list[str]:
     """Cancel the address's queued/deferred copies; return the ids of their messages.

@@ -22,6 +22,7 @@ from phigate.errors import UserError
 from phigate.observability.metrics import METRICS
 from phigate.policy.queue_effects import cancel_pending, normalize_address
 from phigate.queue.db import read_only
+from phigate.queue.models import MessageClass
 from phigate.queue.policy_models import Suppression, SuppressionScope
 
 SCOPES = tuple(scope.value for scope in SuppressionScope)
@@ -103,7 +104,7 @@ class SuppressionStore:
                                 created_at=now))
         cancelled = cancel_pending(
             session, address, now=now, reason=f"cancelled: suppressed ({kind})",
-            message_class="marketing" if scope == SuppressionScope.MARKETING else None,
+            message_class=MessageClass.MARKETING if scope == SuppressionScope.MARKETING else None,
         )
         self._audit.record(
             actor, "suppression.add", session=session,

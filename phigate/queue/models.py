@@ -129,7 +129,8 @@ class Message(Base):
     username: Mapped[str | None] = mapped_column(String(255))
     client_ip: Mapped[str | None] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(Integer)
-    message_class: Mapped[str] = mapped_column(String(32), default="treatment")
+    message_class: Mapped[MessageClass] = mapped_column(_enum(MessageClass),
+                                                       default=MessageClass.TREATMENT)
     campaign_id: Mapped[str | None] = mapped_column(String(128), index=True)
     #: The scanner's verdict: none | identifiers | phi; the categories, never the text.
     phi_verdict: Mapped[str] = mapped_column(String(16), default="none")

@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from phigate.queue.models import Base, BigId, _enum
+from phigate.queue.models import Base, BigId, MessageClass, _enum
 
 
 class PickupState(enum.StrEnum):
@@ -44,7 +44,7 @@ class Pickup(Base):
         ForeignKey("recipients.id", ondelete="CASCADE"), unique=True)
     address: Mapped[str] = mapped_column(String(320))
     sender: Mapped[str] = mapped_column(String(998))
-    message_class: Mapped[str] = mapped_column(String(32))
+    message_class: Mapped[MessageClass] = mapped_column(_enum(MessageClass))
     state: Mapped[PickupState] = mapped_column(_enum(PickupState), index=True)
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)

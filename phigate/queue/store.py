@@ -33,6 +33,7 @@ from phigate.queue.models import (
     PENDING_RECIPIENT_STATES,
     Message,
     MessageBody,
+    MessageClass,
     MessageState,
     Recipient,
     RecipientState,
@@ -61,7 +62,7 @@ class NewMessage:
     body: bytes
     username: str | None = None
     client_ip: str | None = None
-    message_class: str = "treatment"
+    message_class: MessageClass = MessageClass.TREATMENT
     campaign_id: str | None = None
     phi_verdict: str = "none"
     phi_score: float = 0.0
@@ -83,7 +84,7 @@ class ClaimedRecipient:
     phi: bool
     sender: str
     created_at: datetime
-    message_class: str
+    message_class: MessageClass
     campaign_id: str | None
     require_tls: bool = False
     #: The sender was already told this recipient is delayed.

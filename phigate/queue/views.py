@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from phigate.queue.models import Message, MessageState, Recipient, RecipientState
+from phigate.queue.models import Message, MessageClass, MessageState, Recipient, RecipientState
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class MessageView:
     username: str | None
     client_ip: str | None
     size: int
-    message_class: str
+    message_class: MessageClass
     campaign_id: str | None
     phi_verdict: str
     phi_categories: list[str]

@@ -27,7 +27,7 @@ from phigate.policy.open_tracking import (
     classify_fetch,
 )
 from phigate.policy.tokens import TokenSigner
-from phigate.queue.models import AuditEvent
+from phigate.queue.models import AuditEvent, MessageClass
 from phigate.queue.policy_models import CampaignOpens, OpenHour, OpenMark
 from phigate.runtime import Runtime
 
@@ -64,7 +64,7 @@ def _pixels(body: bytes) -> list[str]:
 
 
 def _decorate(body: bytes = HTML_MAIL, *, recipient: str = "fan@example.org",
-              message_class: str = "marketing", phi: bool = False,
+              message_class: MessageClass = MessageClass.MARKETING, phi: bool = False,
               settings: object = SETTINGS) -> list[str]:
     out = decorate(body, recipient=recipient, sender="news@practice.test",
                    message_class=message_class, campaign_id="flu-2026",
@@ -77,7 +77,7 @@ def test_pixel_only_in_opted_in_marketing_without_phi_over_https() -> None:
     assert url.startswith("https://relay.practice.test/o/flu-2026/")
     assert "fan" not in url and "example.org" not in url
     assert _decorate(recipient="fan@example.org") != [url]  # a fresh nonce per copy
-    assert _decorate(message_class="treatment") == []
+    assert _decorate(message_class=MessageClass.TREATMENT) == []
     assert _decorate(phi=True) == []  # marketing under a HIPAA authorization: never tracked
     assert _decorate(HTML_MAIL.replace(b"X-Phigate-Track-Opens: yes\r\n", b"")) == []
     assert _decorate(HTML_MAIL.replace(b"Track-Opens: yes", b"Track-Opens: no")) == []
@@ -206,8 +206,8 @@ async def test_serve_mounts_the_pixel_on_the_http_listener(
         settings = running.runtime.settings
         signer = TokenSigner.from_key_file(key_file)
         out = decorate(HTML_MAIL, recipient="fan@example.org", sender="news@practice.test",
-                       message_class="marketing", campaign_id="flu-2026", settings=settings,
-                       signer=signer)
+                       message_class=MessageClass.MARKETING, campaign_id="flu-2026",
+                       settings=settings, signer=signer)
         [url] = _pixels(out.body)
         base = f"http://127.0.0.1:{settings.http.listen.port}"
         assert (await _fetch(base, url, THUNDERBIRD)).status == 200

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from phigate.admin import AccessDenied, AdminService, QueueFilter
 from phigate.admin.actions import ActionRefused
+from phigate.errors import UserError
 from phigate.queue.crypto import DecryptionError
 from phigate.queue.models import Message, MessageState, RecipientState
 from phigate.runtime import Runtime
@@ -59,6 +60,9 @@ def test_filters_by_domain_state_sender_class_and_age(operator: AdminService,
             operator.page(QueueFilter(message_class="marketing")).rows] == ["marketing"]
     assert {r.message_id for r in operator.page(QueueFilter(state="held")).rows} == {held}
     assert operator.count(QueueFilter(state="delivered")) == 0
+    # A class that does not exist is the user's typo, said as such (the column is an enum).
+    with pytest.raises(UserError, match="unknown class 'marketting'"):
+        QueueFilter(message_class="marketting")
 
 
 def test_hold_release_retry_are_applied_and_audited(operator: AdminService, enqueue: Enqueue,

@@ -21,7 +21,7 @@ from phigate.admin_tui.app import AdminApp
 from phigate.audit.log import Actor
 from phigate.policy.consent import ConsentChange
 from phigate.queue import store as store_module
-from phigate.queue.models import DeferReason, MessageState
+from phigate.queue.models import DeferReason, MessageClass, MessageState
 from phigate.queue.store import NewMessage
 from phigate.runtime import Runtime
 
@@ -51,7 +51,7 @@ def seeded(runtime: Runtime, make_service: Callable[..., AdminService],
     for index in range(6):
         put([f"patient{index}@mail.example", f"family{index}@inbox.example"], 3 + index * 9)
     put(["news@list.example"], 300, state=MessageState.QUARANTINED, phi_verdict="phi",
-        phi_categories=["MEDICAL_RECORD_NUMBER"], message_class="marketing",
+        phi_categories=["MEDICAL_RECORD_NUMBER"], message_class=MessageClass.MARKETING,
         hold_reason="PHI in marketing mail", rule_hits=[{"rule": "phi-marketing",
                                                           "action": "quarantine",
                                                           "reason": "PHI in marketing mail"}])
@@ -102,7 +102,8 @@ def policy_seeded(seeded: AdminService) -> AdminService:
 
     def put(recipients: list[str], campaign: str, **fields: Any) -> None:
         store.enqueue(NewMessage(sender="news@practice.test", recipients=recipients, body=BODY,
-                                 message_class="marketing", campaign_id=campaign, **fields),
+                                 message_class=MessageClass.MARKETING, campaign_id=campaign,
+                                 **fields),
                       now=NOW - timedelta(minutes=30))
 
     put(["a@mail.example", "b@mail.example", "c@mail.example"], "flu-shots-2026",
@@ -188,7 +189,7 @@ def campaign_history(policy_seeded: AdminService) -> AdminService:
                       now=NOW - timedelta(hours=13))
     message_id = store.enqueue(NewMessage(
         sender="news@practice.test", recipients=[f"r{n}@mail.example" for n in range(120)],
-        body=BODY, message_class="marketing", campaign_id="autumn-recall"),
+        body=BODY, message_class=MessageClass.MARKETING, campaign_id="autumn-recall"),
         now=NOW - timedelta(hours=13))
     with store.writing() as session:
         recipients = session.scalars(select(Recipient).where(

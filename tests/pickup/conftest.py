@@ -30,6 +30,7 @@ from phigate.mta.delivery.scheduler import DeliveryScheduler
 from phigate.pickup.web import PickupPages
 from phigate.queue.crypto import MasterKey
 from phigate.queue.db import make_engine, upgrade
+from phigate.queue.models import MessageClass
 from phigate.queue.store import NewMessage, SqlQueueStore
 
 PRACTICE = "clinic@practice.test"
@@ -85,7 +86,7 @@ class PickupWorld:
         await self.scheduler().run_until_empty()
 
     def enqueue_phi(self, body: bytes | None = None, *, to: str = PATIENT,
-                    message_class: str = "treatment") -> str:
+                    message_class: MessageClass = MessageClass.TREATMENT) -> str:
         return self.store.enqueue(NewMessage(
             sender=PRACTICE, recipients=[to], body=body or phi_message(to=to),
             phi_verdict="phi", message_class=message_class), now=self.clock.now())

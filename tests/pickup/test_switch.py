@@ -11,7 +11,7 @@ from sqlalchemy import select
 from phigate.audit.log import AuditLog
 from phigate.config import DomainPolicy
 from phigate.mta.delivery.dkim import dns_record
-from phigate.queue.models import Attempt, Recipient, RecipientState
+from phigate.queue.models import Attempt, MessageClass, Recipient, RecipientState
 from phigate.queue.pickup_models import Pickup, PickupState
 
 from .conftest import PATIENT, PHI_FILE, PHI_STRINGS, PRACTICE, PickupWorld
@@ -80,7 +80,7 @@ async def test_certificate_failures_wait_after_seconds_before_switching(
 
 async def test_a_class_or_domain_without_pickup_keeps_waiting(pickup_world: PickupWorld) -> None:
     world = pickup_world
-    marketing = world.enqueue_phi(message_class="marketing")
+    marketing = world.enqueue_phi(message_class=MessageClass.MARKETING)
     await world.deliver()
     assert _recipient(world, marketing).state is RecipientState.DEFERRED
     delivery = dataclasses.replace(world.settings.delivery,

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from phigate.cli.main import main
 from phigate.config import Settings
-from phigate.queue.models import Message, MessageState
+from phigate.queue.models import Message, MessageClass, MessageState
 from phigate.queue.store import NewMessage
 from phigate.runtime import Runtime
 
@@ -96,7 +96,7 @@ def test_consent_import_is_all_or_nothing(run: Run, tmp_path: Path) -> None:
 def test_suppress_add_list_remove(run: Run, runtime: Runtime) -> None:
     queued = runtime.store.enqueue(NewMessage(sender="news@practice.test",
                                               recipients=["x@example.org"], body=b"\r\n",
-                                              message_class="marketing"))
+                                              message_class=MessageClass.MARKETING))
     status, out, _ = run("suppress", "add", "x@example.org", "--scope", "marketing",
                          "--reason", "asked at the front desk")
     assert status == 0 and "cancelled" in out
@@ -114,7 +114,7 @@ def test_campaign_approve_and_pause_tell_the_senders_when_their_class_asks(
         run: Run, runtime: Runtime) -> None:
     waiting = runtime.store.enqueue(NewMessage(
         sender="news@practice.test", recipients=["fan@example.org"],
-        body=b"Message-ID: <m1@practice.test>\r\n\r\nhi\r\n", message_class="marketing",
+        body=b"Message-ID: <m1@practice.test>\r\n\r\nhi\r\n", message_class=MessageClass.MARKETING,
         campaign_id="spring", state=MessageState.AWAITING_APPROVAL,
         hold_reason="campaign spring awaiting approval"))
     notices_config = '[policy]\nreview_notice_classes = ["marketing"]\n'
@@ -143,7 +143,8 @@ def test_campaign_approve_records_approver_ip_time_and_releases(
 ) -> None:
     waiting = runtime.store.enqueue(NewMessage(
         sender="news@practice.test", recipients=["fan@example.org"], body=b"\r\n",
-        message_class="marketing", campaign_id="spring", state=MessageState.AWAITING_APPROVAL,
+        message_class=MessageClass.MARKETING, campaign_id="spring",
+        state=MessageState.AWAITING_APPROVAL,
         hold_reason="campaign spring awaiting approval"))
     [listed] = json.loads(run("campaign", "list", "--json")[1])
     assert (listed["id"], listed["state"], listed["awaiting_approval"]) == ("spring", "pending",

@@ -17,7 +17,7 @@ from phigate.config import Settings
 from phigate.mta.delivery.decorate import decorate
 from phigate.policy.tokens import TokenSigner, unsubscribe_headers
 from phigate.queue.db import make_engine, upgrade
-from phigate.queue.models import Message, MessageState, RecipientState
+from phigate.queue.models import Message, MessageClass, MessageState, RecipientState
 from phigate.queue.policy_models import Campaign, FeedbackEvent
 from phigate.queue.store import NewMessage
 from phigate.serve import start_services, stop_services
@@ -41,7 +41,7 @@ async def deliver(relay: PolicyRelay, recipient: str, content: bytes, sender: st
 
 
 def verp(relay: PolicyRelay, signer: TokenSigner, recipient: str, *,
-         message_class: str = "treatment", campaign: str | None = None) -> str:
+         message_class: MessageClass = MessageClass.TREATMENT, campaign: str | None = None) -> str:
     return decorate(b"Subject: x\r\n\r\nbody\r\n", recipient=recipient,
                     sender="news@practice.test", message_class=message_class,
                     campaign_id=campaign, settings=relay.settings, signer=signer).mail_from
@@ -71,7 +71,8 @@ def arf(returned_headers: str, feedback_type: str = "abuse") -> bytes:
     ).encode()
 
 
-def enqueue(relay: PolicyRelay, recipients: list[str], *, message_class: str = "treatment",
+def enqueue(relay: PolicyRelay, recipients: list[str], *,
+            message_class: MessageClass = MessageClass.TREATMENT,
             campaign: str | None = None) -> str:
     return relay.runtime.store.enqueue(NewMessage(
         sender="news@practice.test", recipients=recipients, body=b"Subject: x\r\n\r\nhi\r\n",
@@ -144,11 +145,11 @@ def campaign_with_ten_delivered(relay: PolicyRelay) -> tuple[str, str]:
     store = relay.runtime.store
     relay.stores.campaigns.approve("spring", actor=ADMIN)
     sent = enqueue(relay, [f"p{i}@example.org" for i in range(10)],
-                   message_class="marketing", campaign="spring")
+                   message_class=MessageClass.MARKETING, campaign="spring")
     now = datetime.now(UTC)
     for claimed in store.claim_due("test", now=now, limit=100, lease_seconds=60):
         assert delivered(store, claimed.recipient_id, "test", now=now)
-    waiting = enqueue(relay, ["later@example.org"], message_class="marketing",
+    waiting = enqueue(relay, ["later@example.org"], message_class=MessageClass.MARKETING,
                       campaign="spring")
     return sent, waiting
 

@@ -36,6 +36,7 @@ from phigate.policy.tokens import (
     unsubscribe_headers,
     verp_address,
 )
+from phigate.queue.models import MessageClass
 
 _REPLACED = (b"list-unsubscribe", b"list-unsubscribe-post")
 
@@ -64,7 +65,7 @@ def decorate(
     *,
     recipient: str,
     sender: str,
-    message_class: str,
+    message_class: MessageClass,
     campaign_id: str | None,
     settings: Settings,
     signer: TokenSigner | None,

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from phigate.queue.models import MessageClass
 from phigate.queue.store import NewMessage, QueueStore
 
 
@@ -23,5 +24,5 @@ def queue_report(store: QueueStore, *, recipients: Sequence[str], body: bytes, p
     report on the caller's clock (due at once, also under a test clock).
     """
     return store.enqueue(NewMessage(sender="", recipients=list(recipients), body=body,
-                                    message_class="operations",
+                                    message_class=MessageClass.OPERATIONS,
                                     phi_verdict="phi" if phi else "none"), now=now)

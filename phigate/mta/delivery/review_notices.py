@@ -39,7 +39,7 @@ from phigate.config import Settings
 from phigate.mta.delivery.dsn import FailedRecipient, build_dsn
 from phigate.mta.delivery.reports import queue_report
 from phigate.observability.logs import log_event
-from phigate.queue.models import PENDING_RECIPIENT_STATES, MessageState
+from phigate.queue.models import PENDING_RECIPIENT_STATES, MessageClass, MessageState
 from phigate.queue.store import NewMessage, SqlQueueStore
 
 log = logging.getLogger("phigate.review_notices")
@@ -84,7 +84,7 @@ class ReviewedMessage:
     queue_id: str
     sender: str
     recipients: Sequence[str]
-    message_class: str
+    message_class: MessageClass
     phi: bool
     arrival: datetime
     #: The original message, read only for its Message-ID (None: purged or unreadable).

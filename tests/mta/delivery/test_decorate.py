@@ -7,6 +7,7 @@ from email import message_from_bytes, policy
 from phigate.config import settings_from_mapping
 from phigate.mta.delivery.decorate import decorate
 from phigate.policy.tokens import TokenSigner, token_in_address
+from phigate.queue.models import MessageClass
 
 SIGNER = TokenSigner(b"k" * 32)
 SETTINGS = settings_from_mapping({
@@ -22,7 +23,7 @@ BODY = (b"From: news@practice.test\r\nTo: fan@example.org\r\n"
 
 def test_marketing_gets_verp_one_click_headers_and_a_visible_footer() -> None:
     out = decorate(BODY, recipient="fan@example.org", sender="news@practice.test",
-                   message_class="marketing", campaign_id="spring", settings=SETTINGS,
+                   message_class=MessageClass.MARKETING, campaign_id="spring", settings=SETTINGS,
                    signer=SIGNER)
     kind, token = token_in_address(out.mail_from) or ("", "")
     assert out.mail_from.endswith("@bounces.practice.test") and kind == "verp"
@@ -51,16 +52,17 @@ def test_marketing_gets_verp_one_click_headers_and_a_visible_footer() -> None:
 
 def test_treatment_gets_verp_only_and_null_sender_stays_null() -> None:
     out = decorate(BODY, recipient="pat@example.org", sender="desk@practice.test",
-                   message_class="treatment", campaign_id=None, settings=SETTINGS,
+                   message_class=MessageClass.TREATMENT, campaign_id=None, settings=SETTINGS,
                    signer=SIGNER)
     assert out.mail_from.startswith("bounces+") and out.body == BODY
-    dsn = decorate(BODY, recipient="pat@example.org", sender="", message_class="operations",
-                   campaign_id=None, settings=SETTINGS, signer=SIGNER)
+    dsn = decorate(BODY, recipient="pat@example.org", sender="",
+                   message_class=MessageClass.OPERATIONS, campaign_id=None,
+                   settings=SETTINGS, signer=SIGNER)
     assert dsn.mail_from == ""
 
 
 def test_without_token_key_nothing_changes() -> None:
     out = decorate(BODY, recipient="fan@example.org", sender="news@practice.test",
-                   message_class="marketing", campaign_id="spring", settings=SETTINGS,
+                   message_class=MessageClass.MARKETING, campaign_id="spring", settings=SETTINGS,
                    signer=None)
     assert (out.mail_from, out.body) == ("news@practice.test", BODY)

@@ -23,7 +23,7 @@ from phigate.mta.delivery.dkim import DkimSigner, dns_record, generate_key
 from phigate.mta.delivery.scheduler import DeliveryScheduler
 from phigate.queue.crypto import MasterKey
 from phigate.queue.db import make_engine, upgrade
-from phigate.queue.models import Message, Recipient, RecipientState
+from phigate.queue.models import Message, MessageClass, Recipient, RecipientState
 from phigate.queue.store import NewMessage, SqlQueueStore
 
 from .conftest import FakeClock
@@ -69,7 +69,7 @@ class Hops:
     def enqueue_phi(self, recipient: str = "jane@example.test") -> str:
         return self.store.enqueue(NewMessage(
             sender=SENDER, recipients=[recipient], body=PHI_BODY, phi_verdict="phi",
-            message_class="treatment"), now=self.clock.now())
+            message_class=MessageClass.TREATMENT), now=self.clock.now())
 
     async def run_until_final(self, message_id: str) -> None:
         for _ in range(200):

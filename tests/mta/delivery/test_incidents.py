@@ -18,7 +18,7 @@ from phigate.policy.incidents import IncidentStore
 from phigate.policy.suppression import SuppressionStore
 from phigate.queue.crypto import MasterKey
 from phigate.queue.db import make_engine, upgrade
-from phigate.queue.models import Recipient, RecipientState
+from phigate.queue.models import MessageClass, Recipient, RecipientState
 from phigate.queue.store import NewMessage, SqlQueueStore
 
 from .conftest import FakeClock
@@ -27,7 +27,7 @@ SENDER = "clinic@practice.test"
 BLOCKED = "550 5.7.1 Service unavailable, client host [127.0.0.1] blocked using a DNSBL"
 
 
-def body(message_class: str) -> bytes:
+def body(message_class: MessageClass) -> bytes:
     return (f"From: Clinic <{SENDER}>\r\nTo: patient@example.test\r\nSubject: News\r\n"
             f"Message-ID: <{message_class}@practice.test>\r\n\r\nHello.\r\n").encode()
 
@@ -67,7 +67,7 @@ async def test_blocked_at_rcpt_opens_an_incident_and_holds_marketing_only(
     def scheduler() -> DeliveryScheduler:
         return DeliveryScheduler(settings, store, clock=clock, incidents=watch)
 
-    def enqueue(recipient: str, message_class: str) -> str:
+    def enqueue(recipient: str, message_class: MessageClass) -> str:
         return store.enqueue(NewMessage(sender=SENDER, recipients=[recipient],
                                         body=body(message_class),
                                         message_class=message_class), now=clock.now())
@@ -79,21 +79,21 @@ async def test_blocked_at_rcpt_opens_an_incident_and_holds_marketing_only(
             return found
 
     sink.script_rcpt("pat@example.test", BLOCKED)
-    first = enqueue("pat@example.test", "marketing")
+    first = enqueue("pat@example.test", MessageClass.MARKETING)
     await scheduler().run_until_empty()
     assert recipient(first).state is RecipientState.BOUNCED
     assert SuppressionStore(store.engine, audit).entries() == []  # nobody suppressed
     [incident] = incidents.entries()
     assert (incident.domain, incident.reason, incident.count) == ("example.test", "blocked", 1)
 
-    held = enqueue("lee@example.test", "marketing")
+    held = enqueue("lee@example.test", MessageClass.MARKETING)
     await scheduler().run_until_empty()
     waiting = recipient(held)
     assert waiting.state is RecipientState.DEFERRED and waiting.last_text == HOLD_TEXT
     assert waiting.next_attempt_at == incident.hold_until
     assert ("RCPT", "lee@example.test") not in sink.commands  # not even tried
 
-    reminder = enqueue("kim@example.test", "treatment")
+    reminder = enqueue("kim@example.test", MessageClass.TREATMENT)
     await scheduler().run_until_empty()
     assert ("RCPT", "kim@example.test") in sink.commands  # treatment keeps its schedule
     assert recipient(reminder).state is RecipientState.DELIVERED

@@ -20,7 +20,7 @@ from phigate.mta.delivery.outcomes import AttemptResult
 from phigate.mta.delivery.scheduler import DeliveryScheduler
 from phigate.queue.crypto import MasterKey
 from phigate.queue.db import make_engine, upgrade
-from phigate.queue.models import Attempt, MessageState, Recipient, RecipientState
+from phigate.queue.models import Attempt, MessageClass, MessageState, Recipient, RecipientState
 from phigate.queue.store import NewMessage, SqlQueueStore
 
 from .conftest import FakeClock
@@ -402,7 +402,7 @@ async def test_marketing_gets_verp_and_signed_one_click_unsubscribe_per_recipien
     message_id = world.store.enqueue(NewMessage(
         sender=SENDER, recipients=("pat@example.test", "kim@example.test"),
         body=BODY.replace(b"X-Phigate-Class: treatment", b"X-Phigate-Class: marketing"),
-        message_class="marketing", campaign_id="spring"), now=world.clock.now())
+        message_class=MessageClass.MARKETING, campaign_id="spring"), now=world.clock.now())
     scheduler = DeliveryScheduler(
         settings, world.store, clock=world.clock,
         signer=DkimSigner(domains=["practice.test"], selector="s1", rsa_key=key))
