@@ -22,6 +22,7 @@ import pytest
 import trustme
 from helpers.net import free_port
 from helpers.postgres import PostgresCluster, start_cluster
+from helpers.tls_sink import TlsSink, started_tls_sink
 
 from phigate.config import Settings, settings_from_mapping
 from phigate.queue.crypto import MasterKey
@@ -52,6 +53,13 @@ def client_tls(test_ca: trustme.CA) -> ssl.SSLContext:
     context = ssl.create_default_context()
     test_ca.configure_trust(context)
     return context
+
+
+@pytest.fixture
+def tls_sink(test_ca: trustme.CA, tmp_path: Path) -> Iterator[TlsSink]:
+    """A next hop offering STARTTLS with a certificate the test CA signed (helpers.tls_sink)."""
+    with started_tls_sink(test_ca, tmp_path) as sink:
+        yield sink
 
 
 # -- PostgreSQL --------------------------------------------------------------------------

@@ -22,9 +22,7 @@ from typing import Any
 
 import aiosmtplib
 import pytest
-import trustme
-from helpers.net import free_port
-from helpers.smtp_sink import SmtpSink
+from helpers.tls_sink import TlsSink
 from helpers.wait import wait_until
 from sqlalchemy import select
 
@@ -85,19 +83,14 @@ def as_submitted(row: dict[str, object]) -> bytes:
 @pytest.mark.skipif(not CORPUS.exists(), reason="practice-email corpus not generated")
 @pytest.mark.slow
 async def test_no_phi_in_logs_or_metrics(
-    make_settings: Callable[..., Settings], test_ca: trustme.CA, tmp_path: Path,
+    make_settings: Callable[..., Settings], tls_sink: TlsSink,
     client_tls: ssl.SSLContext, caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    ca_file = tmp_path / "ca.pem"
-    test_ca.cert_pem.write_to_path(str(ca_file))
-    sink_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    test_ca.issue_cert("127.0.0.1").configure_cert(sink_tls)
-    sink = SmtpSink(free_port(), tls_context=sink_tls).start()
+    sink = tls_sink.sink
     settings = make_settings(
         scanner={"enabled": True, "workers": 1},
-        delivery={"smarthost": f"127.0.0.1:{sink.port}", "ca_file": str(ca_file),
-                  "poll_interval_seconds": 0.2, "retry_base_seconds": 1},
+        delivery=tls_sink.delivery(poll_interval_seconds=0.2, retry_base_seconds=1),
         policy={"phi_allowed_domains": ["practice.test", "patients.example"]},
     )
     engine = make_engine(settings.storage.url)
@@ -136,7 +129,6 @@ async def test_no_phi_in_logs_or_metrics(
         outcomes = message_outcomes(running.runtime.store)
     finally:
         await stop_services(running, grace=2)
-        sink.stop()
 
     # The run exercised what it should: accepted, delivered and refused mail, and scanning.
     assert accepted >= len(sample) // 3, replies

@@ -9,6 +9,8 @@ from typing import Any
 
 import aiohttp
 import aiosmtplib
+from helpers.tls_sink import TlsSink
+from helpers.wait import wait_until
 
 
 def sample(text: str, name: str, **labels: str) -> float:
@@ -64,52 +66,38 @@ async def test_metrics_move_and_never_carry_addresses(
 
 
 async def test_delivery_counters_move_during_a_delivery_run(
-    relay_factory: Callable[..., Any], client_tls: ssl.SSLContext, test_ca: Any,
-    tmp_path: Any,
+    relay_factory: Callable[..., Any], client_tls: ssl.SSLContext, tls_sink: TlsSink,
 ) -> None:
-    import asyncio
-
-    from helpers.net import free_port
-    from helpers.smtp_sink import SmtpSink
-
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    test_ca.issue_cert("127.0.0.1").configure_cert(server_context)
-    ca_file = tmp_path / "ca.pem"
-    test_ca.cert_pem.write_to_path(str(ca_file))
-    sink = SmtpSink(free_port(), tls_context=server_context).start()
-    try:
-        async with relay_factory(
-            ("smtp", "http", "delivery"),
-            delivery={"smarthost": f"127.0.0.1:{sink.port}", "ca_file": str(ca_file),
-                      "poll_interval_seconds": 0.05},
-        ) as running:
-            settings = running.runtime.settings
-            running.runtime.accounts.add("clinic", "pw", senders=["practice.test"],
-                                         classes=["treatment"])
-            metrics_url = f"http://127.0.0.1:{settings.http.listen.port}/metrics"
-            async with aiohttp.ClientSession() as http:
+    sink = tls_sink.sink
+    delivered = ("phigate_recipients_total", {"outcome": "delivered", "class": "treatment"})
+    async with relay_factory(("smtp", "http", "delivery"), delivery=tls_sink.delivery()) as running:
+        settings = running.runtime.settings
+        running.runtime.accounts.add("clinic", "pw", senders=["practice.test"],
+                                     classes=["treatment"])
+        metrics_url = f"http://127.0.0.1:{settings.http.listen.port}/metrics"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(metrics_url) as response:
+                before = await response.text()
+            async with aiosmtplib.SMTP(hostname="127.0.0.1",
+                                       port=settings.submission.listen.port,
+                                       tls_context=client_tls, start_tls=True) as client:
+                await client.login("clinic", "pw")
+                for index in range(3):
+                    await client.sendmail(
+                        "ehr@practice.test", [f"patient{index}@example.org"],
+                        b"From: ehr@practice.test\r\nSubject: hi\r\n\r\nok\r\n")
+            async def scraped_after_three() -> str:
+                # The outcome is recorded after the sink's reply: wait for the counter.
                 async with http.get(metrics_url) as response:
-                    before = await response.text()
-                async with aiosmtplib.SMTP(hostname="127.0.0.1",
-                                           port=settings.submission.listen.port,
-                                           tls_context=client_tls, start_tls=True) as client:
-                    await client.login("clinic", "pw")
-                    for index in range(3):
-                        await client.sendmail(
-                            "ehr@practice.test", [f"patient{index}@example.org"],
-                            b"From: ehr@practice.test\r\nSubject: hi\r\n\r\nok\r\n")
-                for _ in range(100):
-                    if len(sink.messages) >= 3:
-                        break
-                    await asyncio.sleep(0.1)
-                await asyncio.sleep(0.3)  # the outcome is recorded after the reply
-                async with http.get(metrics_url) as response:
-                    after = await response.text()
-    finally:
-        sink.stop()
+                    text = await response.text()
+                moved = sample(text, delivered[0], **delivered[1]) - sample(
+                    before, delivered[0], **delivered[1])
+                return text if moved >= 3 else ""
+
+            after: str = await wait_until(scraped_after_three,
+                                          what="three delivered recipients")
 
     assert len(sink.messages) == 3
-    delivered = ("phigate_recipients_total", {"outcome": "delivered", "class": "treatment"})
     assert sample(after, delivered[0], **delivered[1]) - sample(before, delivered[0],
                                                                **delivered[1]) == 3
     attempts = sum(sample(text, "phigate_delivery_attempts_total", outcome="success", tls=tls)

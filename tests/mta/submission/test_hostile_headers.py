@@ -15,8 +15,7 @@ from typing import Any
 import aiohttp
 import aiosmtplib
 import pytest
-from helpers.net import free_port
-from helpers.smtp_sink import SmtpSink
+from helpers.tls_sink import TlsSink
 from helpers.wait import wait_until
 
 ALLOWED = "reminders@practice.test"
@@ -224,25 +223,14 @@ AT_SINK = message(
 
 
 async def test_client_bcc_trace_and_authentication_fields_never_reach_the_sink(
-    relay_factory: Callable[..., Any], client_tls: ssl.SSLContext, test_ca: Any, tmp_path: Any,
+    relay_factory: Callable[..., Any], client_tls: ssl.SSLContext, tls_sink: TlsSink,
 ) -> None:
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    test_ca.issue_cert("127.0.0.1").configure_cert(server_context)
-    ca_file = tmp_path / "ca.pem"
-    test_ca.cert_pem.write_to_path(str(ca_file))
-    sink = SmtpSink(free_port(), tls_context=server_context).start()
-    try:
-        async with relay_factory(
-            ("smtp", "delivery"),
-            delivery={"smarthost": f"127.0.0.1:{sink.port}", "ca_file": str(ca_file),
-                      "poll_interval_seconds": 0.05},
-        ) as running:
-            running.runtime.accounts.add("app", "pw", senders=[ALLOWED], classes=["treatment"])
-            code, _ = await submit(running, client_tls, CLIENT_MESSAGE)
-            assert code == 250
-            await wait_until(lambda: sink.messages, what="the delivery")
-    finally:
-        sink.stop()
+    sink = tls_sink.sink
+    async with relay_factory(("smtp", "delivery"), delivery=tls_sink.delivery()) as running:
+        running.runtime.accounts.add("app", "pw", senders=[ALLOWED], classes=["treatment"])
+        code, _ = await submit(running, client_tls, CLIENT_MESSAGE)
+        assert code == 250
+        await wait_until(lambda: sink.messages, what="the delivery")
     (received,) = sink.messages
     assert received.rcpt_tos == ("patient@example.org",)  # Bcc never named a recipient
     first, rest = received.content.split(b"\r\n", 1)
