@@ -28,6 +28,7 @@ from phigate.errors import PhigateError
 from phigate.queue import transitions
 from phigate.queue.crypto import DecryptionError, MasterKey, SealedBody
 from phigate.queue.db import read_only, writer_turn
+from phigate.queue.group_commit import GroupCommit
 from phigate.queue.header_id import header_id
 from phigate.queue.models import (
     PENDING_RECIPIENT_STATES,
@@ -133,6 +134,7 @@ class SqlQueueStore:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._readers = sessionmaker(read_only(engine), expire_on_commit=False)
         self._writer_turn = writer_turn(engine)
+        self._accepted = GroupCommit(self._commit_accepted)
 
     @property
     def master_key(self) -> MasterKey:
@@ -191,10 +193,18 @@ class SqlQueueStore:
             )
             for address in message.recipients
         ]
-        with self.writing() as session:
-            session.add(row)
-            session.add(MessageBody(message_id=message_id, ciphertext=sealed.ciphertext))
+        # Sealed and built here, in the caller's thread; committed with whatever other
+        # messages are waiting for the write lock (one fsync for all), returning only
+        # once that commit is durable.
+        self._accepted.submit((row, MessageBody(message_id=message_id,
+                                                ciphertext=sealed.ciphertext)))
         return message_id
+
+    def _commit_accepted(self, batch: Sequence[tuple[Message, MessageBody]]) -> None:
+        with self.writing() as session:
+            for row, body in batch:
+                session.add(row)
+                session.add(body)
 
     def read_body(self, message_id: str) -> bytes:
         with self.reading() as session:
