@@ -27,6 +27,7 @@ from sqlalchemy import text
 
 from phigate import __version__
 from phigate.admin.dashboard import store_snapshot
+from phigate.checks.scanner_check import model_missing, probe
 from phigate.config import HostPort, Settings, validate
 from phigate.errors import ConfigError
 from phigate.mta.delivery.throttle import KeyedRateLimiter
@@ -41,6 +42,7 @@ from phigate.observability.metrics import METRICS
 from phigate.policy.engine import PolicyEngine
 from phigate.policy.rules import default_rules
 from phigate.policy.stores import PolicyStores
+from phigate.queue.key_check import ensure_master_key
 from phigate.resources import RateLimitedLoopErrors, descriptors_needed, ensure_open_files
 from phigate.runtime import Runtime
 
@@ -95,12 +97,20 @@ async def start_services(settings: Settings, roles: Iterable[str]) -> RunningSer
     roles = frozenset(roles)
     validate(settings)
     runtime = Runtime.open(settings)
+    try:
+        # A wrong master key is refused here, before any due message is parked corrupt.
+        ensure_master_key(runtime.engine, runtime.store.master_key)
+    except BaseException:
+        runtime.close()
+        raise
     listeners: list[ListenerLabel] = []
     if "smtp" in roles:
         listeners += ["submission", "feedback"]
     if "http" in roles:
         listeners.append("http")
     health = HealthState(database_check=lambda: _ping(runtime), listeners=listeners)
+    master_key = runtime.store.master_key
+    health.watch_unseal(lambda: master_key.last_unsealed_at)
     running = RunningServices(runtime=runtime, health=health)
     try:
         if "smtp" in roles:
@@ -151,11 +161,18 @@ async def _start_smtp(settings: Settings, running: RunningServices) -> None:
     if settings.scanner.enabled:
         from phigate.phi_scanner import ScannerPool
 
+        missing = model_missing(settings.scanner)
+        if missing is not None:  # refused before workers start (and print tracebacks)
+            raise missing
         scanner = ScannerPool(settings.scanner)
         running.closers.append(lambda: asyncio.to_thread(scanner.close))
         # Load the model in every worker before taking mail, so the first client does not
         # wait for it (and systemd hears READY only once we can really scan).
         await scanner.warm_up()
+        problem = await probe(scanner)
+        if problem is not None:
+            raise ConfigError(f"[scanner]: the scanner workers cannot scan ({problem})")
+        running.health.watch_scanner(lambda: probe(scanner))
     runtime = running.runtime
     services = SubmissionServices(
         settings=settings,

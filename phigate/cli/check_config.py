@@ -12,12 +12,14 @@ from phigate.checks.dns_checks import dns_findings
 from phigate.checks.findings import Finding, report, warning
 from phigate.checks.lookup import Dns
 from phigate.checks.offline import offline_findings
+from phigate.checks.scanner_check import load_scanner
 from phigate.cli.audit_key_check import check_audit_key
 from phigate.cli.context import CliContext, SubParsers
 from phigate.cli.file_modes import loose_files
 from phigate.config import Settings, validate
 from phigate.queue.crypto import MasterKey
 from phigate.queue.db import current_revision, head_revision, make_engine, upgrade
+from phigate.queue.key_check import KeyCheck, verify_master_key
 
 
 def register(subparsers: SubParsers) -> None:
@@ -42,8 +44,11 @@ def register(subparsers: SubParsers) -> None:
 def run_check(args: argparse.Namespace, ctx: CliContext) -> int:
     settings = ctx.settings()
     validate(settings)
-    MasterKey.load(settings.storage.master_key_file)
+    key_state = _check_master_key(settings)
     check_audit_key(settings)
+    load_scanner(settings.scanner)  # the model and the lexicons, as a worker loads them
+    if key_state is not None:
+        print(f"phigate: warning: {key_state}", file=sys.stderr)
     for loose in loose_files(settings, ctx.config_path):
         print(f"phigate: warning: {loose.warning()}", file=sys.stderr)
     findings = offline_findings(settings)
@@ -57,6 +62,24 @@ def run_check(args: argparse.Namespace, ctx: CliContext) -> int:
           + (f" ({len(findings)} warning(s))" if findings else ""))
     print(_dane_state(settings))
     return 0
+
+
+def _check_master_key(settings: Settings) -> str | None:
+    """Raise for a wrong master key (the value stored at init does not unseal); a warning
+    when it cannot be checked yet."""
+    key = MasterKey.load(settings.storage.master_key_file)
+    engine = make_engine(settings.storage.url)
+    try:
+        if current_revision(engine) is None:
+            return "the database has no schema yet: the master key is checked once it has"
+        if verify_master_key(engine, key) is KeyCheck.UNRECORDED:
+            return ("no key-check value is stored yet (a database from before it existed): "
+                    "`phigate serve` records it at its next start")
+    except SQLAlchemyError as error:
+        return f"cannot read the database to check the master key ({type(error).__name__})"
+    finally:
+        engine.dispose()
+    return None
 
 
 def _dane_state(settings: Settings) -> str:

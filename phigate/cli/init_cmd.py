@@ -23,6 +23,7 @@ from phigate.errors import UserError
 from phigate.mta.delivery.dkim import dns_record, generate_key
 from phigate.queue.crypto import MasterKey
 from phigate.queue.db import make_engine, upgrade
+from phigate.queue.key_check import ensure_master_key
 
 
 def register(subparsers: SubParsers) -> None:
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
         _write_secret(dkim_key, generate_key("rsa"))
         _say(f"wrote a 2048-bit RSA DKIM key: {dkim_key}")
 
-    _create_database(settings.storage.url)
+    _create_database(settings.storage.url, MasterKey.load(settings.storage.master_key_file))
     _say(f"database ready: {settings.storage.url}")
 
     print()
@@ -189,15 +190,18 @@ def _write_new(path: Path, content: bytes, mode: int) -> None:
         stream.write(content)
 
 
-def _create_database(url: str) -> None:
+def _create_database(url: str, master_key: MasterKey) -> None:
     """Migrate the database, creating a SQLite file as 0600 first: SQLite gives its -wal
-    and -shm files the database's mode, and would otherwise create it 0644 under root."""
+    and -shm files the database's mode, and would otherwise create it 0644 under root.
+    Then store the master key's check value (an existing one is kept, and a wrong key for
+    an existing database is refused, see :mod:`phigate.queue.key_check`)."""
     database = sqlite_path(url)
     if database is not None:
         create_private(database)
     engine = make_engine(url)
     try:
         upgrade(engine)
+        ensure_master_key(engine, master_key)
     finally:
         engine.dispose()
     if database is not None:

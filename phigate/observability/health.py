@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from phigate.observability.labels import ListenerLabel
@@ -21,6 +22,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class HealthReport:
     checks: Mapping[str, bool]
+    #: Facts shown beside the checks (the last successful unseal), not judged.
+    details: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -32,7 +35,8 @@ class HealthReport:
 
     def body(self) -> bytes:
         status = "ok" if self.ok else "unavailable"
-        return json.dumps({"status": status, "checks": dict(self.checks)}).encode()
+        return json.dumps({"status": status, "checks": dict(self.checks),
+                           **dict(self.details)}).encode()
 
 
 class HealthState:
@@ -57,6 +61,8 @@ class HealthState:
         self._timeout = timeout_seconds
         self._metrics = metrics
         self._listeners: dict[str, bool] = {}
+        self._scanner: Callable[[], Awaitable[str | None]] | None = None
+        self._last_unseal: Callable[[], datetime | None] | None = None
         for name in listeners:
             self._listeners[name] = False
             metrics.set_listener_up(name, False)
@@ -69,10 +75,33 @@ class HealthState:
         self._listeners[name] = False
         self._metrics.set_listener_up(name, False)
 
+    def watch_scanner(self, probe: Callable[[], Awaitable[str | None]]) -> None:
+        """Check the scanner pool on every request: ``probe`` scans a tiny message and
+        returns None, or why it could not (a pool that cannot scan quarantines all mail)."""
+        self._scanner = probe
+
+    def watch_unseal(self, last_unseal: Callable[[], datetime | None]) -> None:
+        """Report when a body was last unsealed with the master key (None: not yet)."""
+        self._last_unseal = last_unseal
+
     async def check(self) -> HealthReport:
         checks = {"database": await self._database_ok()}
         checks.update({f"listener:{name}": up for name, up in self._listeners.items()})
-        return HealthReport(checks)
+        details: dict[str, object] = {}
+        if self._scanner is not None:
+            problem = await self._scanner_problem(self._scanner)
+            checks["scanner"] = problem is None
+            details["scanner"] = "ok" if problem is None else problem
+        if self._last_unseal is not None:
+            moment = self._last_unseal()
+            details["last_unseal"] = None if moment is None else moment.isoformat()
+        return HealthReport(checks, details)
+
+    async def _scanner_problem(self, probe: Callable[[], Awaitable[str | None]]) -> str | None:
+        try:
+            return await asyncio.wait_for(probe(), self._timeout * 5)
+        except Exception as error:  # a pool that cannot answer is down
+            return f"scanner check failed ({type(error).__name__})"
 
     async def _database_ok(self) -> bool:
         try:

@@ -15,6 +15,7 @@ import hmac
 import os
 import stat
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -47,6 +48,8 @@ class MasterKey:
             raise ValueError("a master key is 32 bytes")
         self._key = key
         self.key_id = hashlib.sha256(b"phigate-master-key-id" + key).hexdigest()[:16]
+        #: When a body was last unsealed with this key (``/healthz`` shows it); None: never.
+        self.last_unsealed_at: datetime | None = None
 
     @classmethod
     def generate(cls) -> MasterKey:
@@ -87,7 +90,9 @@ class MasterKey:
     def open(self, body: SealedBody, *, associated_data: bytes) -> bytes:
         try:
             data_key = aes_key_unwrap(self._key, body.wrapped_key)
-            return AESGCM(data_key).decrypt(body.nonce, body.ciphertext, associated_data)
+            plaintext = AESGCM(data_key).decrypt(body.nonce, body.ciphertext, associated_data)
         except (InvalidUnwrap, InvalidTag, ValueError):
             raise DecryptionError("message body cannot be decrypted (wrong master key, purged "
                                   "or tampered)") from None
+        self.last_unsealed_at = datetime.now(UTC)
+        return plaintext
