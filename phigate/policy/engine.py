@@ -84,6 +84,10 @@ class PolicyContext:
     headers: HeaderFields | None = None
     scan: ScanResult | None = None
     campaign_id: str | None = None
+    #: Suppression scopes already looked up in this SMTP transaction, by normalised
+    #: address (the submission server keeps one per envelope): RCPT fills it, DATA asks
+    #: the store only for recipients not in it, so each recipient costs one lookup.
+    suppressions: dict[str, frozenset[str]] | None = None
 
 
 class Rule(Protocol):

@@ -112,6 +112,7 @@ class SubmissionHandler:
                 stage=Stage.RCPT, account=account, sender=envelope.mail_from or "",
                 recipients=list(envelope.rcpt_tos), message_class=account.default_class,
                 client_ip=peer_ip(session.peer), recipient=address,
+                suppressions=_suppression_memo(envelope),
             ),
         )
         if decision is None:
@@ -183,6 +184,7 @@ class SubmissionHandler:
             stage=Stage.DATA, account=account, sender=envelope.mail_from or "",
             recipients=list(envelope.rcpt_tos), message_class=checked.message_class,
             client_ip=ip, headers=checked.header, scan=scan, campaign_id=checked.campaign_id,
+            suppressions=_suppression_memo(envelope),
         )
 
     async def _decide_and_store(
@@ -282,6 +284,17 @@ class SubmissionHandler:
         if not headers.has("Date"):
             lines.append(f"Date: {formatdate()}")
         return ("\r\n".join(lines) + "\r\n").encode("ascii") + content
+
+
+def _suppression_memo(envelope: Envelope) -> dict[str, frozenset[str]]:
+    """The suppression scopes looked up in this transaction (RCPT's, reused at DATA: one
+    store query per recipient, not two). aiosmtpd starts a new Envelope for every
+    transaction, so nothing outlives it."""
+    memo: dict[str, frozenset[str]] | None = getattr(envelope, "phigate_suppressions", None)
+    if memo is None:
+        memo = {}
+        setattr(envelope, "phigate_suppressions", memo)  # noqa: B010 - not an Envelope field
+    return memo
 
 
 def _verdict(scan: ScanResult | None) -> str:

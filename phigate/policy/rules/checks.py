@@ -11,12 +11,13 @@ application can resend without it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from phigate.policy.campaigns import valid_campaign_id
 from phigate.policy.engine import Action, HeaderFields, PolicyContext, Stage, Verdict
 from phigate.policy.null_mx import NullMxChecker
+from phigate.policy.queue_effects import normalize_address
 from phigate.policy.stores import PolicyStores
 from phigate.queue.models import MessageClass
 from phigate.queue.policy_models import CampaignState
@@ -47,15 +48,31 @@ class SuppressionRule:
 
     def check(self, ctx: PolicyContext) -> Verdict | None:
         targets = _targets(ctx)
-        scopes = self.stores.suppressions.scopes_for(targets)
+        scopes = self._scopes(ctx, targets)
         for address in targets:
-            found = scopes.get(address.strip().lower(), set())
+            found = scopes.get(normalize_address(address), frozenset())
             if "all" in found:
                 return _refuse(ctx, address, "Recipient address is suppressed (it bounced "
                                              "or an administrator blocked it)")
             if "marketing" in found and ctx.message_class == MessageClass.MARKETING:
                 return _refuse(ctx, address, "Recipient has unsubscribed from marketing mail")
         return None
+
+    def _scopes(self, ctx: PolicyContext, targets: Sequence[str]
+                ) -> Mapping[str, frozenset[str]]:
+        """Each target's suppressed scopes; from the transaction's earlier lookups where
+        there are some (the scopes are the same at DATA, only the class may differ)."""
+        known = ctx.suppressions
+        if known is None:
+            return {a: frozenset(s) for a, s in
+                    self.stores.suppressions.scopes_for(targets).items()}
+        wanted = [a for a in targets if normalize_address(a) not in known]
+        if wanted:
+            found = self.stores.suppressions.scopes_for(wanted)
+            for address in wanted:
+                key = normalize_address(address)
+                known[key] = frozenset(found.get(key, ()))
+        return known
 
 
 @dataclass(frozen=True)
