@@ -76,6 +76,12 @@ TEXT_RULES: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
         r"(spams?|unwanted messages) (have been )?(sent )?from (your|the following|this) ip",
         r"\b(blocked|refused) - see\b", r"(^|\s)[45]\d\d[ -]blocked\b",
         r"listed as (abusive|spam)",
+        # refused because we sent to many bad addresses, or over IPv6: our sending, not
+        # the address ("too many invalid recipients" names no recipient's fault)
+        r"too many (invalid|unknown|bad|non-?existent) (recipients|addresses|users)",
+        r"(does not|do not|doesn't|don't|cannot|can't|will not|won't) accept .{0,30}"
+        r"(over|via) ipv6",
+        r"ipv6 (is )?not (supported|allowed|accepted)",
         r"(mail )?server at .{0,40}(is )?blocked", r"service refused", r"blocked for abuse")),
     (_R.NOTCOMPLIANTRFC, phrases(
         r"rfc ?(5322|2822|5321)", r"not (rfc|standards?)[- ]compliant",
@@ -95,7 +101,8 @@ TEXT_RULES: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
         r"looks like spam", r"considered (as )?spam")),
     (_R.HASMOVED, phrases(r"\bhas (been )?moved\b", r"address has changed",
                            r"has been replaced by",
-                           r"no longer (valid|in use|at this address)")),
+                           r"no longer (valid|in use|at this address)",
+                           r"no longer on (this |the )?server")),
     (_R.SECURITYERROR, phrases(
         r"authentication (is )?required", r"must (be )?authenticat", r"insecure",
         r"security (policy|violation|error)", r"authentication credentials",
@@ -181,6 +188,7 @@ TEXT_RULES: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
         r"senders? (is |was )?not (pre-?approved|allowed|authori[sz]ed)",
         r"list of senders", r"sender was rejected", r"returned mail not accepted",
         r"not allowed to post to", r"purported responsible address",
+        r"not a registered gateway user",
         r"envelope (sender )?(blocked|rejected)")),
     (_R.NETWORKERROR, phrases(
         r"network (error|is unreachable)", r"no route to host", r"lost connection",
@@ -268,7 +276,7 @@ UNADDRESSED_UNKNOWN = re.compile(r"(?<![\d.])[45]\d\d:?\s+:\s*user unknown")
 # Enhanced status (class dropped: "1.1" for 5.1.1 and 4.1.1) -> reason; RFC 3463 + IANA.
 STATUS_RULES: dict[str, BounceReason] = {
     "1.0": _R.USERUNKNOWN, "1.1": _R.USERUNKNOWN, "1.3": _R.USERUNKNOWN,
-    "1.4": _R.USERUNKNOWN, "1.2": _R.HOSTUNKNOWN, "1.6": _R.HASMOVED,
+    "1.4": _R.FILTERED, "1.2": _R.HOSTUNKNOWN, "1.6": _R.HASMOVED,
     "1.7": _R.REJECTED, "1.8": _R.REJECTED, "1.10": _R.NOTACCEPT,
     "2.1": _R.SUSPEND, "2.2": _R.MAILBOXFULL, "2.3": _R.EXCEEDLIMIT, "2.4": _R.SYSTEMERROR,
     "3.0": _R.SYSTEMERROR, "3.1": _R.SYSTEMFULL, "3.2": _R.NOTACCEPT, "3.3": _R.SYSTEMERROR,

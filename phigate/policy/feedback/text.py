@@ -46,6 +46,9 @@ _MAIL_FROM = re.compile(r"mail\s+from\s*:?\s*<[^>]*>", re.IGNORECASE)
 _CONTACT_LINE = re.compile(r"^.*\b(contact|assistance|help ?desk)\b.*$",
                            re.IGNORECASE | re.MULTILINE)
 _MAX_LINES = 400
+# A line of a mail system's explanation is short; a forged one megabytes long would make the
+# address search quadratic (it restarts at every character of a run without "@").
+_MAX_LINE = 1000
 _MAX_DIAGNOSTIC = 600
 _MAX_ADDRESSES = 100
 
@@ -99,7 +102,7 @@ def failure_text(message: Message) -> str:
         for line in part.splitlines():
             if _RETURNED.match(line) or (_HEADER_LINE.match(line) and lines):
                 break
-            lines.append(line.rstrip())
+            lines.append(line[:_MAX_LINE].rstrip())
             if len(lines) >= _MAX_LINES:
                 return "\n".join(lines)
         if lines:

@@ -103,3 +103,32 @@ def test_more_phrase_classes(text: str, reason: BounceReason) -> None:
 ])
 def test_phrase_classes_of_sisimais_reasons(text: str, reason: BounceReason) -> None:
     assert judge(text=text).reason is reason
+
+
+# -- classes added in the second pass (made-up wording) ---------------------------------------
+
+
+def test_a_refusal_for_sending_to_many_bad_addresses_blames_our_sending() -> None:
+    verdict = judge(text="554 Rejected: too many invalid recipients from your server today")
+    assert verdict.reason is R.BLOCKED and not verdict.hard
+
+
+def test_a_refusal_of_ipv6_delivery_is_about_our_connection_not_the_domain() -> None:
+    verdict = judge(text="550 This host does not accept mail over IPv6, use IPv4")
+    assert verdict.reason is R.BLOCKED and not verdict.hard
+
+
+def test_a_mailbox_no_longer_on_the_server_has_moved() -> None:
+    verdict = judge(text="550 pat is no longer on this server")
+    assert verdict.reason is R.HASMOVED and verdict.hard
+
+
+def test_a_gateway_that_does_not_know_the_sender_rejects_our_sender() -> None:
+    verdict = judge(text="550 'someone@example.org' is not a registered gateway user")
+    assert verdict.reason is R.REJECTED and not verdict.hard
+
+
+def test_an_ambiguous_destination_address_is_not_a_bad_address() -> None:
+    # RFC 3463 X.1.4: the address matches several mailboxes; the address is not unknown
+    verdict = judge(status="5.1.4", text="550 5.1.4 Please be more specific")
+    assert verdict.reason is R.FILTERED and not verdict.hard
