@@ -111,6 +111,10 @@ SMTP_SESSIONS = Family("phigate_smtp_sessions_active", "Open SMTP sessions.",
 DKIM_FAILURES = Family("phigate_dkim_signing_failures",
                        "Messages that could not be DKIM-signed.",
                        "counter", ("algorithm",), _fixed(L.DkimAlgorithmLabel))
+UNPROCESSABLE = Family("phigate_messages_unprocessable",
+                        "Messages delivery could not process: bounced (a header over a bound "
+                        "or malformed) or parked corrupt (undecryptable, DKIM, errors).",
+                        "counter", ("reason",), _fixed(L.UnprocessableReasonLabel))
 TLS_SESSIONS = Family("phigate_tls_sessions",
                       "Outbound TLS sessions (connections) by TLS policy and result "
                       "(RFC 8460 types).", "counter", ("policy", "result"),

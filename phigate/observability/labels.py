@@ -51,6 +51,9 @@ SuppressionReasonLabel = Literal[
     "hard_bounce", "soft_bounces", "complaint", "unsubscribe", "manual"]
 ListenerLabel = Literal["submission", "submission_tls", "feedback", "http"]
 DkimAlgorithmLabel = Literal["rsa", "ed25519"]
+#: Why delivery could not process a message (phigate.mta.delivery.poison.Unprocessable).
+UnprocessableReasonLabel = Literal[
+    "too_big", "malformed", "undecryptable", "dkim", "processing_error"]
 CertificateLabel = Literal["submission", "http", "client"]
 #: The TLS policy a delivery session ran under (phigate.mta.delivery.secure.TlsPolicy).
 TlsPolicyLabel = Literal["none", "opportunistic", "required", "verify", "mta-sts", "dane"]
@@ -164,6 +167,7 @@ class LabelGuards:
         self.suppression_reason = _fixed("reason", SuppressionReasonLabel)
         self.listener = _fixed("listener", ListenerLabel)
         self.dkim_algorithm = _fixed("algorithm", DkimAlgorithmLabel)
+        self.unprocessable_reason = _fixed("reason", UnprocessableReasonLabel)
         self.certificate = _fixed("certificate", CertificateLabel)
         self.tls_policy = _fixed("policy", TlsPolicyLabel)
         self.tls_result = _fixed("result", TlsSessionResultLabel)

@@ -53,6 +53,7 @@ from phigate.observability.labels import (
     ReceivedResultLabel,
     RecipientOutcomeLabel,
     TlsLevelLabel,
+    UnprocessableReasonLabel,
     UnsubscribeMethodLabel,
 )
 
@@ -81,6 +82,7 @@ class Metrics:
         self.suppressions_added = F.counter(F.SUPPRESSIONS_ADDED, r)
         self.smtp_sessions = F.gauge(F.SMTP_SESSIONS, r)
         self.dkim_failures = F.counter(F.DKIM_FAILURES, r)
+        self.unprocessable = F.counter(F.UNPROCESSABLE, r)
         self.tls_sessions = F.counter(F.TLS_SESSIONS, r)
         self.listener_up = F.gauge(F.LISTENER_UP, r)
         self.build = F.info(F.BUILD, r)
@@ -157,6 +159,10 @@ class Metrics:
             scope=self.labels.suppression_scope(scope),
             reason=self.labels.suppression_reason(reason),
         ).inc()
+
+    def record_unprocessable(self, reason: UnprocessableReasonLabel) -> None:
+        """A message delivery bounced as poison or parked corrupt (see delivery.poison)."""
+        self.unprocessable.labels(reason=self.labels.unprocessable_reason(reason)).inc()
 
     def record_dkim_failure(self, algorithm: DkimAlgorithmLabel = "rsa") -> None:
         self.dkim_failures.labels(algorithm=self.labels.dkim_algorithm(algorithm)).inc()

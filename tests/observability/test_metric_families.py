@@ -39,6 +39,7 @@ EXPORTED: list[tuple[str, str, tuple[str, ...]]] = [
     ("phigate_suppressions_added", "counter", ('reason', 'scope')),
     ("phigate_smtp_sessions_active", "gauge", ('listener',)),
     ("phigate_dkim_signing_failures", "counter", ('algorithm',)),
+    ("phigate_messages_unprocessable", "counter", ('reason',)),
     ("phigate_tls_sessions", "counter", ('policy', 'result')),
     ("phigate_listener_up", "gauge", ('listener',)),
     ("phigate_build_info", "gauge", ('version',)),

@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 
 from phigate.config import DkimSettings
 from phigate.errors import ConfigError, PhigateError
+from phigate.observability.labels import DkimAlgorithmLabel
 
 KeyKind = Literal["rsa", "ed25519"]
 
@@ -62,6 +63,10 @@ class MessageSigner(Protocol):
 
 class DkimError(PhigateError):
     """Signing failed; the message says why in one line, never with message content."""
+
+    def __init__(self, message: str, algorithm: DkimAlgorithmLabel = "rsa") -> None:
+        super().__init__(message)
+        self.algorithm: DkimAlgorithmLabel = algorithm
 
 
 def generate_key(kind: KeyKind = "rsa") -> bytes:
@@ -221,8 +226,8 @@ class DkimSigner:
             except (dkim.DKIMException, UnicodeEncodeError, ValueError) as error:
                 # dkimpy's messages name keys and header names, never content.
                 raise DkimError(
-                    f"DKIM {key.algorithm.decode()} signing failed: {type(error).__name__}"
-                ) from None
+                    f"DKIM {key.algorithm.decode()} signing failed: {type(error).__name__}",
+                    "ed25519" if key.algorithm.startswith(b"ed25519") else "rsa") from None
         # rsa on top: some verifiers look only at the first signature, and not all of
         # them know ed25519 yet.
         return b"".join(signatures) + message

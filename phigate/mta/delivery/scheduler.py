@@ -40,17 +40,20 @@ from phigate.config import Settings
 from phigate.mta.delivery import notices
 from phigate.mta.delivery.client import OutboundMessage, SmtpTransport, Transport
 from phigate.mta.delivery.decorate import decorate, token_signer
+from phigate.mta.delivery.disposal import attempt_outcome, failure_status
 from phigate.mta.delivery.dkim import MessageSigner, strip_internal_headers
 from phigate.mta.delivery.dkim_keyring import DkimKeyring
 from phigate.mta.delivery.dsn import FailedRecipient, build_dsn
 from phigate.mta.delivery.incident_watch import IncidentWatch
 from phigate.mta.delivery.outcomes import AttemptResult, RecipientOutcome
+from phigate.mta.delivery.poison import PoisonMessage, check_header_block
 from phigate.mta.delivery.reports import queue_report
 from phigate.mta.delivery.retry import RetrySchedule
 from phigate.mta.delivery.secure import tls_optional
 from phigate.mta.delivery.security import DeliverySecurity, build_security
 from phigate.mta.delivery.throttle import ConnectionSlot, Throttles
-from phigate.observability.labels import AttemptOutcomeLabel, FinalOutcomeLabel, TlsLevelLabel
+from phigate.mta.delivery.unprocessable import Unprocessables
+from phigate.observability.labels import FinalOutcomeLabel, TlsLevelLabel
 from phigate.observability.logs import log_event
 from phigate.observability.metrics import METRICS
 from phigate.pickup.switch import PickupSwitch
@@ -121,6 +124,7 @@ class DeliveryScheduler:
         # NODE:PID:RANDOM: the node name ([server] node_name) is stable across restarts,
         # so a restarted node finds the leases its killed predecessor held (serve).
         self.owner = owner or f"{settings.server.node()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self._unprocessable = Unprocessables(settings, store, self.owner, self._clock.now)
         self._rng = rng or random.Random()  # noqa: S311 - retry jitter, not security
         self._retry = RetrySchedule(
             base_seconds=self._delivery.retry_base_seconds,
@@ -308,17 +312,21 @@ class DeliveryScheduler:
             await asyncio.to_thread(self._dispose, job, result, original, started)
         except asyncio.CancelledError:
             raise  # shutdown: our leases are released, the job is retried
+        except PoisonMessage as poison:  # never signed: bounced with a DSN at once
+            await asyncio.to_thread(self._unprocessable.bounce, job.message_id,
+                                    job.recipients, poison.reason)
         except Exception as error:
-            # Our bug or bad data: count it against the message, which is parked as
-            # corrupt the third time; its leases are released so it is retried meanwhile.
-            parked = await asyncio.to_thread(self._store.note_processing_error, job.message_id)
-            log_event(log, "delivery_processing_error", level=logging.ERROR, id=job.message_id,
-                      error=type(error).__name__, parked=parked)
+            # Our bug or bad data: counted against the message, parked as corrupt (with a
+            # DSN) the third time; its leases are released so it is retried meanwhile.
+            await asyncio.to_thread(self._unprocessable.note_error, job.message_id,
+                                    job.recipients, error)
 
     def _prepare(self, job: Job) -> tuple[bytes, str, bytes]:
         """(stored body, envelope sender, bytes to send) for ``job`` (runs in a thread: the
         body read waits for the database, and RSA signing takes CPU)."""
         original = self._store.read_body(job.message_id)
+        if (poison := check_header_block(original)) is not None:
+            raise PoisonMessage(poison)  # dkimpy would be quadratic on it, or fail
         first = job.first
         sender, content = first.sender, original
         if self._tokens is not None:
@@ -356,7 +364,7 @@ class DeliveryScheduler:
                                                  pending_failures, recorded, strict=True):
             if not ok:
                 continue  # the lease ran out and another node owns the recipient now
-            METRICS.record_delivery_attempt(_attempt_outcome(outcome), tls=tls_label)
+            METRICS.record_delivery_attempt(attempt_outcome(outcome), tls=tls_label)
             if outcome.delivered:
                 self._count_final(claimed, "delivered", now)
             elif claimed.recipient_id in to_pickup and self._pickup is not None:
@@ -462,7 +470,7 @@ class DeliveryScheduler:
         dsn = build_dsn(
             original=original, envelope_sender=job.first.sender,
             failed=[FailedRecipient(
-                address=claimed.address, status=_failure_status(outcome, state),
+                address=claimed.address, status=failure_status(outcome, state),
                 remote_mta=remote_mta if outcome.remote else None,
                 diagnostic=(f"smtp; {outcome.code} {outcome.text}" if outcome.remote
                             else outcome.text),
@@ -531,22 +539,6 @@ def _group(claimed: Sequence[ClaimedRecipient], lease_until: datetime, *,
             jobs[key] = Job(recipient.message_id, recipient.domain, [], lease_until)
         jobs[key].recipients.append(recipient)
     return list(jobs.values())
-
-
-def _failure_status(outcome: RecipientOutcome, state: RecipientState) -> str:
-    status = outcome.status
-    if state is RecipientState.EXPIRED and status.startswith("4."):
-        # Expired after temporary failures: a permanent failure now, same reason.
-        return "5." + status[2:]
-    return status
-
-
-def _attempt_outcome(outcome: RecipientOutcome) -> AttemptOutcomeLabel:
-    if outcome.delivered:
-        return "success"
-    if not outcome.remote and outcome.status == "4.7.5":  # TlsPolicyError, unverified cert
-        return "tls_policy"
-    return "permanent_failure" if outcome.permanent else "temporary_failure"
 
 
 def _default_tokens(settings: Settings, store: QueueStore) -> TokenSigner | None:

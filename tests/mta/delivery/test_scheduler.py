@@ -20,7 +20,14 @@ from phigate.mta.delivery.outcomes import AttemptResult
 from phigate.mta.delivery.scheduler import DeliveryScheduler
 from phigate.queue.crypto import MasterKey
 from phigate.queue.db import make_engine, upgrade
-from phigate.queue.models import Attempt, MessageClass, MessageState, Recipient, RecipientState
+from phigate.queue.models import (
+    Attempt,
+    Message,
+    MessageClass,
+    MessageState,
+    Recipient,
+    RecipientState,
+)
 from phigate.queue.store import NewMessage, SqlQueueStore
 
 from .conftest import FakeClock
@@ -227,10 +234,16 @@ async def test_a_message_that_keeps_crashing_is_parked_as_corrupt(world) -> None
 
     await scheduler.run_until_empty()
 
-    assert transport.calls == 3
+    # Three for the message; then three for the 5.3.0 DSN that parking it queued (the
+    # transport explodes on every message), which is parked too and reports nothing.
+    assert transport.calls == 6
     view = world.store.get_message(message_id)
     assert view.state is MessageState.CORRUPT
     assert view.recipients[0].state is RecipientState.QUEUED  # parked, not lost
+    with world.store.reading() as session:
+        reports = session.scalars(select(Message).where(Message.sender == "")).all()
+    assert [(m.state, m.message_class) for m in reports] == [
+        (MessageState.CORRUPT, "operations")]
 
 
 async def test_rate_and_concurrency_limits_hold(world) -> None:
