@@ -5,7 +5,7 @@ scheduler), ``http`` (/metrics, /healthz, one-click unsubscribe). ``all`` runs e
 larger sites run them as separate units and nodes over one PostgreSQL queue.
 
 Shutdown follows uvicorn: stop accepting, let sessions and deliveries finish within a
-grace period, give back leases, then exit.
+grace period, give back leases, then exit. At start, delivery takes back a killed run's.
 """
 
 from __future__ import annotations
@@ -311,16 +311,13 @@ async def _start_http(settings: Settings, running: RunningServices) -> None:
 
 async def _start_delivery(settings: Settings, running: RunningServices) -> None:
     from phigate.mta.delivery.incident_watch import IncidentWatch
+    from phigate.mta.delivery.restart import take_back_leases
     from phigate.mta.delivery.scheduler import DeliveryScheduler
     from phigate.mta.delivery.security import build_reporter
     from phigate.policy.incidents import IncidentStore
 
     runtime = running.runtime
-    # A previous run of this node that was killed left its leases: give them back now,
-    # so its mail goes out at once instead of after [delivery] lease_seconds.
-    node = settings.server.node()
-    released = await asyncio.to_thread(runtime.store.release_node_leases, node)
-    log_event(log, "delivery_leases_taken_back", node=node, released=released)
+    await asyncio.to_thread(take_back_leases, settings, runtime.store)
     signer, _ = _feedback(settings, running)
     scheduler = DeliveryScheduler(
         settings, runtime.store, tokens=signer,
@@ -328,13 +325,11 @@ async def _start_delivery(settings: Settings, running: RunningServices) -> None:
                                                          settings.feedback)),
         smarthost_password=read_secret(settings.delivery.smarthost_password_file))
     stop = asyncio.Event()
-    task = asyncio.create_task(scheduler.run(stop), name="delivery")
-    running.tasks.append(task)
-    tasks = [task]
+    tasks = [asyncio.create_task(scheduler.run(stop), name="delivery")]
     reporter = build_reporter(settings, running.runtime.store, scheduler.security)
     if reporter is not None:  # daily TLS-RPT reports (RFC 8460), through our own queue
         tasks.append(asyncio.create_task(reporter.run(stop), name="tls-reports"))
-        running.tasks.append(tasks[-1])
+    running.tasks.extend(tasks)
 
     async def stop_delivery() -> None:
         stop.set()
