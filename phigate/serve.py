@@ -180,7 +180,7 @@ async def _start_smtp(settings: Settings, running: RunningServices) -> None:
         store=runtime.store,
         policy=PolicyEngine(default_rules(settings.scanner, _policy_stores(running),
                                           settings)),
-        lockouts=lockout_tracker(settings, runtime),
+        lockouts=lockout_tracker(settings, runtime.engine),
         scanner=scanner,
         user_rates=_user_rates(settings.submission.rate_per_minute_per_user),
         trusted_networks=[
@@ -281,7 +281,7 @@ def _add_message_status_routes(app: Any, settings: Settings, running: RunningSer
     from phigate.http.message_status import add_message_status_routes
 
     lockouts = (running.submission.lockouts if running.submission is not None
-                else lockout_tracker(settings, running.runtime))
+                else lockout_tracker(settings, running.runtime.engine))
     add_message_status_routes(app, accounts=running.runtime.accounts,
                               store=running.runtime.store, lockouts=lockouts)
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from phigate.admin.domain_rates import domain_complaint_rates
 from phigate.admin.timebuckets import recent_bucket
 from phigate.clock import utcnow
+from phigate.mta.submission.auth import Lockout
 from phigate.observability.collectors import StoreSnapshot
 from phigate.queue.models import (
     PENDING_RECIPIENT_STATES,
@@ -61,6 +62,8 @@ class Dashboard:
     phi_tls_deferrals: int = 0
     #: Open bounce incidents (domains refusing us for a reason on our side) per reason.
     incidents: dict[str, int] = field(default_factory=dict)
+    #: (user, client IP) pairs refused at AUTH now (filled in by the admin service).
+    lockouts: list[Lockout] = field(default_factory=list)
 
     @property
     def pending_recipients(self) -> int:

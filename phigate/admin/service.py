@@ -8,6 +8,7 @@ audit entry in the same transaction as the change.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -32,6 +33,7 @@ from phigate.audit.verify import ChainReport, verify_chain
 from phigate.clock import utcnow
 from phigate.config import Settings
 from phigate.errors import PhigateError
+from phigate.mta.submission.auth import Lockout, LockoutTracker, Tarpit, lockout_tracker
 from phigate.queue.db import shred_checkpoint
 from phigate.queue.models import Attempt, AuditEvent, Message, MessageState, Recipient
 from phigate.queue.store import SqlQueueStore, UnknownMessage
@@ -122,7 +124,28 @@ class AdminService(PolicyAdministration):
     def dashboard(self) -> Dashboard:
         self.gate.require(Role.VIEWER, "dashboard.view")
         with self.store.reading() as session:
-            return build_dashboard(session, self.clock())
+            figures = build_dashboard(session, self.clock())
+        lockouts, _ = self._lockouts().current()
+        return dataclasses.replace(figures, lockouts=lockouts)
+
+    def lockouts(self) -> tuple[list[Lockout], list[Tarpit]]:
+        """The (user, client IP) pairs refused now and the user names slowed now, as every
+        serve process and node keeps them (in the database)."""
+        self.gate.require(Role.VIEWER, "user.lockouts")
+        return self._lockouts().current()
+
+    def unlock_user(self, name: str, ip: str | None = None) -> int:
+        """Clear a user's lockouts (from ``ip``, or everywhere); audited. Returns how many
+        lockouts were in force."""
+        self.gate.require(Role.OPERATOR, "user.unlock")
+        cleared = self._lockouts().unlock(name, ip)
+        self.audit.record(self.identity.actor, "user.unlock",
+                          detail={"user": name, "client_ip": ip or "*",
+                                  "lockouts_cleared": cleared})
+        return cleared
+
+    def _lockouts(self) -> LockoutTracker:
+        return lockout_tracker(self.settings, self.store.engine)
 
     def quarantine(self, *, limit: int = 500) -> list[QuarantineItem]:
         self.gate.require(Role.VIEWER, "quarantine.list")

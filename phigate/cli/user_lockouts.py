@@ -29,7 +29,7 @@ def register(sub: SubParsers) -> None:
 def run_lockouts(args: argparse.Namespace, ctx: CliContext) -> int:
     settings = ctx.settings()
     with Runtime.open(settings) as runtime:
-        lockouts, tarpits = lockout_tracker(settings, runtime).current()
+        lockouts, tarpits = lockout_tracker(settings, runtime.engine).current()
     if not lockouts and not tarpits:
         print("phigate: no lockouts")
         return 0
@@ -46,7 +46,7 @@ def run_lockouts(args: argparse.Namespace, ctx: CliContext) -> int:
 def run_unlock(args: argparse.Namespace, ctx: CliContext) -> int:
     settings = ctx.settings()
     with Runtime.open(settings) as runtime:
-        cleared = lockout_tracker(settings, runtime).unlock(args.name, args.ip)
+        cleared = lockout_tracker(settings, runtime.engine).unlock(args.name, args.ip)
         runtime.audit.record(Actor.from_environment(), "user.unlock",
                              detail={"user": args.name, "client_ip": args.ip or "*",
                                      "lockouts_cleared": cleared})

@@ -72,7 +72,7 @@ def test_reply_to_is_set_listed_and_used_by_the_header_check(
 def test_lockouts_are_listed_and_unlock_is_audited(
         config: Path, runtime: Runtime, capsys: pytest.CaptureFixture[str]) -> None:
     runtime.accounts.add("ehr", "pw", senders=["practice.test"], classes=["treatment"])
-    serving = lockout_tracker(runtime.settings, runtime)  # what serve keeps
+    serving = lockout_tracker(runtime.settings, runtime.engine)  # what serve keeps
     for _ in range(5):
         serving.failure("203.0.113.9", "ehr")
     assert cli(config, "user", "lockouts") == 0

@@ -15,6 +15,8 @@ from phigate.errors import PhigateError
 
 REFRESH_SECONDS = 2.0
 SERIES = ("delivered", "deferred", "bounced")
+#: The queue panel is 40 cells at 80 columns (borders and padding take 2).
+LOCKOUT_CHARS = 38
 
 
 class DashboardScreen(AdminScreen):
@@ -74,6 +76,11 @@ class DashboardScreen(AdminScreen):
                                 sorted(d.incidents.items()))
             lines.append(f"incidents      {sum(d.incidents.values())} ({reasons}); "
                          "marketing held, see feedback incidents")
+        if d.lockouts:  # AUTH refused for these names from these addresses (user unlock)
+            first = d.lockouts[0]
+            more = f" +{len(d.lockouts) - 1}" if len(d.lockouts) > 1 else ""
+            lines.append(clip(f"lockouts       {first.user}@{first.client_ip}{more}",
+                              LOCKOUT_CHARS))
         self.query_one("#dash-queue", Static).update("\n".join(lines))
         for name in SERIES:
             series = getattr(d, name)

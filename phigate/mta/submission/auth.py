@@ -43,7 +43,6 @@ from phigate.queue.models import AuthFailures
 if TYPE_CHECKING:
     from phigate.accounts.store import Account, AccountStore
     from phigate.config import Settings
-    from phigate.runtime import Runtime
 
 log = logging.getLogger("phigate.auth")
 
@@ -265,12 +264,12 @@ class LockoutTracker:
         return int(getattr(result, "rowcount", 0) or 0)
 
 
-def lockout_tracker(settings: Settings, runtime: Runtime) -> LockoutTracker:
-    """The tracker ``[submission]`` configures, over the runtime's database (for serve, the
+def lockout_tracker(settings: Settings, engine: Engine) -> LockoutTracker:
+    """The tracker ``[submission]`` configures, over ``engine``'s database (for serve, the
     CLI and the TUI alike)."""
     submission = settings.submission
     return LockoutTracker(
-        runtime.engine,
+        engine,
         max_failures=submission.auth_max_failures,
         base_lockout_seconds=submission.auth_lockout_seconds,
         tarpit_failures=submission.auth_tarpit_failures,

@@ -50,7 +50,7 @@ async def test_five_wrong_guesses_from_elsewhere_do_not_lock_the_ehr_out(
     await client.quit()
     assert errors == {} and reply.startswith("2.0.0 Queued as ")
     # The lockout is in the database, where `phigate user lockouts` and the TUI read it.
-    lockouts, _ = lockout_tracker(relay.settings, relay.runtime).current()
+    lockouts, _ = lockout_tracker(relay.settings, relay.runtime.engine).current()
     assert [(lock.user, lock.client_ip) for lock in lockouts] == [("ehr", "127.0.0.2")]
 
 
@@ -65,6 +65,6 @@ async def test_an_unlock_from_another_process_lets_the_address_in_again(
     from phigate.runtime import Runtime
 
     with Runtime.open(relay.settings) as admin:  # the CLI's engine, not the server's
-        assert lockout_tracker(relay.settings, admin).unlock("ehr") == 1
+        assert lockout_tracker(relay.settings, admin.engine).unlock("ehr") == 1
     client = await login(relay, client_tls, "127.0.0.2", "ehr secret")
     await client.quit()
