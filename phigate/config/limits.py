@@ -44,6 +44,7 @@ POSITIVE: tuple[tuple[str, str], ...] = (
     ("delivery", "claim_batch_size"),
     ("delivery", "poll_interval_seconds"),
     ("delivery", "shutdown_timeout_seconds"),
+    ("delivery", "prepare_timeout_seconds"),
     ("scanner", "timeout_seconds"),
     ("scanner", "max_text_bytes"),
     ("scanner", "ner_max_chars"),

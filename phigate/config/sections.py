@@ -198,6 +198,9 @@ class DeliverySettings:
     poll_interval_seconds: float = 1.0
     #: Graceful stop: in-flight deliveries get this long before they are cancelled.
     shutdown_timeout_seconds: float = 30.0
+    #: Reading, decrypting, decorating and signing one message may take this long; a
+    #: message over it twice is parked corrupt (with a DSN to the sender).
+    prepare_timeout_seconds: float = 60.0
     # -- transport security (issue 17) --
     #: ``HOST:PORT`` of a DNSSEC-validating resolver (a local Unbound) for DANE's TLSA
     #: lookups; only answers it marks authentic (AD) are trusted. Empty: DANE is off.

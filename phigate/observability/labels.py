@@ -53,7 +53,7 @@ ListenerLabel = Literal["submission", "submission_tls", "feedback", "http"]
 DkimAlgorithmLabel = Literal["rsa", "ed25519"]
 #: Why delivery could not process a message (phigate.mta.delivery.poison.Unprocessable).
 UnprocessableReasonLabel = Literal[
-    "too_big", "malformed", "undecryptable", "dkim", "processing_error"]
+    "too_big", "malformed", "undecryptable", "dkim", "timeout", "processing_error"]
 CertificateLabel = Literal["submission", "http", "client"]
 #: The TLS policy a delivery session ran under (phigate.mta.delivery.secure.TlsPolicy).
 TlsPolicyLabel = Literal["none", "opportunistic", "required", "verify", "mta-sts", "dane"]

@@ -122,7 +122,8 @@ class QueueStore(Protocol):
     ) -> bool: ...
     def release_leases(self, owner: str) -> int: ...
     def reclaim_expired_leases(self, now: datetime) -> int: ...
-    def note_processing_error(self, message_id: str) -> bool: ...
+    def note_processing_error(self, message_id: str, *, limit: int | None = None
+                              ) -> bool: ...
 
 
 class SqlQueueStore:
@@ -305,10 +306,11 @@ class SqlQueueStore:
         with self.writing() as session:
             return transitions.reclaim_expired_leases(session, now)
 
-    def note_processing_error(self, message_id: str) -> bool:
-        """Count a crash of our code on this message; park it as corrupt at the limit."""
+    def note_processing_error(self, message_id: str, *, limit: int | None = None) -> bool:
+        """Count a crash of our code on this message; park it as corrupt at the limit
+        (``limit`` errors; default :data:`transitions.MAX_PROCESSING_ERRORS`)."""
         with self.writing() as session:
-            return transitions.note_processing_error(session, message_id)
+            return transitions.note_processing_error(session, message_id, limit=limit)
 
     # -- admin --------------------------------------------------------------------------
 

@@ -219,7 +219,8 @@ def reclaim_expired_leases(session: Session, now: datetime) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def note_processing_error(session: Session, message_id: str) -> bool:
+def note_processing_error(session: Session, message_id: str, *,
+                          limit: int | None = None) -> bool:
     """Count a crash of our code on this message; park it as corrupt at the limit.
 
     Its leases are released either way, so it is retried meanwhile. True if now parked.
@@ -228,7 +229,7 @@ def note_processing_error(session: Session, message_id: str) -> bool:
     if message is None:
         return False
     message.processing_errors += 1
-    if message.processing_errors >= MAX_PROCESSING_ERRORS:
+    if message.processing_errors >= (limit or MAX_PROCESSING_ERRORS):
         message.state = MessageState.CORRUPT
         message.hold_reason = "processing failed repeatedly"
     session.execute(update(_RECIPIENTS).where(_RECIPIENTS.c.message_id == message_id)

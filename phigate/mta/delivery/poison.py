@@ -35,6 +35,7 @@ class Unprocessable(enum.StrEnum):
     MALFORMED = "malformed"  # not a header block dkimpy can be given: bounced 5.6.0
     UNDECRYPTABLE = "undecryptable"  # parked corrupt
     DKIM = "dkim"  # signing failed: parked corrupt at the error limit
+    TIMEOUT = "timeout"  # the prepare step ran over its time bound twice: parked
     REPEATED_ERRORS = "processing_error"  # our code failed on it repeatedly: parked
 
     @property

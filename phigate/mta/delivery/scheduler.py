@@ -47,6 +47,7 @@ from phigate.mta.delivery.dsn import FailedRecipient, build_dsn
 from phigate.mta.delivery.incident_watch import IncidentWatch
 from phigate.mta.delivery.outcomes import AttemptResult, RecipientOutcome
 from phigate.mta.delivery.poison import PoisonMessage, check_header_block
+from phigate.mta.delivery.prepare import run_bounded
 from phigate.mta.delivery.reports import queue_report
 from phigate.mta.delivery.retry import RetrySchedule
 from phigate.mta.delivery.secure import tls_optional
@@ -300,7 +301,8 @@ class DeliveryScheduler:
                     job.domain, now=self._clock.now()):
                 return  # marketing to a domain under an incident: deferred, not tried
             # Reading the body, decorating and signing: one trip to a thread, not three.
-            original, sender, content = await asyncio.to_thread(self._prepare, job)
+            original, sender, content = await run_bounded(  # a daemon thread, time-bound
+                lambda: self._prepare(job), timeout=self._delivery.prepare_timeout_seconds)
             first = job.first
             result = await self._transport.deliver(OutboundMessage(
                 sender=sender, recipients=[r.address for r in job.recipients],

@@ -17,6 +17,7 @@ from datetime import datetime
 from phigate.config import Settings
 from phigate.mta.delivery.dkim import DkimError
 from phigate.mta.delivery.poison import Unprocessable, unprocessable_dsn
+from phigate.mta.delivery.prepare import PrepareTimeout
 from phigate.mta.delivery.reports import queue_report
 from phigate.observability.logs import log_event
 from phigate.observability.metrics import METRICS
@@ -25,6 +26,7 @@ from phigate.queue.models import RecipientState
 from phigate.queue.store import ClaimedRecipient, QueueStore
 
 log = logging.getLogger(__name__)
+TIMEOUTS_BEFORE_PARKING = 2
 
 
 class Unprocessables:
@@ -57,7 +59,11 @@ class Unprocessables:
             METRICS.record_dkim_failure(error.algorithm)
         elif isinstance(error, DecryptionError):
             reason = Unprocessable.UNDECRYPTABLE
-        parked = self._store.note_processing_error(message_id)
+        elif isinstance(error, PrepareTimeout):
+            reason = Unprocessable.TIMEOUT
+        # A step that ran out of time holds a thread each time: twice is enough.
+        limit = TIMEOUTS_BEFORE_PARKING if reason is Unprocessable.TIMEOUT else None
+        parked = self._store.note_processing_error(message_id, limit=limit)
         log_event(log, "delivery_processing_error", level=logging.ERROR, id=message_id,
                   error=type(error).__name__, parked=parked)
         if parked:

@@ -105,3 +105,29 @@ async def test_dkim_errors_park_it_with_a_dsn_and_count_one_per_failure(world) -
     [dsn] = world.dsns()
     assert "5.3.0" in dsn.as_string() and "could not be processed" in dsn.as_string()
     assert not any(secret in world.sink.messages[0].content for secret in SECRETS)
+
+
+class _StuckSigner:
+    """Signing the patient's message never ends (a quadratic parse, a stuck library)."""
+
+    def sign(self, message: bytes) -> bytes:
+        if b"SECRET-BODY-MARKER" in message:
+            time.sleep(20)
+        return message
+
+
+async def test_a_stuck_prepare_step_is_bounded_and_parked_the_second_time(world) -> None:
+    timeouts = counted("phigate_messages_unprocessable_total", reason="timeout")
+    message_id = world.enqueue()
+    scheduler = DeliveryScheduler(world.settings(prepare_timeout_seconds=0.5), world.store,
+                                  clock=world.clock, signer=_StuckSigner())
+    started = time.monotonic()
+    await asyncio.wait_for(scheduler.run_until_empty(), 15)
+    assert time.monotonic() - started < 10  # two bounded tries, not two 20 s signings
+    view = world.store.get_message(message_id)
+    assert view.state is MessageState.CORRUPT
+    assert view.recipients[0].state is RecipientState.QUEUED  # parked, not lost
+    assert counted("phigate_messages_unprocessable_total", reason="timeout") == timeouts + 1
+    [dsn] = world.dsns()
+    assert "5.3.0" in dsn.as_string()
+    assert not any(secret in world.sink.messages[0].content for secret in SECRETS)
