@@ -29,6 +29,7 @@ from typing import Protocol
 import aiosmtplib
 
 from phigate.config import DeliverySettings
+from phigate.mta.delivery.esmtp import ehlo, mail_options, needs_smtputf8, tls_info
 from phigate.mta.delivery.outcomes import (
     PLAINTEXT,
     AttemptResult,
@@ -229,18 +230,18 @@ class SmtpTransport:
                                    timeout=settings.command_timeout_seconds)
         try:
             await smtp.connect(timeout=settings.connect_timeout_seconds)
-            await _ehlo(smtp)
+            await ehlo(smtp)
             if not implicit:
                 if smtp.supports_extension("starttls"):
                     await smtp.starttls(server_hostname=hop.name, tls_context=context)
-                    await _ehlo(smtp)
+                    await ehlo(smtp)
                 elif policy.needs_tls or message.require_tls:
                     raise TlsPolicyError(refusal_reason(policy.level, hop.name,
                                                         phi=message.phi))
             verified = False
             if smtp.get_transport_info("ssl_object") is not None:
                 verified = check_after_handshake(smtp, plan, require_tls=message.require_tls)
-            tls = _tls_info(smtp, verified=verified)
+            tls = tls_info(smtp, verified=verified)
             if hop.smarthost and settings.smarthost_username:
                 await self._login(smtp, tls)
         except BaseException:
@@ -270,13 +271,13 @@ class SmtpTransport:
         slow = False  # a reply asked us to slow down
         stage: str | None = None  # the command under way, for the bounce reason
         try:
-            utf8 = _needs_smtputf8(message)
+            utf8 = needs_smtputf8(message)
             if utf8 and not smtp.supports_extension("smtputf8"):
                 failure = Failure(553, "5.6.7 non-ASCII address and the server does not offer "
                                   "SMTPUTF8", True)
                 self._checkin(connection)
                 return [failure.for_recipient(r) for r in message.recipients], False
-            options = _mail_options(smtp, message, utf8, connection.tls.cert_verified)
+            options = mail_options(smtp, message, utf8, connection.tls.cert_verified)
             encoding = "utf-8" if utf8 else "ascii"
             stage = "mail"
             await smtp.mail(message.sender, options=options, encoding=encoding)
@@ -347,15 +348,6 @@ def _abort(transport: asyncio.BaseTransport | None) -> None:
         transport.abort()
 
 
-async def _ehlo(smtp: aiosmtplib.SMTP) -> None:
-    try:
-        await smtp.ehlo()
-    except aiosmtplib.SMTPHeloError as error:
-        if error.code < 500:
-            raise
-        await smtp.helo()  # a server without ESMTP
-
-
 async def _quit(connection: _Connection) -> None:
     transport = connection.smtp.transport  # quit() forgets it; abort it afterwards
     try:
@@ -366,37 +358,6 @@ async def _quit(connection: _Connection) -> None:
     finally:
         connection.close()
         _abort(transport)
-
-
-def _tls_info(smtp: aiosmtplib.SMTP, *, verified: bool) -> TlsInfo:
-    ssl_object = smtp.get_transport_info("ssl_object")
-    if ssl_object is None:
-        return PLAINTEXT
-    cipher = ssl_object.cipher()
-    # With the verify level the handshake itself checked chain and host name; at the
-    # other levels nothing was checked, so nothing is claimed.
-    return TlsInfo(ssl_object.version(), cipher[0] if cipher else None, verified)
-
-
-def _needs_smtputf8(message: OutboundMessage) -> bool:
-    return not (message.sender.isascii() and all(r.isascii() for r in message.recipients))
-
-
-def _mail_options(smtp: aiosmtplib.SMTP, message: OutboundMessage, utf8: bool,
-                  verified: bool = False) -> list[str]:
-    options = []
-    if smtp.supports_extension("size"):
-        options.append(f"SIZE={len(message.content)}")
-    if smtp.supports_extension("8bitmime") and not message.content.isascii():
-        options.append("BODY=8BITMIME")
-    if utf8:
-        options.append("SMTPUTF8")
-    if message.require_tls or (message.phi and verified
-                               and smtp.supports_extension("requiretls")):
-        # Passed on (RFC 8689 4.2.1); PHI asks for it wherever a verified hop offers it, so
-        # the next hops keep to TLS too.
-        options.append("REQUIRETLS")
-    return options
 
 
 def _backoff(slow: bool) -> Backoff:
