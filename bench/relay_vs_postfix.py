@@ -18,6 +18,10 @@ phigate/Postfix ratios.
     .venv/bin/python bench/relay_vs_postfix.py                 # N=500, M=10
     .venv/bin/python bench/relay_vs_postfix.py -n 2000 -c 20 --skip-postfix
     .venv/bin/python bench/relay_vs_postfix.py --skip-scan --skip-postfix   # relay only
+    .venv/bin/python bench/relay_vs_postfix.py --skip-noscan --skip-postfix --profile /tmp/prof
+
+``--profile DIR`` runs py-spy (``pip install py-spy``) over the relay's process tree (serve
+and its scanner workers) during the measured load and prints where the samples fall.
 """
 
 from __future__ import annotations
@@ -132,18 +136,77 @@ class Figures:
 
 def measure(name: str, root_pid: int, port: int, sink: Sink, messages: list[tuple[str, bytes]],
             *, connections: int, tls: ssl.SSLContext, login: tuple[str, str] | None,
-            delivery_timeout: float) -> Figures:
+            delivery_timeout: float, profile: Path | None = None) -> Figures:
     before = sink.count()
     cpu_before = tree_cpu_seconds(root_pid)
     peak = PeakRss(root_pid)
     peak.start()
+    spy = start_profiler(root_pid, profile, name) if profile else None
     load = asyncio.run(run_load(port, messages, connections=connections, sender=SENDER,
                                 tls=tls, login=login))
+    if spy is not None:
+        stop_profiler(spy)
     arrived = sink.wait_for(before + load.accepted, delivery_timeout)
     delivered = sink.count() - before
     delivered_seconds = (arrived - load.started) if arrived else None
     cpu = tree_cpu_seconds(root_pid) - cpu_before
     return Figures(name, load, delivered, delivered_seconds, cpu, peak.stop())
+
+
+def start_profiler(root_pid: int, directory: Path, name: str) -> tuple[subprocess.Popen[bytes],
+                                                                     Path]:
+    """py-spy over the whole tree (serve and the spawned scanner workers), raw collapsed
+    stacks with one line per process so the relay and the workers can be told apart."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    directory.mkdir(parents=True, exist_ok=True)
+    output = directory / (re.sub(r"\W+", "-", name) + ".txt")
+    process = subprocess.Popen([py_spy, "record", "--pid", str(root_pid), "--subprocesses",
+                                "--nonblocking", "--rate", "50", "--format", "raw",
+                                "--output", str(output)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # py-spy attaches before the load starts
+    return process, output
+
+
+def stop_profiler(spy: tuple[subprocess.Popen[bytes], Path]) -> None:
+    process, output = spy
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    if output.exists():
+        print(f"profile: {output}", file=sys.stderr)
+        for line in summarise_profile(output):
+            print(line, file=sys.stderr)
+
+
+def summarise_profile(path: Path, top: int = 25) -> list[str]:
+    """Samples per process (serve or worker) and per leaf-most phigate/library frame."""
+    by_process: dict[str, int] = {}
+    by_frame: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = stack.split(";")
+        process = frames[0]
+        kind = "scanner worker" if any("_scan_in_worker" in f for f in frames) else (
+            "worker idle" if "spawn_main" in stack else process.split(" ")[0])
+        by_process[kind] = by_process.get(kind, 0) + count
+        # attribute to the innermost phigate frame, with its module
+        phigate = [f for f in frames if "phigate/" in f]
+        key = phigate[-1] if phigate else frames[-1]
+        by_frame[key] = by_frame.get(key, 0) + count
+    lines = [f"{total} samples"]
+    lines += [f"  {count:>7} {count / max(total, 1):6.1%}  {kind}"
+              for kind, count in sorted(by_process.items(), key=lambda kv: -kv[1])]
+    lines += [f"  {count:>7} {count / max(total, 1):6.1%}  {frame}"
+              for frame, count in sorted(by_frame.items(), key=lambda kv: -kv[1])[:top]]
+    return lines
 
 
 def warm_up(port: int, sink: Sink, tls: ssl.SSLContext, login: tuple[str, str] | None,
@@ -200,7 +263,8 @@ def run_phigate(workdir: Path, messages: list[tuple[str, bytes]], *, scanning: b
         login = ("bench", "bench-password")
         warm_up(port, sink, tls, login, args.warmup)
         return measure(name, server.pid, port, sink, messages, connections=args.connections,
-                       tls=tls, login=login, delivery_timeout=args.delivery_timeout)
+                       tls=tls, login=login, delivery_timeout=args.delivery_timeout,
+                       profile=args.profile)
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -281,6 +345,8 @@ def main() -> int:
     parser.add_argument("--skip-scan", action="store_true",
                         help="leave out the scanning-on run (the relay's own costs only)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="py-spy the phigate runs into this directory")
     args = parser.parse_args()
     if os.geteuid() != 0 and not args.skip_postfix:
         parser.error("the Postfix instance needs root here (or pass --skip-postfix)")

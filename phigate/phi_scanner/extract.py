@@ -51,13 +51,36 @@ class Limits:
     max_parts: int = 200
 
 
+# Elements that end a paragraph: their text becomes its own paragraph of the extracted text
+# (a blank line around it), so a footer row or a letterhead cell is one cacheable unit.
+_BLOCKS = ["p", "div", "tr", "table", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6",
+           "blockquote", "pre", "hr", "section", "article", "header", "footer", "address"]
+_BREAK = "\x00"  # cannot occur in decoded HTML text (the parser drops NULs)
+
+
 def html_to_text(html: str) -> str:
-    soup = BeautifulSoup(html, "html.parser")
+    soup = BeautifulSoup(html.replace(_BREAK, ""), "html.parser")
     for element in soup(["script", "style", "head", "noscript", "template"]):
         element.decompose()
+    for element in soup(_BLOCKS):
+        element.insert_before(_BREAK)
+        element.insert_after(_BREAK)
     text = soup.get_text("\n")
     lines = (line.strip() for line in text.splitlines())
-    return "\n".join(line for line in lines if line)
+    out: list[str] = []
+    for line in lines:
+        if _BREAK in line:
+            for piece in line.split(_BREAK):
+                piece = piece.strip()
+                if piece:
+                    out.append(piece)
+                elif out and out[-1]:
+                    out.append("")
+        elif line:
+            out.append(line)
+    while out and not out[-1]:
+        out.pop()
+    return "\n".join(out)
 
 
 def extract_message(raw: bytes, limits: Limits) -> Extraction:

@@ -5,6 +5,11 @@ exceeds ``timeout_seconds`` or crashes its worker gives an ``unscannable`` resul
 verdict ``phi`` (fail closed) and never an exception. A stuck worker cannot be interrupted
 inside a C extension, so on a timeout the whole pool is replaced and its processes killed;
 scans that were in flight on the old pool are retried once on the new one.
+
+The timeout is the time a worker spends on the message, not the time it waited for a free
+worker: at most one scan per worker is handed to the executor, the others wait here. Under
+load a queue of messages would otherwise run out their clocks in the executor's queue and
+get whole pools killed for being slow behind each other.
 """
 
 from __future__ import annotations
@@ -56,6 +61,8 @@ class ScannerPool:
         self._generation = 0
         self._executor = self._new_executor()
         self._closed = False
+        # One scan per worker in the executor: its clock starts when a worker is free.
+        self._free_workers = asyncio.Semaphore(self.size)
 
     def _new_executor(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self.size, mp_context=self._context,
@@ -73,10 +80,13 @@ class ScannerPool:
             generation, executor = self._generation, self._executor
             loop = asyncio.get_running_loop()
             try:
-                future = loop.run_in_executor(executor, _scan_in_worker, raw)
-                # Model loading in a fresh worker counts against the first scan's timeout,
-                # so the first attempt gets room for it.
-                return await asyncio.wait_for(future, self.settings.timeout_seconds)
+                async with self._free_workers:
+                    if generation != self._generation:  # replaced while we waited
+                        generation, executor = self._generation, self._executor
+                    future = loop.run_in_executor(executor, _scan_in_worker, raw)
+                    # Model loading in a fresh worker counts against the first scan's
+                    # timeout, so the first attempt gets room for it.
+                    return await asyncio.wait_for(future, self.settings.timeout_seconds)
             except TimeoutError:
                 logger.warning("scan timed out seconds=%s", self.settings.timeout_seconds)
                 self._restart(generation)

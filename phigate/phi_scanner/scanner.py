@@ -13,13 +13,18 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from phigate.phi_scanner import findings as cat
+from phigate.phi_scanner.cache import FindingsCache, cache_units, restore, strip
 from phigate.phi_scanner.census_lexicon import load_name_lexicon
 from phigate.phi_scanner.extract import Limits, Segment, extract_message
 from phigate.phi_scanner.findings import Finding, ScanResult
 from phigate.phi_scanner.health_vocabulary import load_vocabulary
 from phigate.phi_scanner.recognizers import PATTERN_RECOGNIZERS
 from phigate.phi_scanner.recognizers.addresses import find_addresses
-from phigate.phi_scanner.recognizers.census_names import LEXICON_REASONS, find_lexicon_names
+from phigate.phi_scanner.recognizers.census_names import (
+    LEXICON_REASONS,
+    find_lexicon_names,
+    reads_across_paragraphs,
+)
 from phigate.phi_scanner.recognizers.clinical_people import REASON_CARE_CUE, find_clinical_people
 from phigate.phi_scanner.recognizers.cued_names import find_cued_names
 from phigate.phi_scanner.recognizers.dates import Spans, find_dates
@@ -44,6 +49,9 @@ _NER_REASONS = frozenset({"NER person", "NER place"})
 # spelling wins ("with tylenol", "on propofol 20").
 _WEAK_REASONS = _NER_REASONS | LEXICON_REASONS | {REASON_CARE_CUE, REASON_DESTINATION,
                                                   REASON_TOWN, REASON_REPEAT}
+# _stages' length, and where among them find_repeats reads the identifiers found so far.
+_STAGES = 9
+_REPEATS_AT = 7
 
 
 class Scanner:
@@ -58,6 +66,8 @@ class Scanner:
         self.vocabulary = load_vocabulary()
         self.name_lexicon = load_name_lexicon()
         place_automaton()  # the gazetteer loads once per worker, not during the first scan
+        self._cache = (FindingsCache(settings.cache_paragraphs)
+                       if settings.cache_paragraphs > 0 else None)
         self._ner: NerModel | None = None
         if settings.ner != "never":
             from phigate.phi_scanner.nlp import NerModel  # the only import of spaCy
@@ -112,19 +122,51 @@ class Scanner:
     # -- recognizers -----------------------------------------------------------------------
 
     def cheap_findings(self, text: str, part: str) -> list[Finding]:
-        findings: list[Finding] = []
-        for recognizer in PATTERN_RECOGNIZERS:
-            findings.extend(recognizer(text, part))
-        findings.extend(find_addresses(text, part))
-        findings.extend(find_dates(text, part))
-        findings.extend(find_cued_names(text, part))
-        findings.extend(find_lexicon_names(text, part, self.name_lexicon))
-        findings.extend(find_clinical_people(text, part, self.name_lexicon))
-        findings.extend(find_facilities(text, part, self.name_lexicon))
+        """The cheap recognizers over ``text``, paragraph by paragraph through the cache.
+
+        Every recognizer but the repeats one reads within a paragraph, so a paragraph's
+        findings do not depend on its neighbours and are cached by paragraph; the repeats of
+        a cued name are looked for over the whole text, as are the verdict's inputs. The
+        text's last 60 characters (where a note's signature is looked for) are read in one
+        piece with the paragraphs they reach into. A text
+        with lines of dialogue (names found only because several lines read so) is read
+        whole, uncached.
+        """
+        if self._cache is None or reads_across_paragraphs(text):
+            stages = self._stages(text, part)
+        else:
+            stages = [[] for _ in range(_STAGES)]
+            for offset, paragraph, tail in cache_units(text):
+                key = self._cache.key(paragraph, tail=tail)
+                cached = self._cache.get(key)
+                if cached is None:
+                    found = self._stages(paragraph, part)
+                    cached = tuple(strip(stage, 0) for stage in found)
+                    self._cache.put(key, cached)
+                for stage, stage_cached in zip(stages, cached, strict=True):
+                    stage.extend(restore(stage_cached, text, part, offset))
+        findings = [f for stage in stages[:_REPEATS_AT] for f in stage]
         findings.extend(find_repeats(text, part, findings, self.name_lexicon))
-        findings.extend(find_vocabulary_terms(text, part, self.vocabulary))
-        findings.extend(find_health_patterns(text, part, self.vocabulary))
+        findings.extend(f for stage in stages[_REPEATS_AT:] for f in stage)
         return findings
+
+    def _stages(self, text: str, part: str) -> list[list[Finding]]:
+        """Each recognizer's findings, in the order the overlap resolution relies on."""
+        patterns: list[Finding] = []
+        for recognizer in PATTERN_RECOGNIZERS:
+            patterns.extend(recognizer(text, part))
+        return [
+            patterns,
+            find_addresses(text, part),
+            find_dates(text, part),
+            find_cued_names(text, part),
+            find_lexicon_names(text, part, self.name_lexicon),
+            find_clinical_people(text, part, self.name_lexicon),
+            find_facilities(text, part, self.name_lexicon),
+            # find_repeats runs here, over the whole text (cheap_findings)
+            find_vocabulary_terms(text, part, self.vocabulary),
+            find_health_patterns(text, part, self.vocabulary),
+        ]
 
     def _ner_findings(self, segment: Segment, budget: int, explained: list[tuple[int, int]]
                       ) -> tuple[list[Finding], int]:

@@ -144,6 +144,19 @@ def find_lexicon_names(text: str, part: str, lexicon: NameLexicon) -> list[Findi
     return finder.results
 
 
+def _speaker_lines(text: str) -> list[re.Match[str]]:
+    return [m for m in SPEAKER.finditer(text)
+            if fold(m.group(1)) not in STOP_WORDS and fold(m.group(1)) not in LABEL_WORDS
+            and not m.group(1).isupper()
+            and m.group(1).upper() not in NOT_NAME_ABBREVIATIONS]
+
+
+def reads_across_paragraphs(text: str) -> bool:
+    """Whether this recognizer's findings in one paragraph depend on the others: lines of
+    dialogue are names only when two or more lines read so, wherever they stand."""
+    return len(_speaker_lines(text)) >= 2
+
+
 class _Finder:
     def __init__(self, text: str, part: str, lexicon: NameLexicon) -> None:
         self.text = text
@@ -224,10 +237,7 @@ class _Finder:
     def speakers(self) -> None:
         """Lines of dialogue: two or more lines opening with "Name:" and speech."""
         # A known name, not a heading word: notes open lines with "Neuro:", "Resp:", "Skin:".
-        matches = [m for m in SPEAKER.finditer(self.text)
-                   if fold(m.group(1)) not in STOP_WORDS and fold(m.group(1)) not in LABEL_WORDS
-                   and not m.group(1).isupper()
-                   and m.group(1).upper() not in NOT_NAME_ABBREVIATIONS]
+        matches = _speaker_lines(self.text)
         if len(matches) < 2:
             return
         for match in matches:

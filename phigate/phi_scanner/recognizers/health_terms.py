@@ -50,10 +50,11 @@ LAB_NAMES = (
     r"platelets?|hematocrit|BP|blood pressure|vitamin D|B12|ferritin|ALT|AST|BMI|"
     r"viral load|CD4|troponin|lipase|bilirubin|albumin|calcium|magnesium|iron|"
     r"heart rate|pulse|temperature|oxygen saturation|SpO2|O2 sat|weight")
+# The unit is on the value's line, and no whitespace after a value without one is taken.
 LAB_RESULT = re.compile(
     rf"\b(?:{LAB_NAMES})\b(?:\s+(?:level|levels|count|result|reading))?\s*(?:of|was|is|at|:|=|"
-    r"came back(?: at)?)?\s*(?:\d+(?:\.\d+)?(?:/\d+)?\s*(?:%|mg/dL|mmol/L|mIU/L|ng/mL|"
-    r"g/dL|U/L|mEq/L|K/uL|bpm|mmHg|kg|lbs?|°F|copies/mL)?|high|low|elevated|normal|"
+    r"came back(?: at)?)?\s*(?:\d+(?:\.\d+)?(?:/\d+)?(?:[ \t]*(?:%|mg/dL|mmol/L|mIU/L|ng/mL|"
+    r"g/dL|U/L|mEq/L|K/uL|bpm|mmHg|kg|lbs?|°F|copies/mL))?|high|low|elevated|normal|"
     r"abnormal)", re.IGNORECASE)
 ICD_CODE = re.compile(r"\b([A-TV-Z]\d{2}(?:\.[0-9A-Z]{1,4})?)\b")
 CPT_CODE = re.compile(r"\b(\d{5}|\d{4}[FT])\b")
