@@ -161,12 +161,11 @@ class SmtpTransport:
                     continue
                 outcomes, slow_here = await self._transaction(connection, message)
                 return AttemptResult(connection.label, connection.tls, outcomes,
-                                     time.monotonic() - started, _backoff(slow or slow_here),
+                                     time.monotonic() - started, Backoff.of(slow or slow_here),
                                      tls_policy=str(connection.policy))
-        # No host took the connection: refusals count now. One refusing MX beside a working
-        # one is that host's trouble, not a sign that the destination wants less of us.
+        # No host took it: refusals count now (one refusing MX beside a working one does not).
         result = self._all(message, host, PLAINTEXT, failure, started,
-                           _backoff(slow or refused))
+                           Backoff.of(slow or refused))
         return dataclasses.replace(result, tls_policy=str(policy) if policy else None)
 
     def _demands(self, message: OutboundMessage) -> Demands:
@@ -358,8 +357,3 @@ async def _quit(connection: _Connection) -> None:
     finally:
         connection.close()
         _abort(transport)
-
-
-def _backoff(slow: bool) -> Backoff:
-    """The attempt's backoff for the throttle: only a slow-down matters to it."""
-    return Backoff.SLOW_DOWN if slow else Backoff.NONE

@@ -54,6 +54,11 @@ class Backoff(StrEnum):
     #: connections or messages; a refused connection): pause it, then send slowly.
     SLOW_DOWN = "slow_down"
 
+    @classmethod
+    def of(cls, slow: bool) -> Backoff:
+        """An attempt's backoff for the throttle, which only cares about slowing down."""
+        return cls.SLOW_DOWN if slow else cls.NONE
+
 
 @dataclass(frozen=True)
 class TlsInfo:
