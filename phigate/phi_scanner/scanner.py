@@ -23,7 +23,7 @@ from phigate.phi_scanner.recognizers.addresses import find_addresses
 from phigate.phi_scanner.recognizers.census_names import (
     LEXICON_REASONS,
     find_lexicon_names,
-    reads_across_paragraphs,
+    speaker_lines,
 )
 from phigate.phi_scanner.recognizers.clinical_people import REASON_CARE_CUE, find_clinical_people
 from phigate.phi_scanner.recognizers.cued_names import find_cued_names
@@ -132,7 +132,7 @@ class Scanner:
         with lines of dialogue (names found only because several lines read so) is read
         whole, uncached.
         """
-        if self._cache is None or reads_across_paragraphs(text):
+        if self._cache is None or len(speaker_lines(text)) >= 2:
             stages = self._stages(text, part)
         else:
             stages = [[] for _ in range(_STAGES)]

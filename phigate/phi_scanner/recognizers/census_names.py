@@ -144,17 +144,13 @@ def find_lexicon_names(text: str, part: str, lexicon: NameLexicon) -> list[Findi
     return finder.results
 
 
-def _speaker_lines(text: str) -> list[re.Match[str]]:
-    return [m for m in SPEAKER.finditer(text)
-            if fold(m.group(1)) not in STOP_WORDS and fold(m.group(1)) not in LABEL_WORDS
-            and not m.group(1).isupper()
-            and m.group(1).upper() not in NOT_NAME_ABBREVIATIONS]
+NOT_SPEAKERS = STOP_WORDS | LABEL_WORDS
 
 
-def reads_across_paragraphs(text: str) -> bool:
-    """Whether this recognizer's findings in one paragraph depend on the others: lines of
-    dialogue are names only when two or more lines read so, wherever they stand."""
-    return len(_speaker_lines(text)) >= 2
+def speaker_lines(text: str) -> list[re.Match[str]]:
+    """Lines opening with "Name:"; two or more make dialogue, wherever they stand."""
+    return [m for m in SPEAKER.finditer(text) if fold(m.group(1)) not in NOT_SPEAKERS
+            and not m.group(1).isupper() and m.group(1).upper() not in NOT_NAME_ABBREVIATIONS]
 
 
 class _Finder:
@@ -237,8 +233,7 @@ class _Finder:
     def speakers(self) -> None:
         """Lines of dialogue: two or more lines opening with "Name:" and speech."""
         # A known name, not a heading word: notes open lines with "Neuro:", "Resp:", "Skin:".
-        matches = _speaker_lines(self.text)
-        if len(matches) < 2:
+        if len(matches := speaker_lines(self.text)) < 2:
             return
         for match in matches:
             self.add(match.start(1), match.end(1), 0.6, REASON_SINGLE)
