@@ -22,7 +22,7 @@ from datetime import datetime
 
 from phigate.errors import PhigateError
 from phigate.mta.delivery.dsn import FailedRecipient, build_dsn
-from phigate.mta.submission.header_block import HeaderLimits
+from phigate.mta.header_block import HeaderLimits
 
 _FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+:")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")

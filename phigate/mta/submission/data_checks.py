@@ -12,7 +12,7 @@ import asyncio
 from dataclasses import dataclass
 
 from phigate.accounts.store import MESSAGE_CLASSES, Account
-from phigate.mta.submission.header_block import HeaderBlock, HeaderLimits
+from phigate.mta.header_block import HeaderBlock, HeaderLimits
 from phigate.mta.submission.header_checks import (
     Originators,
     check_message_header,

@@ -25,12 +25,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from phigate.mta.submission.addresses import Mailbox, looks_like_address, parse_mailboxes
-from phigate.mta.submission.header_block import (
+from phigate.mta.header_block import (
     HeaderBlock,
     HeaderLimits,
     split_header_block,
 )
+from phigate.mta.submission.addresses import Mailbox, looks_like_address, parse_mailboxes
 from phigate.mta.submission.refusals import Refusal, RefusalReason
 
 REMOVED_CLIENT_FIELDS = frozenset({

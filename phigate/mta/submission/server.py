@@ -22,12 +22,12 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from phigate.accounts.store import Account
 from phigate.mta.delivery.review_notices import enqueue_and_notify
+from phigate.mta.header_block import HeaderBlock
 from phigate.mta.submission.data_checks import (
     REPLY_CHECK_TIMEOUT,
     CheckedData,
     check_data_off_loop,
 )
-from phigate.mta.submission.header_block import HeaderBlock
 from phigate.mta.submission.protocol import PhigateSMTP, silence_aiosmtpd_log
 from phigate.mta.submission.refusals import Refusal
 from phigate.mta.submission.requiretls import requires_tls

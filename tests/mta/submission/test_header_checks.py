@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from phigate.mta.submission.header_block import HeaderLimits, split_header_block
+from phigate.mta.header_block import HeaderLimits, split_header_block
 from phigate.mta.submission.header_checks import (
     CheckedHeader,
     Originators,

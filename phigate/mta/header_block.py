@@ -1,4 +1,8 @@
-"""The header block of a submitted message, split in one bounded, linear pass.
+"""The header block of a message, split in one bounded, linear pass.
+
+Shared by both directions: submission splits and checks it before ``250``, and delivery
+checks a stored message against the same :class:`HeaderLimits` before DKIM signing
+(:mod:`phigate.mta.delivery.poison`), so neither imports the other.
 
 Python's ``email`` parser is lenient (it repairs what it cannot read, and records a defect)
 and some of its header parsing is super-linear: a 64 KB folded display name took seconds.
