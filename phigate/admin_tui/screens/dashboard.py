@@ -43,7 +43,14 @@ class DashboardScreen(AdminScreen):
         self.action_refresh()
         self.set_interval(REFRESH_SECONDS, self.action_refresh)
 
+    #: A load is running: the next tick waits for it instead of cancelling it, so a store
+    #: slower than REFRESH_SECONDS still gets its figures on screen.
+    _loading = False
+
     def action_refresh(self) -> None:
+        if self._loading:
+            return
+        self._loading = True
         self._load()
 
     @work(thread=True, exclusive=True, group="dashboard")
@@ -53,6 +60,8 @@ class DashboardScreen(AdminScreen):
         except PhigateError as error:
             self.app.call_from_thread(self.notify, str(error), severity="error", markup=False)
             return
+        finally:
+            self._loading = False
         self.app.call_from_thread(self.show, figures)
 
     def show(self, d: Dashboard) -> None:
