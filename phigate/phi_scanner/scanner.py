@@ -9,7 +9,7 @@ names change nothing, and the model is not run.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from phigate.phi_scanner import findings as cat
@@ -77,31 +77,44 @@ class Scanner:
     # -- public API ------------------------------------------------------------------------
 
     def scan_message(self, raw: bytes) -> ScanResult:
+        deadline = self._deadline()  # extraction counts towards it
         try:
             extraction = extract_message(raw, self.limits)
         except RecursionError:
             # The stdlib walks MIME trees recursively: thousands of nested multiparts
             # exhaust the stack. Such a message cannot be read, so it fails closed.
             return ScanResult.unscannable_result("MIME structure nested too deeply")
-        return self.scan_segments(extraction.segments, extraction.notes)
+        return self.scan_segments(extraction.segments, extraction.notes, deadline=deadline)
 
     def scan_text(self, text: str, part: str = "text") -> ScanResult:
         return self.scan_segments([Segment(part, text[: self.settings.max_text_bytes])], [])
 
-    def scan_segments(self, segments: Sequence[Segment], notes: Iterable[str]) -> ScanResult:
+    def _deadline(self) -> float:
+        """When a scan stops and fails closed: before the pool's timeout kills the worker."""
+        return time.monotonic() + self.settings.timeout_seconds * 0.9
+
+    def scan_segments(self, segments: Sequence[Segment], notes: Iterable[str], *,
+                      deadline: float | None = None) -> ScanResult:
         notes = list(dict.fromkeys(notes))  # unique, in order
-        deadline = time.monotonic() + self.settings.timeout_seconds * 0.9
+        deadline = self._deadline() if deadline is None else deadline
         findings: list[Finding] = []
         segments = _distinct(segments)
-        for segment in segments:
-            findings.extend(self.cheap_findings(segment.text, segment.part))
+        try:
+            for segment in segments:
+                findings.extend(self.cheap_findings(segment.text, segment.part,
+                                                    deadline=deadline))
+        except _OutOfTime:
+            # The pattern pass over megabytes of text takes seconds: it stops at the
+            # deadline too, and what it could not read makes the verdict fail closed.
+            notes.append(_OUT_OF_TIME)
         findings = resolve_overlaps(findings)
         if self._ner is not None and (self.settings.ner == "always" or not
                                       verdict_outcome_is_settled(findings, self.thresholds)):
             budget = self.settings.ner_max_chars
             for segment in segments:
                 if time.monotonic() > deadline:
-                    notes.append("unscannable: scan time limit reached")
+                    if _OUT_OF_TIME not in notes:
+                        notes.append(_OUT_OF_TIME)
                     break
                 explained = [(f.start, f.end) for f in findings if f.part == segment.part]
                 segment_findings, budget = self._ner_findings(segment, budget, explained)
@@ -121,7 +134,8 @@ class Scanner:
 
     # -- recognizers -----------------------------------------------------------------------
 
-    def cheap_findings(self, text: str, part: str) -> list[Finding]:
+    def cheap_findings(self, text: str, part: str, *, deadline: float | None = None
+                       ) -> list[Finding]:
         """The cheap recognizers over ``text``, paragraph by paragraph through the cache.
 
         Every recognizer but the repeats one reads within a paragraph, so a paragraph's
@@ -133,40 +147,50 @@ class Scanner:
         whole, uncached.
         """
         if self._cache is None or len(speaker_lines(text)) >= 2:
-            stages = self._stages(text, part)
+            stages = self._stages(text, part, deadline)
         else:
             stages = [[] for _ in range(_STAGES)]
             for offset, paragraph, tail in cache_units(text):
                 key = self._cache.key(paragraph, tail=tail)
                 cached = self._cache.get(key)
                 if cached is None:
-                    found = self._stages(paragraph, part)
+                    found = self._stages(paragraph, part, deadline)  # cut: not cached
                     cached = tuple(strip(stage, 0) for stage in found)
                     self._cache.put(key, cached)
                 for stage, stage_cached in zip(stages, cached, strict=True):
                     stage.extend(restore(stage_cached, text, part, offset))
         findings = [f for stage in stages[:_REPEATS_AT] for f in stage]
+        _check(deadline)
         findings.extend(find_repeats(text, part, findings, self.name_lexicon))
         findings.extend(f for stage in stages[_REPEATS_AT:] for f in stage)
         return findings
 
-    def _stages(self, text: str, part: str) -> list[list[Finding]]:
-        """Each recognizer's findings, in the order the overlap resolution relies on."""
+    def _stages(self, text: str, part: str, deadline: float | None = None
+                ) -> list[list[Finding]]:
+        """Each recognizer's findings, in the order the overlap resolution relies on.
+
+        Raises _OutOfTime between two recognizers once ``deadline`` has passed."""
         patterns: list[Finding] = []
         for recognizer in PATTERN_RECOGNIZERS:
             patterns.extend(recognizer(text, part))
-        return [
-            patterns,
-            find_addresses(text, part),
-            find_dates(text, part),
-            find_cued_names(text, part),
-            find_lexicon_names(text, part, self.name_lexicon),
-            find_clinical_people(text, part, self.name_lexicon),
-            find_facilities(text, part, self.name_lexicon),
+            _check(deadline)
+        lexicon, vocabulary = self.name_lexicon, self.vocabulary
+        later: list[Callable[[], list[Finding]]] = [
+            lambda: find_addresses(text, part),
+            lambda: find_dates(text, part),
+            lambda: find_cued_names(text, part),
+            lambda: find_lexicon_names(text, part, lexicon),
+            lambda: find_clinical_people(text, part, lexicon),
+            lambda: find_facilities(text, part, lexicon),
             # find_repeats runs here, over the whole text (cheap_findings)
-            find_vocabulary_terms(text, part, self.vocabulary),
-            find_health_patterns(text, part, self.vocabulary),
+            lambda: find_vocabulary_terms(text, part, vocabulary),
+            lambda: find_health_patterns(text, part, vocabulary),
         ]
+        stages = [patterns]
+        for stage in later:
+            stages.append(stage())
+            _check(deadline)
+        return stages
 
     def _ner_findings(self, segment: Segment, budget: int, explained: list[tuple[int, int]]
                       ) -> tuple[list[Finding], int]:
@@ -186,6 +210,18 @@ class Scanner:
             chunks.append(chunk)
         found = self._ner.find_entities(segment.text, segment.part, chunks) if chunks else []
         return found, budget
+
+
+_OUT_OF_TIME = "unscannable: scan time limit reached"
+
+
+class _OutOfTime(Exception):
+    """The scan's deadline passed during the pattern pass."""
+
+
+def _check(deadline: float | None) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise _OutOfTime
 
 
 def _distinct(segments: Sequence[Segment]) -> list[Segment]:
