@@ -119,7 +119,7 @@ class ScannerPool:
 def _kill_executor(executor: ProcessPoolExecutor, *, graceful: bool = False) -> None:
     # ProcessPoolExecutor offers no way to stop a busy worker; its process table is private
     # but stable across CPython 3.8-3.13, and killing is the only way out of a stuck parse.
-    processes = list(getattr(executor, "_processes", {}).values())
+    processes = list((getattr(executor, "_processes", None) or {}).values())  # None once shut down
     if not graceful:
         for process in processes:
             if process.is_alive():
