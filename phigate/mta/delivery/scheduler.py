@@ -91,6 +91,12 @@ class Job:
 class _Domain:
     jobs: collections.deque[Job] = field(default_factory=collections.deque)
     workers: int = 0
+    #: Workers in the middle of a delivery: a job queued now waits for another worker.
+    busy: int = 0
+
+    def needs_worker(self) -> bool:
+        """More jobs wait than workers are free to take them."""
+        return len(self.jobs) > self.workers - self.busy
 
 
 class DeliveryScheduler:
@@ -225,7 +231,7 @@ class DeliveryScheduler:
         for name, domain in list(self._domains.items()):
             if domain.jobs and self._throttles.paused(name, instant):
                 await self._defer_paused(name, domain)
-            while (domain.jobs and domain.workers < len(domain.jobs)
+            while (domain.needs_worker()
                    and len(self._tasks) < max(1, self._delivery.workers)):
                 slot = self._throttles.try_connect(name, instant)
                 if slot is None:
@@ -265,7 +271,11 @@ class DeliveryScheduler:
                 started = self._clock.now()  # when the rate allowed it: the attempt's time
                 job = domain.jobs.popleft()
                 self._queued -= len(job.recipients)
-                await self._process(job, started)
+                domain.busy += 1
+                try:
+                    await self._process(job, started)
+                finally:
+                    domain.busy -= 1
                 if self._throttles.over_connection_limit(name, self._clock.now().timestamp()):
                     break
         finally:

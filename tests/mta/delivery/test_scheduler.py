@@ -276,6 +276,31 @@ async def test_concurrency_is_used_up_to_the_limit(world) -> None:
     assert world.sink.max_concurrent == 2
 
 
+async def test_mail_queued_behind_a_slow_delivery_gets_its_own_connection(world) -> None:
+    """A job queued while every worker of its domain was busy waited for one of them to
+    finish (30 s behind a stalling MX), though the connection limit allowed more."""
+    world.sink.script("DATA", Stall(8.0))  # the first message only
+    world.enqueue("slow@example.test")
+    scheduler = DeliveryScheduler(world.settings(shutdown_timeout_seconds=0.5), world.store)
+    stop = asyncio.Event()
+    runner = asyncio.create_task(scheduler.run(stop))
+    try:
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if ("DATA", "") in world.sink.commands:
+                break
+        assert ("DATA", "") in world.sink.commands
+        world.enqueue("next@example.test")
+        for _ in range(60):
+            await asyncio.sleep(0.05)
+            if world.sink.messages:
+                break
+        assert [m.rcpt_tos for m in world.sink.messages] == [("next@example.test",)]
+    finally:
+        stop.set()
+        await asyncio.wait_for(runner, 10)
+
+
 async def test_a_421_slows_that_destination_down(world) -> None:
     messages = [world.enqueue(f"p{i}@example.test") for i in range(6)]
     world.sink.script("EHLO", "421 4.7.0 too many messages, slow down", times=None)
