@@ -88,11 +88,6 @@ class DkimKeyring:
             return None
         return cls(settings, default_domain, engine)
 
-    @property
-    def selectors(self) -> list[str]:
-        signer = self.current()
-        return signer.selectors if signer is not None else []
-
     def sign(self, message: bytes) -> bytes:
         """As :meth:`DkimSigner.sign`, with the keys of the current rollover state."""
         signer = self.current()
