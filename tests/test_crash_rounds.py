@@ -15,8 +15,6 @@ import re
 import signal
 import smtplib
 import ssl
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -24,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from helpers.net import free_port
-from helpers.relay_process import start_relay
+from helpers.relay_process import install_with_user, start_relay
 from helpers.smtp_sink import SmtpSink
 
 ROUNDS = 20
@@ -63,13 +61,7 @@ class Sender(threading.Thread):
 def test_sigkill_rounds_deliver_every_acknowledged_message(tmp_path: Path) -> None:
     seed = int(os.environ.get("PHIGATE_CRASH_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
-    init = subprocess.run([sys.executable, "-m", "phigate", "init", "--dir", str(tmp_path),
-                           "--domain", "practice.test"], capture_output=True, text=True)
-    assert init.returncode == 0, init.stderr
-    config = tmp_path / "phigate.toml"
-    subprocess.run([sys.executable, "-m", "phigate", "--config", str(config), "user", "add",
-                    "ehr"], input="pw\n", text=True, check=True, capture_output=True)
-    context = ssl.create_default_context(cafile=str(tmp_path / "tls" / "cert.pem"))
+    config, context = install_with_user(tmp_path)
     sink = SmtpSink(free_port()).start()
     port = free_port()
     env = {

@@ -6,15 +6,13 @@ import os
 import signal
 import smtplib
 import ssl
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from helpers.net import free_port
-from helpers.relay_process import start_relay
+from helpers.relay_process import install_with_user, start_relay
 
 from phigate.config import load_settings
 from phigate.runtime import Runtime
@@ -55,13 +53,7 @@ class Sender(threading.Thread):
 
 @pytest.mark.slow
 def test_sigkill_mid_stream_loses_no_acknowledged_message(tmp_path: Path) -> None:
-    init = subprocess.run([sys.executable, "-m", "phigate", "init", "--dir", str(tmp_path),
-                           "--domain", "practice.test"], capture_output=True, text=True)
-    assert init.returncode == 0, init.stderr
-    config = tmp_path / "phigate.toml"
-    subprocess.run([sys.executable, "-m", "phigate", "--config", str(config), "user", "add",
-                    "ehr"], input="pw\n", text=True, check=True, capture_output=True)
-    context = ssl.create_default_context(cafile=str(tmp_path / "tls" / "cert.pem"))
+    config, context = install_with_user(tmp_path)
     port = free_port()
     relay = start_relay(config, port, roles="smtp", env=relay_env(port))
 

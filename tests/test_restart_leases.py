@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from helpers.net import free_port
-from helpers.relay_process import start_relay
+from helpers.relay_process import install_with_user, start_relay
 from helpers.smtp_sink import SmtpSink, Stall
 
 MESSAGES = 4
@@ -76,13 +76,7 @@ def wait_for(condition: Callable[[], object], seconds: float) -> bool:
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_a_restart_takes_back_the_leases_of_a_killed_run(tmp_path: Path) -> None:
-    init = subprocess.run([sys.executable, "-m", "phigate", "init", "--dir", str(tmp_path),
-                           "--domain", "practice.test"], capture_output=True, text=True)
-    assert init.returncode == 0, init.stderr
-    config = tmp_path / "phigate.toml"
-    subprocess.run([sys.executable, "-m", "phigate", "--config", str(config), "user", "add",
-                    "ehr"], input="pw\n", text=True, check=True, capture_output=True)
-    context = ssl.create_default_context(cafile=str(tmp_path / "tls" / "cert.pem"))
+    config, context = install_with_user(tmp_path)
     sink = SmtpSink(free_port()).start()
     sink.script("DATA", Stall(60, "451 4.3.0 slow"), times=None)  # in flight until killed
     port = free_port()

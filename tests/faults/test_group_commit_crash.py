@@ -5,15 +5,12 @@ that got its 250 is in the queue after the restart, and nothing else was acknowl
 from __future__ import annotations
 
 import signal
-import ssl
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from helpers.net import free_port
-from helpers.relay_process import start_relay
+from helpers.relay_process import install_with_user, start_relay
 from test_crash_safety import Sender, relay_env
 
 from phigate.config import load_settings
@@ -25,13 +22,7 @@ CONNECTIONS = 12
 
 @pytest.mark.slow
 def test_sigkill_during_group_commits_loses_no_acknowledged_message(tmp_path: Path) -> None:
-    init = subprocess.run([sys.executable, "-m", "phigate", "init", "--dir", str(tmp_path),
-                           "--domain", "practice.test"], capture_output=True, text=True)
-    assert init.returncode == 0, init.stderr
-    config = tmp_path / "phigate.toml"
-    subprocess.run([sys.executable, "-m", "phigate", "--config", str(config), "user", "add",
-                    "ehr"], input="pw\n", text=True, check=True, capture_output=True)
-    context = ssl.create_default_context(cafile=str(tmp_path / "tls" / "cert.pem"))
+    config, context = install_with_user(tmp_path)
     port = free_port()
     relay = start_relay(config, port, roles="smtp", env=relay_env(port))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -32,3 +33,16 @@ def start_relay(config: Path, port: int, *, roles: str, env: Mapping[str, str]
             time.sleep(0.05)
     process.kill()
     raise RuntimeError("relay did not start")
+
+
+def install_with_user(directory: Path, user: str = "ehr", password: str = "pw"
+                      ) -> tuple[Path, ssl.SSLContext]:
+    """``phigate init`` in ``directory`` and one submission account, as an admin would:
+    the config file and a client context that trusts the relay's own certificate."""
+    init = subprocess.run([sys.executable, "-m", "phigate", "init", "--dir", str(directory),
+                           "--domain", "practice.test"], capture_output=True, text=True)
+    assert init.returncode == 0, init.stderr
+    config = directory / "phigate.toml"
+    subprocess.run([sys.executable, "-m", "phigate", "--config", str(config), "user", "add",
+                    user], input=f"{password}\n", text=True, check=True, capture_output=True)
+    return config, ssl.create_default_context(cafile=str(directory / "tls" / "cert.pem"))
