@@ -46,6 +46,12 @@ FETCH_TIMEOUT_SECONDS = 60.0
 MAX_AGE_LIMIT = 31_557_600
 #: A cached policy is re-checked against its TXT id at most this often (per domain).
 RECHECK_SECONDS = 300.0
+#: How long a domain the store had no policy for is not read again: the TXT lookup (cached
+#: by its TTL) still runs every time, so a policy published meanwhile is found, and a
+#: policy another node stored is fetched at worst once more.
+ABSENT_RECHECK_SECONDS = 60.0
+#: Bound of the in-process memo of domains without a stored policy.
+ABSENT_MEMO_SIZE = 10_000
 
 _ID = re.compile(r"^[A-Za-z0-9]{1,32}$")
 
@@ -273,15 +279,20 @@ class MtaSts:
     _checked: dict[str, float] = field(default_factory=dict)
     #: Policies already read or fetched by this process (no database read per delivery).
     _memory: dict[str, CachedPolicy] = field(default_factory=dict)
+    #: Domains the store had no policy for, and when (monotonic): most destinations publish
+    #: none, and reading the store for them on every delivery cost ~6% of delivery's CPU.
+    _absent: dict[str, float] = field(default_factory=dict)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     async def lookup(self, domain: str) -> StsLookup:
         domain = domain.lower()
         cached = self._memory.get(domain)
-        if cached is None or cached.expires_at <= self.now():
+        if (cached is None or cached.expires_at <= self.now()) and not self._known_absent(domain):
             cached = await asyncio.to_thread(self.cache.get_sts_policy, domain)
             if cached is not None:
                 self._memory[domain] = cached
+            else:
+                self._note_absent(domain)
         if cached is not None and cached.expires_at > self.now():
             self._maybe_refresh(domain, cached)
             return StsLookup(cached.policy)
@@ -321,6 +332,15 @@ class MtaSts:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    def _known_absent(self, domain: str) -> bool:
+        since = self._absent.get(domain)
+        return since is not None and time.monotonic() - since < ABSENT_RECHECK_SECONDS
+
+    def _note_absent(self, domain: str) -> None:
+        if len(self._absent) >= ABSENT_MEMO_SIZE:
+            self._absent.clear()
+        self._absent[domain] = time.monotonic()
+
     def _maybe_refresh(self, domain: str, cached: CachedPolicy) -> None:
         last = self._checked.get(domain)
         if last is not None and time.monotonic() - last < RECHECK_SECONDS:
@@ -338,6 +358,7 @@ class MtaSts:
         cached = CachedPolicy(policy, now, now + timedelta(seconds=policy.max_age))
         await asyncio.to_thread(self.cache.put_sts_policy, domain, cached)
         self._memory[domain] = cached
+        self._absent.pop(domain, None)
         log_event(log, "mta_sts_policy_cached", mode=str(policy.mode),
                   max_age=policy.max_age)
         return policy

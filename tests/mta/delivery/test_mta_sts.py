@@ -14,6 +14,7 @@ from helpers.net import free_port
 from helpers.transport import StsHost, policy_text
 
 from phigate.mta.delivery.mta_sts import (
+    CachedPolicy,
     MtaSts,
     StoreStsCache,
     StsError,
@@ -99,6 +100,33 @@ async def test_no_txt_record_means_no_policy(dns: DnsServer, transport_store: Tr
     sts = _sts(dns, transport_store, sts_ca, free_port())
     found = await sts.lookup("nopolicy.test")
     assert found.policy is None and found.failure is None
+
+
+class _CountingCache(StoreStsCache):
+    def __init__(self, store: TransportStore) -> None:
+        super().__init__(store)
+        self.reads = 0
+
+    def get_sts_policy(self, domain: str) -> CachedPolicy | None:
+        self.reads += 1
+        return super().get_sts_policy(domain)
+
+
+async def test_a_domain_without_policy_is_not_read_from_the_store_per_delivery(
+        dns: DnsServer, transport_store: TransportStore, sts_ca: trustme.CA) -> None:
+    port = free_port()
+    sts = _sts(dns, transport_store, sts_ca, port)
+    cache = sts.cache = _CountingCache(transport_store)
+    for _ in range(3):
+        assert (await sts.lookup("nopolicy.test")).policy is None
+    assert cache.reads == 1
+    # The TXT record is still asked every time: a policy published meanwhile is found.
+    async with StsHost(sts_ca, DOMAIN, port) as host:
+        host.policy = policy_text("enforce", "mx1.example.test")
+        assert (await sts.lookup(DOMAIN)).policy is not None  # absent from the store: fetched
+        found = await sts.lookup(DOMAIN)
+        await sts.aclose()
+    assert found.policy is not None and host.fetches == 1
 
 
 async def test_untrusted_certificate_is_a_webpki_failure(
