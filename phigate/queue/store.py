@@ -18,9 +18,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import Engine, Select, func, or_, select
+from sqlalchemy import Engine, Select, Table, func, insert, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from phigate.clock import utcnow
@@ -41,6 +41,10 @@ from phigate.queue.models import (
 )
 from phigate.queue.transitions import Disposition
 from phigate.queue.views import MessageView, message_view
+
+_MESSAGES = cast(Table, Message.__table__)
+_RECIPIENTS = cast(Table, Recipient.__table__)
+_BODIES = cast(Table, MessageBody.__table__)
 
 
 class UnknownMessage(PhigateError):
@@ -73,6 +77,15 @@ class NewMessage:
     hold_reason: str | None = None
     #: ``MAIL FROM:<...> REQUIRETLS`` (RFC 8689).
     require_tls: bool = False
+
+
+@dataclass(frozen=True)
+class _Accepted:
+    """One accepted message's rows, waiting for the group commit."""
+
+    message: dict[str, Any]
+    recipients: list[dict[str, Any]]
+    body: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -162,50 +175,50 @@ class SqlQueueStore:
         now = now or utcnow()
         message_id = new_message_id()
         sealed = self._master_key.seal(message.body, associated_data=message_id.encode())
-        row = Message(
-            id=message_id,
-            created_at=now,
-            state=message.state,
-            sender=message.sender,
-            username=message.username,
-            client_ip=message.client_ip,
-            size=len(message.body),
-            header_id=header_id(message.body),
-            message_class=message.message_class,
-            campaign_id=message.campaign_id,
-            phi_verdict=message.phi_verdict,
-            phi_score=message.phi_score,
-            phi_categories=list(message.phi_categories),
-            rule_hits=[dict(hit) for hit in message.rule_hits],
-            hold_reason=message.hold_reason,
-            require_tls=message.require_tls,
-            processing_errors=0,
-            key_id=sealed.key_id,
-            wrapped_key=sealed.wrapped_key,
-            nonce=sealed.nonce,
-        )
-        row.recipients = [
-            Recipient(
-                address=address,
-                domain=domain_of(address),
-                state=RecipientState.QUEUED,
-                attempts=0,
-                next_attempt_at=now,
-            )
+        row: dict[str, Any] = {
+            "id": message_id,
+            "created_at": now,
+            "state": message.state,
+            "sender": message.sender,
+            "username": message.username,
+            "client_ip": message.client_ip,
+            "size": len(message.body),
+            "header_id": header_id(message.body),
+            "message_class": message.message_class,
+            "campaign_id": message.campaign_id,
+            "phi_verdict": message.phi_verdict,
+            "phi_score": message.phi_score,
+            "phi_categories": list(message.phi_categories),
+            "rule_hits": [dict(hit) for hit in message.rule_hits],
+            "hold_reason": message.hold_reason,
+            "require_tls": message.require_tls,
+            "processing_errors": 0,
+            "final_at": None,
+            "purged_at": None,
+            "key_id": sealed.key_id,
+            "wrapped_key": sealed.wrapped_key,
+            "nonce": sealed.nonce,
+        }
+        recipients = [
+            {"message_id": message_id, "address": address, "domain": domain_of(address),
+             "state": RecipientState.QUEUED, "attempts": 0, "next_attempt_at": now}
             for address in message.recipients
         ]
         # Sealed and built here, in the caller's thread; committed with whatever other
         # messages are waiting for the write lock (one fsync for all), returning only
         # once that commit is durable.
-        self._accepted.submit((row, MessageBody(message_id=message_id,
-                                                ciphertext=sealed.ciphertext)))
+        self._accepted.submit(_Accepted(row, recipients, {
+            "message_id": message_id, "ciphertext": sealed.ciphertext}))
         return message_id
 
-    def _commit_accepted(self, batch: Sequence[tuple[Message, MessageBody]]) -> None:
+    def _commit_accepted(self, batch: Sequence[_Accepted]) -> None:
+        """One transaction for the batch, three multi-row INSERTs (plain SQL: the ORM's
+        unit of work cost more CPU per message than the database did)."""
         with self.writing() as session:
-            for row, body in batch:
-                session.add(row)
-                session.add(body)
+            session.execute(insert(_MESSAGES), [accepted.message for accepted in batch])
+            session.execute(insert(_RECIPIENTS),
+                            [row for accepted in batch for row in accepted.recipients])
+            session.execute(insert(_BODIES), [accepted.body for accepted in batch])
 
     def read_body(self, message_id: str) -> bytes:
         with self.reading() as session:

@@ -36,40 +36,49 @@ class _Enqueuer(threading.Thread):
             self.error = error
 
 
+def _message_rows(statement: str, parameters: Any, executemany: bool) -> list[Any]:
+    """The parameter rows of a statement that inserts into ``messages`` (else none)."""
+    if not statement.lstrip().upper().startswith("INSERT INTO MESSAGES "):
+        return []
+    return list(parameters) if executemany else [parameters]
+
+
 def _commits(store: SqlQueueStore, hooks: Any) -> list[int]:
-    """Messages inserted by each committed transaction of ``store``'s engine."""
+    """Messages inserted by each committed transaction of ``store``'s engine (counted at
+    the statement, so it holds whether the store writes through the ORM or plain SQL)."""
     sizes: list[int] = []
     pending: dict[int, int] = {}
 
-    @hooks("after_flush")
-    def flushed(session: Session, _context: Any) -> None:
-        if session.bind is store.engine:
-            pending[id(session)] = pending.get(id(session), 0) + sum(
-                isinstance(o, Message) for o in session.new)
+    @hooks(store.engine, "before_cursor_execute")
+    def inserted(connection: Any, _cursor: Any, statement: str, parameters: Any,
+                 _context: Any, executemany: bool) -> None:
+        rows = _message_rows(statement, parameters, executemany)
+        if rows:
+            pending[id(connection)] = pending.get(id(connection), 0) + len(rows)
 
-    @hooks("after_commit")
-    def committed(session: Session) -> None:
-        if id(session) in pending:
-            sizes.append(pending.pop(id(session)))
+    @hooks(store.engine, "commit")
+    def committed(connection: Any) -> None:
+        if id(connection) in pending:
+            sizes.append(pending.pop(id(connection)))
 
     return sizes
 
 
 @pytest.fixture
 def hooks() -> Any:
-    """``hooks(name)`` decorates a Session event listener, removed after the test."""
-    added: list[tuple[str, Any]] = []
+    """``hooks(target, name)`` decorates an event listener, removed after the test."""
+    added: list[tuple[Any, str, Any]] = []
 
-    def listen(name: str) -> Any:
+    def listen(target: Any, name: str) -> Any:
         def register(fn: Any) -> Any:
-            event.listen(Session, name, fn)
-            added.append((name, fn))
+            event.listen(target, name, fn)
+            added.append((target, name, fn))
             return fn
         return register
 
     yield listen
-    for name, fn in added:
-        event.remove(Session, name, fn)
+    for target, name, fn in added:
+        event.remove(target, name, fn)
 
 
 def test_messages_waiting_for_a_commit_share_the_next_one(runtime: Runtime, hooks: Any) -> None:
@@ -78,7 +87,7 @@ def test_messages_waiting_for_a_commit_share_the_next_one(runtime: Runtime, hook
     gate = threading.Event()
     first_commit = threading.Event()
 
-    @hooks("before_commit")
+    @hooks(Session, "before_commit")
     def hold_the_first(session: Session) -> None:
         if session.bind is store.engine and not first_commit.is_set():
             first_commit.set()
@@ -112,17 +121,18 @@ def test_a_failing_message_does_not_refuse_the_others_of_its_batch(
     gate = threading.Event()
     first_commit = threading.Event()
 
-    @hooks("before_commit")
+    @hooks(Session, "before_commit")
     def hold_the_first(session: Session) -> None:
         if session.bind is store.engine and not first_commit.is_set():
             first_commit.set()
             assert gate.wait(WAIT)
 
-    @hooks("before_flush")
-    def refuse_one(session: Session, _context: Any, _instances: Any) -> None:
-        if any(isinstance(o, Message) and o.sender == "bad@practice.test"
-               for o in session.new):
-            raise RuntimeError("simulated write failure")
+    @hooks(store.engine, "before_cursor_execute")
+    def refuse_one(_connection: Any, _cursor: Any, statement: str, parameters: Any,
+                   _context: Any, executemany: bool) -> None:
+        for row in _message_rows(statement, parameters, executemany):
+            if "bad@practice.test" in (row.values() if isinstance(row, dict) else row):
+                raise RuntimeError("simulated write failure")
 
     first = _Enqueuer(store, _message("first"))
     first.start()
