@@ -29,6 +29,7 @@ from flufl.bounce import all_failures
 
 from phigate.policy.feedback.model import FeedbackRecipient
 from phigate.policy.feedback.reasons import judge
+from phigate.policy.feedback.stray_dsn import status_blocks_in_text
 from phigate.policy.feedback.text import (
     failure_text,
     is_auto_reply,
@@ -44,6 +45,7 @@ _EXPANDED_FROM = re.compile(r"^\s*\(expanded from:\s*<?([^\s<>()]+@[^\s<>()]+?)>
                             re.IGNORECASE)
 _LONE_ADDRESS = re.compile(r"^\s*<?([^\s<>()]+@[^\s<>()]+?)>?\s*$")
 _MAX_REASON = 300
+_STATUS_COMMENT = re.compile(r"\(([^()]*)\)")
 _LEADING_REPLY = re.compile(r"^\s*([245]\d\d)(?:[ \-]|$)")
 _DETECTOR_HEADERS = ("From", "To", "Subject", "X-Mailer", "Message-ID", "Content-Type")
 
@@ -59,6 +61,10 @@ def bounced_recipients(legacy: Message) -> list[FeedbackRecipient]:
     from_dsn = _from_delivery_status(legacy, texts)
     if from_dsn or _only_successes(legacy):
         return from_dsn
+    if not is_delivery_report(legacy) and looks_like_bounce(legacy):
+        from_dsn = _from_stray_blocks(legacy, texts)
+        if from_dsn:
+            return from_dsn
     _make_detector_safe(legacy)
     try:
         temporary, permanent = all_failures(legacy)
@@ -142,15 +148,31 @@ def is_delivery_report(message: Message) -> bool:
 
 
 def _from_delivery_status(message: Message, texts: dict[str, str]) -> list[FeedbackRecipient]:
+    return _from_blocks([block for part in _delivery_status_parts(message)
+                         for block in _status_blocks(part)], texts)
+
+
+def _from_stray_blocks(legacy: Message, texts: dict[str, str]) -> list[FeedbackRecipient]:
+    """Status blocks the MIME structure did not deliver as a report (see stray_dsn). A
+    single recipient's diagnostic is all the rest of the text, as for a text bounce."""
+    blocks, rest = status_blocks_in_text(failure_text(legacy))
+    if len(blocks) == 1:
+        address = _address_field(blocks[0].get("Original-Recipient")) or _address_field(
+            blocks[0].get("Final-Recipient"))
+        if address is not None:
+            texts = {address.lower(): " ".join(rest.split())[:_MAX_REASON * 2]}
+    return _from_blocks(blocks, texts)
+
+
+def _from_blocks(blocks: list[Message], texts: dict[str, str]) -> list[FeedbackRecipient]:
     found: dict[str, FeedbackRecipient] = {}
-    for part in _delivery_status_parts(message):
-        for block in _status_blocks(part):
-            recipient = _recipient_from_block(block, texts)
-            if recipient is None:
-                continue
-            known = found.get(recipient.address.lower())
-            if known is None or (known.temporary and not recipient.temporary):
-                found[recipient.address.lower()] = recipient
+    for block in blocks:
+        recipient = _recipient_from_block(block, texts)
+        if recipient is None:
+            continue
+        known = found.get(recipient.address.lower())
+        if known is None or (known.temporary and not recipient.temporary):
+            found[recipient.address.lower()] = recipient
     return list(found.values())
 
 
@@ -183,7 +205,12 @@ def _status_blocks(part: Message) -> list[Message]:
 
 
 def _recipient_from_block(block: Message, texts: dict[str, str]) -> FeedbackRecipient | None:
-    action = str(block.get("Action", "")).strip().lower()
+    status_field = str(block.get("Status", ""))
+    status_match = _STATUS.search(status_field)
+    # RFC 3464 requires Action:; where a mail system left it out, the status class says
+    # what happened (2.x.x delivered, 4.x.x delayed, 5.x.x failed)
+    action = str(block.get("Action", "")).strip().lower() or {
+        "4": "delayed", "5": "failed"}.get(status_match.group(1) if status_match else "", "")
     if action.startswith("delayed"):
         temporary: bool | None = True
     elif action.startswith(("fail", "error")):  # opensmtpd writes "error"
@@ -195,12 +222,18 @@ def _recipient_from_block(block: Message, texts: dict[str, str]) -> FeedbackReci
     final = _address_field(block.get("Final-Recipient"))
     if address is None:
         return None
-    status_match = _STATUS.search(str(block.get("Status", "")))
     status = ".".join(status_match.groups()) if status_match else None
     diagnostic = _diagnostic(block.get("Diagnostic-Code"))
     text = texts.get(address.lower()) or texts.get((final or "").lower())
-    evidence = " ".join(t for t in (diagnostic, text) if t)
-    verdict = judge(status=status, text=evidence or None, temporary=temporary)
+    # a comment in the Status field is the reporting MTA's own explanation
+    # ("Status: 4.0.0 (host name lookup failure)")
+    comment = " ".join(_STATUS_COMMENT.findall(status_field)) or None
+    # the diagnostic's type says who answered: "x-unix" is a local delivery program (a
+    # pipe, procmail, a maildir writer), i.e. a mailer error unless its words say more
+    local = "[x-unix;]" if _diagnostic_type(block.get("Diagnostic-Code")) == "x-unix" else None
+    evidence = " ".join(t for t in (local, diagnostic, text, comment) if t)
+    verdict = judge(status=status, text=evidence or None, temporary=temporary,
+                    summary=" ".join(t for t in (text, comment) if t))
     reply = _reply_code(diagnostic) or verdict.reply_code
     return FeedbackRecipient(address, permanent=verdict.hard, status=verdict.status,
                              reason=diagnostic or (" ".join((text or "").split())[:_MAX_REASON]
@@ -231,6 +264,11 @@ def _address_field(value: object) -> str | None:
         return None
     candidate = (rest if sep else text).strip().strip("<>").strip()
     return candidate if _ADDRESS.match(candidate) else None
+
+
+def _diagnostic_type(value: object) -> str | None:
+    kind, sep, _ = " ".join(str(value or "").split()).partition(";")
+    return kind.strip().lower() if sep and kind.strip() and " " not in kind.strip() else None
 
 
 def _diagnostic(value: object) -> str | None:

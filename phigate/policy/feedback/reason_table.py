@@ -155,14 +155,21 @@ TEXT_RULES: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
         r"(insufficient|not enough|not sufficient) (disk |storage )+space",
         r"space has been used up", r"(mail ?)?folder is full", r"no space left on device",
         r"does not have enough space", r"would exceed .{0,40}(storage|quota|size)",
-        r"has too many messages", r"boite .{0,30}pleine")),
+        r"has too many messages", r"boite .{0,40}pleine",
+        # the same in other languages (accents are dropped before matching)
+        r"(postfach|mailbox|speicher(platz)?) .{0,30}(ist )?(voll|uberfullt)\b",
+        r"speicherplatz .{0,30}(erschopft|uberschritten)", r"buzon .{0,30}(lleno|completo)",
+        r"casella .{0,30}(piena|satura)", r"caixa .{0,30}(cheia|lotada)",
+        r"(postvak|mailbox|brievenbus) .{0,20}\bvol\b")),
     (_R.SUSPEND, phrases(
         r"suspended", r"(account|mailbox|user|address|recipient) .{0,40}"
         r"(disabled|deactivated|inactive|locked|closed|expired|frozen|not active)",
         r"(disabled|inactive|deactivated|suspended) (account|mailbox|user)",
         r"temporarily (disabled|deactivated)", r"temporar(il)?y locked",
         r"archived (recipient|mailbox|account)", r"archivee", r"\bterminated\b",
-        r"suspend the service", r"no longer accepts (e-?)?mail")),
+        r"suspend the service", r"no longer accepts (e-?)?mail",
+        r"(konto|postfach|compte|cuenta|conta|casella) .{0,30}(gesperrt|deaktiviert|"
+        r"desactivee?|suspendue?|suspendida|desactivada|disattivata|sospesa|desativada)")),
     (_R.POLICYVIOLATION, phrases(
         r"polic(y|ies)", r"prohibited", r"violation", r"attachment", r"executable",
         r"forbidden", r"members-only list", r"closed mailing list",
@@ -215,8 +222,7 @@ TEXT_RULES: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
         r"refuses? to (receive|accept)", r"user reject")),
     (_R.MAILERERROR, phrases(
         r"mailer error", r"program exited", r"exit (code|status)", r"command died",
-        r"procmail", r"pipe to", r"\|\| exit\b", r"maildrop", r"command (failed|output)",
-        r"x-unix;")),
+        r"procmail", r"pipe to", r"\|\| exit\b", r"maildrop", r"command (failed|output)")),
     (_R.USERUNKNOWN, phrases(
         r"user (is )?unknown", r"unknown (user|recipient|local[- ]part|address|mailbox)",
         r"no such (user|mailbox|recipient|address|account|local user|person)",
@@ -230,7 +236,14 @@ TEXT_RULES: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
         r"undeliverable address", r"user not", r"mailbox .{0,20}does not exist",
         r"no mailbox", r"unknown or illegal alias", r"address .{0,30}not exist",
         r"couldn't be found", r"could not be found", r"doesn't have an? .{0,40}account",
-        r"not a registered")),
+        r"not a registered",
+        # the same in other languages (accents are dropped before matching)
+        r"(benutzer|empfanger|adresse|mailbox|postfach) .{0,20}(ist )?(unbekannt|"
+        r"existiert nicht)", r"(utilisateur|destinataire|adresse|boite) .{0,20}(inconnue?|"
+        r"n'existe pas)", r"(usuario|destinatario|direccion|buzon) .{0,20}(desconocid[oa]|"
+        r"no existe)", r"(utente|destinatario|indirizzo) .{0,20}(sconosciut[oa]|non esiste)",
+        r"(usuario|destinatario|endereco) .{0,20}(desconhecid[oa]|nao existe)",
+        r"(gebruiker|ontvanger|adres) .{0,20}(onbekend|bestaat niet)")),
     (_R.SYSTEMFULL, phrases(
         r"disk full", r"insufficient system storage", r"mail system full",
         r"out of disk", r"file system full")),
@@ -302,6 +315,11 @@ STATUS_RULES: dict[str, BounceReason] = {
     "7.30": _R.FAILEDSTARTTLS,
 }
 
+# Where the class changes the meaning. RFC 3463 X.4.4 "unable to route": the directory
+# (DNS) has no routing information for the domain; permanent (5.4.4), the domain has no
+# mail host at all, a bad address like 5.1.2; persistent transient (4.4.4), a DNS trouble.
+PERMANENT_STATUS_RULES: dict[str, BounceReason] = {"4.4": _R.HOSTUNKNOWN}
+
 # "No status given": the pseudo status X.0.9NN for a reason (sisimai's documented convention).
 PSEUDO: dict[BounceReason, int] = {
     _R.UNDEFINED: 900, _R.ONHOLD: 901, _R.SYNTAXERROR: 902, _R.NORELAYING: 909,
@@ -319,4 +337,7 @@ PSEUDO: dict[BounceReason, int] = {
 # in the text comes first ("was blocked by our spam filter" is a spam verdict).
 WEAK_RULES: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
     (_R.BLOCKED, phrases(r"\bwas blocked by\b", r"requires? confirmation", r"\bgo away\b")),
+    # RFC 3464 diagnostic type "x-unix": a local delivery program answered (bounce.py adds
+    # "[x-unix;]" to the evidence); its own words, if telling, come first
+    (_R.MAILERERROR, phrases(r"\[x-unix;\]")),
 )

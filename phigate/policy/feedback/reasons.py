@@ -18,6 +18,7 @@ user reported only after DATA is ``filtered``: the address was accepted at RCPT.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from phigate.policy.feedback.reason_names import (
@@ -31,6 +32,7 @@ from phigate.policy.feedback.reason_names import (
 )
 from phigate.policy.feedback.reason_table import (
     DECISIVE_COUNT,
+    PERMANENT_STATUS_RULES,
     PSEUDO,
     STATUS_RULES,
     TEXT_RULES,
@@ -108,20 +110,32 @@ def stage_in_text(text: str) -> SmtpStage | None:
 
 def judge(*, status: str | None = None, reply_code: str | None = None,
           text: str | None = None, stage: SmtpStage | None = None,
-          temporary: bool | None = None) -> Judgement:
+          temporary: bool | None = None, summary: str | None = None) -> Judgement:
     """The reason for one recipient's failure.
 
     ``status``: the report's enhanced status (``Status:`` field), if any; ``reply_code``:
     the SMTP reply code (``550``); ``text``: the diagnostic; ``stage``: the command the
     remote refused, when known (the delivery client knows it; otherwise read from the
-    text); ``temporary``: the caller's knowledge of permanence (``Action: delayed``).
+    text); ``temporary``: the caller's knowledge of permanence (``Action: delayed``);
+    ``summary``: the reporting MTA's own explanation for this recipient, when the caller
+    holds it apart from the remote's reply (a DSN's human-readable part; default: what
+    ``text`` says before the first reply code it quotes).
     """
-    raw = " ".join((text or "")[:_MAX_TEXT].lower().split())
-    lowered = _ADDRESS_IN_TEXT.sub("<address>", raw)  # "filtered@example.org" says nothing
+    lowered = _normalised(text)
     reply = reply_code or reply_code_in_text(lowered)
     given = _preferred_status(_valid_status(status), lowered)
     permanent = _permanent(given, reply, temporary)
-    reason = _reason(lowered, given, reply, stage or stage_in_text(lowered))
+    stage = stage or stage_in_text(lowered)
+    reason = _reason(lowered, given, reply, stage)
+    if reason is _R.USERUNKNOWN and stage is None and _says_nothing_of_address(given) and (
+            _phrase_in(_before_reply(lowered if summary is None else _normalised(summary)))
+            is not _R.USERUNKNOWN):
+        # "550 No such user" quoted under an undefined status (X.0.0, X.3.0), at no known
+        # stage, the reporting MTA itself not calling the address unknown: the same words
+        # are what many recipient-side filters answer after DATA. Without a 5.1.x status,
+        # a refusal at RCPT or the reporter's own verdict, it is not proof the address
+        # is bad: a gray case (soft), not a suppression.
+        reason = _R.FILTERED
     if temporary and reply is None and reason in (_R.ONHOLD, _R.UNDEFINED):
         # a delay notice quoting no reply says only that delivery is taking too long (a
         # live 4xx reply, which has a code, stays on hold)
@@ -130,6 +144,35 @@ def judge(*, status: str | None = None, reply_code: str | None = None,
     if given is None:
         given = f"{5 if permanent or hard else 4}.0.{PSEUDO[reason]}"
     return Judgement(reason, given, reply, hard, permanent or hard)
+
+
+def _normalised(text: str | None) -> str:
+    raw = " ".join(_plain_letters((text or "")[:_MAX_TEXT]).lower().split())
+    return _ADDRESS_IN_TEXT.sub("<address>", raw)  # "filtered@example.org" says nothing
+
+
+def _plain_letters(text: str) -> str:
+    """Accents dropped, compatibility forms folded ("Empfänger" -> "Empfanger", full-width
+    digits -> ASCII), so one ASCII phrase serves the languages that write it with accents."""
+    if text.isascii():
+        return text
+    return "".join(c for c in unicodedata.normalize("NFKD", text)
+                   if not unicodedata.combining(c))
+
+
+_REPLY_START = re.compile(r"(?:^|[\s:;(\[>\"'])[45]\d\d[ \-]")
+
+
+def _before_reply(text: str) -> str:
+    """What a text says before the first SMTP reply it quotes: the reporter's own words."""
+    match = _REPLY_START.search(text)
+    return text if match is None else text[:match.start()]
+
+
+def _says_nothing_of_address(status: str | None) -> bool:
+    """An "other or undefined" status of no subject or of the mail system (X.0.0, X.3.0):
+    the reporting MTA did not classify the failure as one of the address or mailbox."""
+    return status is not None and status[1:] in (".0.0", ".3.0")
 
 
 def _preferred_status(reported: str | None, text: str) -> str | None:
@@ -240,6 +283,8 @@ def _by_status(status: str | None) -> BounceReason | None:
     kind, subject, detail = status.split(".")
     if kind == "4" and detail == "0":
         return None
+    if kind == "5" and f"{subject}.{detail}" in PERMANENT_STATUS_RULES:
+        return PERMANENT_STATUS_RULES[f"{subject}.{detail}"]
     return STATUS_RULES.get(f"{subject}.{detail}")
 
 

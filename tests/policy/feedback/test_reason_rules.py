@@ -43,7 +43,8 @@ def test_a_generic_summary_line_does_not_outweigh_the_remote_reply() -> None:
 def test_user_unknown_naming_no_address_is_a_recipient_filter(text: str) -> None:
     verdict = judge(status="5.0.0", text=text)
     assert verdict.reason is R.FILTERED and not verdict.hard
-    named = judge(status="5.0.0", text="550 <pat@example.net>: User unknown")
+    # with an address, refused at RCPT, it is the plain unknown user
+    named = judge(status="5.0.0", stage=SmtpStage.RCPT, text="550 <pat@example.net>: User unknown")
     assert named.reason is R.USERUNKNOWN and named.hard
 
 
@@ -132,3 +133,47 @@ def test_an_ambiguous_destination_address_is_not_a_bad_address() -> None:
     # RFC 3463 X.1.4: the address matches several mailboxes; the address is not unknown
     verdict = judge(status="5.1.4", text="550 5.1.4 Please be more specific")
     assert verdict.reason is R.FILTERED and not verdict.hard
+
+
+def test_a_permanent_unable_to_route_is_a_domain_without_mail_host() -> None:
+    # RFC 3463 X.4.4: no routing information for the domain. Permanent: the domain has no
+    # mail host (a bad address); transient: a DNS trouble that may pass
+    permanent = judge(status="5.4.4", text="550 5.4.4 Unable to route")
+    assert permanent.reason is R.HOSTUNKNOWN and permanent.hard
+    transient = judge(status="4.4.4", text="451 4.4.4 Unable to route")
+    assert transient.reason is R.NETWORKERROR and not transient.hard
+    # the remote's words still come first: a broken DNS answer is not a missing domain
+    broken = judge(status="5.4.4", text="Name service error: malformed name server reply")
+    assert broken.reason is R.NETWORKERROR and not broken.hard
+
+
+# -- an unknown user under an undefined status (third pass) -----------------------------------
+
+
+@pytest.mark.parametrize(("status", "text"), [
+    ("5.0.0", "550 Sorry, no mailbox here by that name"),
+    ("5.0.0", "smtp; 550 pat@example.net... Recipient does not exist"),
+    ("5.3.0", "5.3.0 - Other mail system problem 550-'Unknown recipient pat@example.net'"),
+])
+def test_an_unknown_user_under_an_undefined_status_at_no_stage_is_gray(
+        status: str, text: str) -> None:
+    verdict = judge(status=status, text=text, summary="")
+    assert verdict.reason is R.FILTERED and not verdict.hard
+
+
+@pytest.mark.parametrize(("status", "text", "summary"), [
+    # a refusal at RCPT is about the address
+    ("5.0.0", "550 Sorry, no mailbox here by that name (in reply to RCPT TO command)", None),
+    # an address status says so
+    ("5.1.1", "550 Sorry, no mailbox here by that name", None),
+    ("5.0.0", "550 5.1.1 Sorry, no mailbox here by that name", None),
+    # the reporting MTA's own verdict, beside the remote's reply
+    ("5.0.0", "550 Sorry, no mailbox here by that name",
+     "We could not deliver to pat: the address could not be found."),
+    # no status at all: the words are all there is (unchanged)
+    (None, "550 Sorry, no mailbox here by that name", None),
+])
+def test_an_unknown_user_with_address_evidence_stays_a_bad_address(
+        status: str | None, text: str, summary: str | None) -> None:
+    verdict = judge(status=status, text=text, summary=summary)
+    assert verdict.reason is R.USERUNKNOWN and verdict.hard
