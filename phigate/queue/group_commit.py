@@ -12,6 +12,9 @@ that returns can send its ``250``.
 
 If a batch fails (disk full, a constraint), its members are written one by one, so each
 gets its own outcome and one bad message does not refuse the others.
+
+``write`` returns one result per item (in order), handed back to that item's caller: the
+queue's delivery outcomes use it for "did this owner still hold the lease".
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 #: Most messages in one transaction: bounds the time the write lock is held and the
 #: memory of one flush (bodies are up to the maximum message size each).
@@ -29,22 +33,23 @@ MAX_BATCH = 64
 
 
 @dataclass(eq=False)  # compared by identity
-class _Waiter(Generic[T]):
+class _Waiter(Generic[T, R]):
     item: T
     done: bool = False
     error: BaseException | None = None
+    result: R | None = None
 
 
-class GroupCommit(Generic[T]):
-    """``submit(item)`` returns once ``write([... item ...])`` committed, or raises what
-    writing ``item`` raised."""
+class GroupCommit(Generic[T, R]):
+    """``submit(item)`` returns ``item``'s result once ``write([... item ...])`` committed,
+    or raises what writing ``item`` raised."""
 
-    def __init__(self, write: Callable[[Sequence[T]], None], *,
+    def __init__(self, write: Callable[[Sequence[T]], Sequence[R]], *,
                  max_batch: int = MAX_BATCH) -> None:
         self._write = write
         self._max_batch = max(1, max_batch)
         self._changed = threading.Condition()
-        self._queued: list[_Waiter[T]] = []
+        self._queued: list[_Waiter[T, R]] = []
         self._leading = False
         #: Transactions committed and items in them (tests and diagnostics).
         self.commits = 0
@@ -56,8 +61,8 @@ class GroupCommit(Generic[T]):
         with self._changed:
             return len(self._queued)
 
-    def submit(self, item: T) -> None:
-        waiter = _Waiter(item)
+    def submit(self, item: T) -> R:
+        waiter: _Waiter[T, R] = _Waiter(item)
         with self._changed:
             self._queued.append(waiter)
             while self._leading and not waiter.done:
@@ -81,22 +86,25 @@ class GroupCommit(Generic[T]):
                     self._changed.notify_all()
         if waiter.error is not None:
             raise waiter.error
+        return waiter.result  # type: ignore[return-value]  # set by the commit
 
-    def _commit(self, batch: list[_Waiter[T]]) -> None:
+    def _commit(self, batch: list[_Waiter[T, R]]) -> None:
         try:
-            self._write([member.item for member in batch])
+            results = self._write([member.item for member in batch])
         except BaseException as error:
             if len(batch) == 1:
                 batch[0].error = error
                 return
             for member in batch:  # each alone: one bad message does not refuse the rest
                 try:
-                    self._write([member.item])
+                    (member.result,) = self._write([member.item])
                 except BaseException as own:  # handed to its own caller
                     member.error = own
                 else:
                     self._count(1)
             return
+        for member, result in zip(batch, results, strict=True):
+            member.result = result
         self._count(len(batch))
 
     def _count(self, items: int) -> None:

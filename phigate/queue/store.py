@@ -211,7 +211,7 @@ class SqlQueueStore:
             "message_id": message_id, "ciphertext": sealed.ciphertext}))
         return message_id
 
-    def _commit_accepted(self, batch: Sequence[_Accepted]) -> None:
+    def _commit_accepted(self, batch: Sequence[_Accepted]) -> list[None]:
         """One transaction for the batch, three multi-row INSERTs (plain SQL: the ORM's
         unit of work cost more CPU per message than the database did)."""
         with self.writing() as session:
@@ -219,6 +219,7 @@ class SqlQueueStore:
             session.execute(insert(_RECIPIENTS),
                             [row for accepted in batch for row in accepted.recipients])
             session.execute(insert(_BODIES), [accepted.body for accepted in batch])
+        return [None] * len(batch)
 
     def read_body(self, message_id: str) -> bytes:
         with self.reading() as session:

@@ -8,6 +8,7 @@ only on installations that had already sent mail.
 from __future__ import annotations
 
 import base64
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -119,3 +120,68 @@ def test_a_fresh_install_never_accepts_address_bearing_tokens(engine: Engine) ->
     old = legacy_token(TokenClaims("unsubscribe", PATIENT))
     assert TokenSigner(KEY, registry).parse(old) is None
     assert not TokenSigner(KEY, registry).looks_genuine(old)
+
+
+def _expiry(engine: Engine, token_id: str) -> datetime:
+    with engine.connect() as connection:
+        value = connection.execute(sa.text("SELECT expires_at FROM issued_tokens WHERE id = :i"),
+                                   {"i": token_id}).scalar_one()
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def test_recording_a_known_token_again_extends_its_expiry_and_never_shortens_it(
+        engine: Engine) -> None:
+    upgrade(engine)
+    claims = TokenClaims("verp", PATIENT)
+    issued = datetime(2026, 12, 1, tzinfo=UTC)
+    first, second = SqlTokenRegistry(engine), SqlTokenRegistry(engine)  # two nodes
+    first.record("ab" * 9, claims, issued, issued + timedelta(days=60))
+    second.record("ab" * 9, claims, issued + timedelta(days=5), issued + timedelta(days=65))
+    assert _expiry(engine, "ab" * 9).replace(tzinfo=None) == datetime(2027, 2, 4)
+    first.record("ab" * 9, claims, issued, issued + timedelta(days=60))  # an older issue
+    assert _expiry(engine, "ab" * 9).replace(tzinfo=None) == datetime(2027, 2, 4)
+    found = second.lookup("ab" * 9)
+    assert found is not None and found[0] == claims
+
+
+def test_tokens_recorded_while_a_commit_runs_share_the_next_one(engine: Engine) -> None:
+    """Delivery threads record tokens at once: the records waiting behind a commit go in
+    one transaction, and each ``record`` returns only once its row is committed."""
+    upgrade(engine)
+    registry = SqlTokenRegistry(engine)
+    gate, first_commit = threading.Event(), threading.Event()
+    commits: list[int] = []
+
+    def on_commit(_connection: object) -> None:
+        commits.append(1)
+        if not first_commit.is_set():
+            first_commit.set()
+            assert gate.wait(30)
+
+    sa.event.listen(engine, "commit", on_commit)
+    seen: dict[int, bool] = {}
+    now = datetime.now(UTC)
+
+    def record(index: int) -> None:
+        claims = TokenClaims("verp", f"patient{index}@example.org")
+        registry.record(f"{index:018x}", claims, now, now + timedelta(days=60))
+        seen[index] = registry.lookup(f"{index:018x}") is not None  # committed on return
+
+    try:
+        threads = [threading.Thread(target=record, args=(0,), daemon=True)]
+        threads[0].start()
+        assert first_commit.wait(30)
+        threads += [threading.Thread(target=record, args=(i,), daemon=True)
+                    for i in range(1, 7)]
+        for thread in threads[1:]:
+            thread.start()
+        while registry._records.waiting < 6:
+            threading.Event().wait(0.01)
+        assert not seen  # nobody returned before its commit
+        gate.set()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        sa.event.remove(engine, "commit", on_commit)
+    assert seen == dict.fromkeys(range(7), True)
+    assert len(commits) == 2  # seven tokens, two transactions
