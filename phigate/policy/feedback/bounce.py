@@ -29,7 +29,7 @@ from flufl.bounce import all_failures
 
 from phigate.policy.feedback.model import FeedbackRecipient
 from phigate.policy.feedback.reasons import judge
-from phigate.policy.feedback.stray_dsn import status_blocks_in_text
+from phigate.policy.feedback.stray_dsn import stray_status_blocks
 from phigate.policy.feedback.text import (
     failure_text,
     is_auto_reply,
@@ -62,7 +62,10 @@ def bounced_recipients(legacy: Message) -> list[FeedbackRecipient]:
     if from_dsn or _only_successes(legacy):
         return from_dsn
     if not is_delivery_report(legacy) and looks_like_bounce(legacy):
-        from_dsn = _from_stray_blocks(legacy, texts)
+        blocks, rest = stray_status_blocks(legacy)
+        if _only_successes(legacy, blocks):
+            return []
+        from_dsn = _from_stray_blocks(blocks, rest, texts)
         if from_dsn:
             return from_dsn
     _make_detector_safe(legacy)
@@ -152,10 +155,10 @@ def _from_delivery_status(message: Message, texts: dict[str, str]) -> list[Feedb
                          for block in _status_blocks(part)], texts)
 
 
-def _from_stray_blocks(legacy: Message, texts: dict[str, str]) -> list[FeedbackRecipient]:
+def _from_stray_blocks(blocks: list[Message], rest: str,
+                       texts: dict[str, str]) -> list[FeedbackRecipient]:
     """Status blocks the MIME structure did not deliver as a report (see stray_dsn). A
     single recipient's diagnostic is all the rest of the text, as for a text bounce."""
-    blocks, rest = status_blocks_in_text(failure_text(legacy))
     if len(blocks) == 1:
         address = _address_field(blocks[0].get("Original-Recipient")) or _address_field(
             blocks[0].get("Final-Recipient"))
@@ -207,10 +210,7 @@ def _status_blocks(part: Message) -> list[Message]:
 def _recipient_from_block(block: Message, texts: dict[str, str]) -> FeedbackRecipient | None:
     status_field = str(block.get("Status", ""))
     status_match = _STATUS.search(status_field)
-    # RFC 3464 requires Action:; where a mail system left it out, the status class says
-    # what happened (2.x.x delivered, 4.x.x delayed, 5.x.x failed)
-    action = str(block.get("Action", "")).strip().lower() or {
-        "4": "delayed", "5": "failed"}.get(status_match.group(1) if status_match else "", "")
+    action = _action_of(block)
     if action.startswith("delayed"):
         temporary: bool | None = True
     elif action.startswith(("fail", "error")):  # opensmtpd writes "error"
@@ -242,11 +242,23 @@ def _recipient_from_block(block: Message, texts: dict[str, str]) -> FeedbackReci
                              temporary=bool(temporary))
 
 
-def _only_successes(message: Message) -> bool:
+def _action_of(block: Message) -> str:
+    """The block's Action:. RFC 3464 requires it; where a mail system left it out, the
+    status class says what happened (2.x.x delivered, 4.x.x delayed, 5.x.x failed)."""
+    action = str(block.get("Action", "")).strip().lower()
+    if action:
+        return action
+    status = _STATUS.search(str(block.get("Status", "")))
+    return {"2": "delivered", "4": "delayed", "5": "failed"}.get(
+        status.group(1) if status else "", "")
+
+
+def _only_successes(message: Message, blocks: list[Message] | None = None) -> bool:
     """A delivery report whose recipients were all delivered, relayed or expanded."""
-    actions = [str(block.get("Action", "")).strip().lower()
-               for part in _delivery_status_parts(message) for block in _status_blocks(part)
-               if block.get("Action")]
+    if blocks is None:
+        blocks = [block for part in _delivery_status_parts(message)
+                  for block in _status_blocks(part)]
+    actions = [action for action in map(_action_of, blocks) if action]
     return bool(actions) and all(a.startswith(("deliver", "relay", "expand")) for a in actions)
 
 

@@ -37,14 +37,17 @@ TEXT_RULES: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
         r"reputation", r"unusual rate of unsolicited", r"low sender score",
         r"unexpected volume", r"user complaints")),
     (_R.AUTHFAILURE, phrases(
-        r"spf (check )?(fail|validation|error|record)", r"(fail(ed|s)?|did not pass) "
+        r"spf (check )?(fail|validation|error|record)", r"(fail(ed|s)?|did not pass|"
+        r"does not pass|doesn'?t pass) "
         r"(the )?(spf|dkim|dmarc)", r"dkim (signature )?(fail|invalid|verification|check)",
         r"dmarc (policy|fail|check|reject)", r"sender policy framework",
         r"unauthenticated (e-?mail|mail|message)", r"fails? to pass authentication",
         r"authentication (check|checks) failed", r"not authenticated by",
         r"(spf|dkim|dmarc)[ :=]+(fail|hardfail|softfail|reject)",
         r"(spf|dkim|dmarc) (check|test|verification|validation)[ :=]+(fail|hardfail|reject)",
-        r"spf (settings|policy)", r"per (it'?s|its|the) spf", r"spf\.")),
+        r"spf (settings|policy)", r"per (it'?s|its|the) spf", r"spf\.",
+        r"(sender|message|mail) (is )?unauthenticated",
+        r"authenticate (with|using) (either )?(spf|dkim|dmarc)")),
     # an address (ours) or a link in the message on a list is not our IP on a blocklist
     (_R.REJECTED, phrases(
         r"(sender|from|envelope|your) (e-?mail )?address .{0,30}(black|block) ?list",
@@ -82,7 +85,8 @@ TEXT_RULES: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
         r"(does not|do not|doesn't|don't|cannot|can't|will not|won't) accept .{0,30}"
         r"(over|via) ipv6",
         r"ipv6 (is )?not (supported|allowed|accepted)",
-        r"(mail )?server at .{0,40}(is )?blocked", r"service refused", r"blocked for abuse")),
+        r"(mail )?server at .{0,40}(is )?blocked", r"service refused", r"blocked for abuse",
+        r"not accepted from (this|your|the sending) ip")),
     (_R.NOTCOMPLIANTRFC, phrases(
         r"rfc ?(5322|2822|5321)", r"not (rfc|standards?)[- ]compliant",
         r"not compliant with", r"duplicate header", r"multiple (addresses|.{0,20}headers)",
@@ -202,16 +206,21 @@ TEXT_RULES: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
         r"mail (for .{0,60})?loops? back", r"routing loop", r"too many hops", r"mail loop",
         r"dns (error|failure|lookup|problem)", r"name server", r"name service error",
         r"temporary failure in name resolution", r"nxdomain", r"host not found",
+        r"dns (query|queries|resolution) (failed|failure)",
         r"host is unreachable", r"(host ?name|dns) lookup fail", r"forwarding loop",
         r"message looping", r"resolve route", r"could not connect and send",
-        r"dns records for .{0,40}could not be found")),
+        r"dns records for .{0,40}could not be found",
+        # the domain (not the user) was not found: a DNS answer, which may yet change
+        r"\bdomain .{0,60}(couldn'?t|could not|cannot|can'?t) be (found|resolved)")),
     (_R.HOSTUNKNOWN, phrases(
         r"host (or domain name )?unknown", r"unknown (host|domain)", r"invalid domain",
         r"host or domain name not found",
         r"domain (does not exist|doesn't exist|unknown|is not reachable)",
         r"no such domain", r"unrouteable", r"(domain|host) .{0,20}not resolv",
         r"domain must exist", r"name or service not known", r"unrout\w*able address",
-        r"\bdomain\b.{0,40}\bis unknown")),
+        r"\bdomain\b.{0,40}\bis unknown",
+        r"\bdomain [a-z0-9][a-z0-9.-]*\.[a-z]{2,} (does not|doesn't) exist",
+        r"domain ?non-?existent")),
     (_R.FILTERED, phrases(
         r"filter", r"refused by recipient", r"rejected by (the )?recipient",
         r"recipient preferences",
@@ -236,7 +245,8 @@ TEXT_RULES: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
         r"undeliverable address", r"user not", r"mailbox .{0,20}does not exist",
         r"no mailbox", r"unknown or illegal alias", r"address .{0,30}not exist",
         r"couldn't be found", r"could not be found", r"doesn't have an? .{0,40}account",
-        r"not a registered",
+        r"not a registered", r"recipient <address> (was )?not found",
+        r"recip(ient)?notfound",  # Exchange's resolver: RESOLVER.ADR.RecipNotFound
         # the same in other languages (accents are dropped before matching)
         r"(benutzer|empfanger|adresse|mailbox|postfach) .{0,20}(ist )?(unbekannt|"
         r"existiert nicht)", r"(utilisateur|destinataire|adresse|boite) .{0,20}(inconnue?|"

@@ -14,6 +14,8 @@ import re
 from email import policy
 from email.message import Message
 
+from phigate.policy.feedback.text import failure_text, outer_texts
+
 # A field line of a delivery-status block ("Final-Recipient: rfc822; a@b"); continuation
 # lines start with whitespace.
 _FIELD = re.compile(r"^([A-Za-z][A-Za-z0-9-]*)[ \t]*:(.*)$")
@@ -23,6 +25,30 @@ _OUTCOME_FIELDS = frozenset({"action", "status"})
 _DSN_FIELDS = _RECIPIENT_FIELDS | _OUTCOME_FIELDS | {"reporting-mta", "arrival-date",
                                                      "received-from-mta", "diagnostic-code"}
 _MAX_BLOCKS = 100
+
+
+def stray_status_blocks(message: Message) -> tuple[list[Message], str]:
+    """Status blocks in any text part of the bounce itself (a delivery-status part sent as
+    text/plain, or swallowed by the part before it), and the failure text without them."""
+    texts = outer_texts(message) + _outside_parts(message)
+    blocks = [block for text in texts for block in status_blocks_in_text(text)[0]]
+    return blocks[:_MAX_BLOCKS], status_blocks_in_text(failure_text(message))[1]
+
+
+def _outside_parts(message: Message) -> list[str]:
+    """Text the MIME parser left outside every part (preambles and epilogues of the
+    bounce's multiparts, not of a returned message): where a part goes whose boundary
+    line is damaged inside a nested multipart."""
+    found: list[str] = []
+    stack = [message]
+    while stack:
+        part = stack.pop()
+        if part.get_content_maintype() != "multipart" or not part.is_multipart():
+            continue
+        found.extend(text for text in (part.preamble, part.epilogue) if text)
+        stack.extend(child for child in part.get_payload()
+                     if isinstance(child, Message) and child.get_content_maintype() != "message")
+    return found
 
 
 def status_blocks_in_text(text: str) -> tuple[list[Message], str]:

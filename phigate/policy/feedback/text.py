@@ -181,6 +181,11 @@ def _own_addresses(message: Message) -> set[str]:
     return {a.lower() for _, a in getaddresses(values) if "@" in a}
 
 
+def outer_texts(message: Message) -> list[str]:
+    """Every text part of the bounce itself (not of a returned message), decoded."""
+    return _text_parts(message)
+
+
 def _text_parts(message: Message) -> list[str]:
     texts: list[str] = []
     for part in _walk_outer(message):

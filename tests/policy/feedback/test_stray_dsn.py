@@ -79,3 +79,40 @@ def test_a_missing_action_field_is_read_from_the_status_class() -> None:
     [delayed] = classify(_report_without_action(b"4.4.7"), verify_dkim=False).recipients
     assert delayed.temporary and not delayed.permanent
     assert classify(_report_without_action(b"2.0.0"), verify_dkim=False).kind == "other"
+
+
+def test_a_delivery_status_part_sent_as_text_plain_is_read_as_the_report() -> None:
+    raw = _broken_boundary_report().replace(b" --b0RDER/relay\r\nContent-Type: message/"
+                                            b"delivery-status", b"--b0RDER/relay\r\n"
+                                            b"Content-Type: text/plain")
+    assert b"message/delivery-status" not in raw
+    found = {r.address: r.category for r in classify(raw, verify_dkim=False).recipients}
+    assert found == {"pat@example.net": "userunknown", "lee@example.com": "networkerror",
+                     "kim@example.net": "mailboxfull"}
+
+
+def test_fields_swallowed_by_a_nested_multipart_are_still_read() -> None:
+    # the damaged boundary sits after a nested multipart: the parser leaves the fields in
+    # that multipart's epilogue, outside every part
+    raw = (b"From: Mail Delivery Subsystem <MAILER-DAEMON@relay.example.org>\r\n"
+           b"To: news@practice.test\r\nSubject: Delivery Status Notification (Failure)\r\n"
+           b"MIME-Version: 1.0\r\nContent-Type: multipart/report; "
+           b"report-type=delivery-status; boundary=\"outer\"\r\n\r\n"
+           b"--outer\r\nContent-Type: multipart/alternative; boundary=\"inner\"\r\n\r\n"
+           b"--inner\r\nContent-Type: text/plain\r\n\r\n** Message not delivered **\r\n"
+           b"--inner\r\nContent-Type: text/html\r\n\r\n<p>Message not delivered</p>\r\n"
+           b"--inner--\r\n\r\n"
+           b" --outer\r\nContent-Type: message/delivery-status\r\n\r\n" + _FIELDS
+           + b"--outer--\r\n")
+    found = {r.address: r.category for r in classify(raw, verify_dkim=False).recipients}
+    assert found == {"pat@example.net": "userunknown", "lee@example.com": "networkerror",
+                     "kim@example.net": "mailboxfull"}
+
+
+def test_a_delivered_notice_without_action_fields_is_not_a_bounce() -> None:
+    raw = _broken_boundary_report().replace(b"Action: failed\r\nStatus: 5.1.1", b"Status: 2.0.0")
+    raw = raw.replace(b"Action: delayed\r\nStatus: 4.0.0 (example.com: host name lookup failure)",
+                      b"Status: 2.1.5").replace(b"Action: failed\r\nStatus: 5.2.2",
+                                                b"Status: 2.0.0")
+    raw = raw.replace(b"(unrecoverable error)", b"(delivered)")
+    assert classify(raw, verify_dkim=False).kind == "other"
