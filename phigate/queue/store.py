@@ -149,6 +149,7 @@ class SqlQueueStore:
         self._readers = sessionmaker(read_only(engine), expire_on_commit=False)
         self._writer_turn = writer_turn(engine)
         self._accepted = GroupCommit(self._commit_accepted)
+        self._outcomes = GroupCommit(self._commit_outcomes)
 
     @property
     def master_key(self) -> MasterKey:
@@ -280,10 +281,17 @@ class SqlQueueStore:
         self, owner: str, outcomes: Sequence[Disposition], *, now: datetime
     ) -> list[bool]:
         """Record each attempt and apply its outcome (see :class:`Disposition`), all in one
-        transaction: one commit (one fsync) per delivery instead of two per recipient.
-        Returns, per outcome, False where the owner had lost the lease."""
+        transaction, shared with other jobs' outcomes recorded at the same moment (group
+        commit); returns once it committed. Returns, per outcome, False where the owner
+        had lost the lease."""
+        return self._outcomes.submit(transitions.OutcomeBatchItem(owner, tuple(outcomes), now))
+
+    def _commit_outcomes(self, batch: Sequence[transitions.OutcomeBatchItem]
+                         ) -> list[list[bool]]:
+        """The outcomes of the jobs waiting for the write lock, in one transaction (one
+        fsync): delivery finishes many jobs at once, each a commit of its own before."""
         with self.writing() as session:
-            return transitions.record_outcomes(session, owner, outcomes, now=now)
+            return transitions.record_outcome_batch(session, batch)
 
     def mark_delay_notified(self, recipient_ids: Sequence[int], *, now: datetime) -> None:
         """Remember that the sender was told these recipients are delayed (once each)."""

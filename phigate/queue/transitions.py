@@ -87,9 +87,13 @@ class Disposition:
 
 
 def lock_messages(session: Session, message_ids: Iterable[str]) -> None:
-    """Lock these message rows to the commit, in id order (so two callers never deadlock)."""
+    """Lock these message rows to the commit, in id order (so two callers never deadlock).
+
+    Nothing to do on SQLite: every writing transaction there began IMMEDIATE and holds the
+    database's only write lock, and SQLite ignores FOR UPDATE (the query was pure cost).
+    """
     ids = sorted(set(message_ids))
-    if ids:
+    if ids and session.get_bind().dialect.name != "sqlite":
         session.execute(select(_MESSAGES.c.id).where(_MESSAGES.c.id.in_(ids))
                         .order_by(_MESSAGES.c.id).with_for_update())
 
@@ -151,6 +155,32 @@ def record_outcomes(session: Session, owner: str, outcomes: Sequence[Disposition
                         .where(_RECIPIENTS.c.id == outcome.recipient_id).values(values))
     close_if_done(session, closing, now, locked=True)
     return [outcome.recipient_id in message_of for outcome in outcomes]
+
+
+@dataclass(frozen=True)
+class OutcomeBatchItem:
+    """One caller's :func:`record_outcomes` in a batch (see :func:`record_outcome_batch`)."""
+
+    owner: str
+    outcomes: tuple[Disposition, ...]
+    now: datetime
+
+
+def record_outcome_batch(session: Session, items: Sequence[OutcomeBatchItem]
+                         ) -> list[list[bool]]:
+    """:func:`record_outcomes` for each item, in one transaction.
+
+    Every message any item may close is locked first, in id order: each item alone locks
+    its own messages in order, but one item after another would not be (two nodes' batches
+    could then deadlock on PostgreSQL).
+    """
+    if len(items) > 1 and session.get_bind().dialect.name != "sqlite":
+        delivered = [o.recipient_id for item in items for o in item.outcomes if o.delivered]
+        if delivered:
+            lock_messages(session, session.scalars(
+                select(_RECIPIENTS.c.message_id).where(_RECIPIENTS.c.id.in_(delivered))))
+    return [record_outcomes(session, item.owner, item.outcomes, now=item.now)
+            for item in items]
 
 
 def defer(session: Session, recipient_id: int, owner: str, *, next_attempt_at: datetime,

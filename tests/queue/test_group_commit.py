@@ -1,5 +1,6 @@
-"""Group commit of accepted messages (issue 16 item 4): several messages per transaction,
-each enqueue returning only once the transaction holding its message committed."""
+"""Group commit of accepted messages and of delivery outcomes (issue 16 item 4): several
+per transaction, each caller returning only once the transaction holding its item
+committed."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from phigate.queue.models import Message
+from phigate.clock import utcnow
+from phigate.queue.models import Message, MessageState, RecipientState
 from phigate.queue.store import NewMessage, SqlQueueStore
+from phigate.queue.transitions import AttemptRecord, Disposition
 from phigate.runtime import Runtime
 
 WAIT = 30.0  # seconds; a safety net against a hang, not a timing assertion
@@ -154,3 +157,58 @@ def test_a_failing_message_does_not_refuse_the_others_of_its_batch(
     with store.reading() as session:
         senders = [m.sender for m in session.query(Message)]
     assert "bad@practice.test" not in senders and len(senders) == 4
+
+
+class _Recorder(threading.Thread):
+    def __init__(self, store: SqlQueueStore, owner: str, recipient_id: int) -> None:
+        super().__init__(daemon=True)
+        self.store, self.owner, self.recipient_id = store, owner, recipient_id
+        self.result: list[bool] | None = None
+
+    def run(self) -> None:
+        attempt = AttemptRecord(started_at=utcnow(), host="mx.example.org", code=250,
+                                text="2.0.0 ok")
+        self.result = self.store.record_outcomes(
+            self.owner, [Disposition(self.recipient_id, attempt, delivered=True)],
+            now=utcnow())
+
+
+def test_delivery_outcomes_recorded_while_a_commit_runs_share_the_next_one(
+        runtime: Runtime, hooks: Any) -> None:
+    """Each job's outcome returns after its commit, with its own lease answer: a worker
+    that lost its lease gets False in a batch with others that did not."""
+    store = runtime.store
+    ids = [store.enqueue(_message(f"d{i}")) for i in range(5)]
+    claimed = store.claim_due("node-a", now=utcnow(), limit=10, lease_seconds=300)
+    recipient_of = {c.message_id: c.recipient_id for c in claimed}
+    gate, first_commit = threading.Event(), threading.Event()
+    commits: list[int] = []
+
+    @hooks(Session, "before_commit")
+    def hold_the_first(session: Session) -> None:
+        if session.bind is store.engine:
+            commits.append(1)
+            if not first_commit.is_set():
+                first_commit.set()
+                assert gate.wait(WAIT)
+
+    first = _Recorder(store, "node-a", recipient_of[ids[0]])
+    first.start()
+    assert first_commit.wait(WAIT)
+    others = [_Recorder(store, "node-a", recipient_of[i]) for i in ids[1:4]]
+    others.append(_Recorder(store, "node-b", recipient_of[ids[4]]))  # holds no lease
+    for thread in others:
+        thread.start()
+    while store._outcomes.waiting < 4:
+        threading.Event().wait(0.01)
+    assert all(t.is_alive() and t.result is None for t in [first, *others])
+    gate.set()
+    for thread in [first, *others]:
+        thread.join(WAIT)
+
+    assert [t.result for t in [first, *others]] == [[True]] * 4 + [[False]]
+    assert len(commits) == 2  # five jobs, two transactions
+    states = [store.get_message(i).state for i in ids]
+    assert states == [MessageState.DONE] * 4 + [MessageState.ACTIVE]
+    lease = store.get_message(ids[4]).recipients[0]
+    assert lease.state == RecipientState.QUEUED
