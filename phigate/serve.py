@@ -17,7 +17,6 @@ import errno
 import ipaddress
 import logging
 import signal
-import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,13 +44,15 @@ from phigate.policy.stores import PolicyStores
 from phigate.queue.key_check import ensure_master_key
 from phigate.resources import RateLimitedLoopErrors, descriptors_needed, ensure_open_files
 from phigate.runtime import Runtime
+from phigate.serve_stop import stop_services
+
+__all__ = ["RunningServices", "parse_roles", "serve_forever", "start_services",
+           "stop_services"]
 
 log = logging.getLogger("phigate.serve")
 
 ROLES = ("smtp", "delivery", "http")
 T = TypeVar("T")
-#: Beyond the grace period, what closing (delivery's lease release) may take.
-LEASE_RELEASE_SECONDS = 5.0
 
 
 def parse_roles(value: str) -> frozenset[str]:
@@ -72,6 +73,10 @@ class RunningServices:
     health: HealthState
     servers: list[asyncio.Server] = field(default_factory=list)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    #: Started as shutdown begins and run alongside the sessions' grace period (delivery
+    #: winds down while the last sessions finish, not after them).
+    stoppers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    #: Run in order once the sessions are done or the grace period is over.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     submission: SubmissionServices | None = None
     policy_stores: PolicyStores | None = None
@@ -165,7 +170,10 @@ async def _start_smtp(settings: Settings, running: RunningServices) -> None:
         if missing is not None:  # refused before workers start (and print tracebacks)
             raise missing
         scanner = ScannerPool(settings.scanner)
-        running.closers.append(lambda: asyncio.to_thread(scanner.close))
+        # Closed once sessions are over (or cut at the end of the grace period): a worker
+        # holds nothing worth waiting for, and one unloading its model took 1-3.5 s of
+        # SIGTERM's bound.
+        running.closers.append(lambda: asyncio.to_thread(scanner.close, graceful=False))
         # Load the model in every worker before taking mail, so the first client does not
         # wait for it (and systemd hears READY only once we can really scan).
         await scanner.warm_up()
@@ -337,36 +345,7 @@ async def _start_delivery(settings: Settings, running: RunningServices) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await running_task
 
-    running.closers.insert(0, stop_delivery)
-
-
-async def stop_services(running: RunningServices, *, grace: float | None = None) -> None:
-    """Stop accepting, let sessions and deliveries finish within one grace period
-    (``[delivery] shutdown_timeout_seconds`` unless ``grace`` is given), then close.
-
-    Closers get the grace period plus :data:`LEASE_RELEASE_SECONDS`, so that delivery,
-    which waits for its running jobs for that same period, still has time to give back its
-    leases (it does so even when cancelled, see the scheduler's shutdown).
-    """
-    if grace is None:
-        grace = running.runtime.settings.delivery.shutdown_timeout_seconds
-    names: tuple[ListenerLabel, ...] = ("submission", "feedback", "http")
-    for name in names:
-        running.health.listener_down(name)
-    for server in running.servers:
-        server.close()  # stop accepting; sessions in progress go on
-    deadline = time.monotonic() + grace
-    if running.submission is not None:
-        # aiosmtpd's protocols only update a counter as sessions end: poll it.
-        while sum(running.submission.sessions_per_ip.values()) and time.monotonic() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.1)
-    for close in running.closers:
-        try:
-            await asyncio.wait_for(close(), max(1.0, deadline - time.monotonic())
-                                   + LEASE_RELEASE_SECONDS)
-        except TimeoutError:
-            log_event(log, "shutdown_timeout", level=logging.WARNING)
-    running.runtime.close()
+    running.stoppers.append(stop_delivery)
 
 
 async def serve_forever(settings: Settings, roles: frozenset[str]) -> None:

@@ -111,9 +111,11 @@ class ScannerPool:
         self._executor = self._new_executor()
         _kill_executor(old)
 
-    def close(self) -> None:
+    def close(self, *, graceful: bool = True) -> None:
+        """Stop the workers: let each exit by itself (a few seconds each, to unload the
+        model), or, not ``graceful``, kill them at once."""
         self._closed = True
-        _kill_executor(self._executor, graceful=True)
+        _kill_executor(self._executor, graceful=graceful)
 
 
 def _kill_executor(executor: ProcessPoolExecutor, *, graceful: bool = False) -> None:
