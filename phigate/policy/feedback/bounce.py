@@ -33,6 +33,7 @@ from phigate.policy.feedback.stray_dsn import stray_status_blocks
 from phigate.policy.feedback.text import (
     failure_text,
     is_auto_reply,
+    is_success_notice,
     looks_like_bounce,
     returned_recipients,
     text_failures,
@@ -63,7 +64,7 @@ def bounced_recipients(legacy: Message) -> list[FeedbackRecipient]:
         return from_dsn
     if not is_delivery_report(legacy) and looks_like_bounce(legacy):
         blocks, rest = stray_status_blocks(legacy)
-        if _only_successes(legacy, blocks):
+        if _only_successes(legacy, blocks) or (not blocks and is_success_notice(legacy)):
             return []
         from_dsn = _from_stray_blocks(blocks, rest, texts)
         if from_dsn:

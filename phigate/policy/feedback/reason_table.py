@@ -22,7 +22,7 @@ def phrases(*patterns: str) -> re.Pattern[str]:
 # unavailable; client host blocked using a DNSBL" is a blocklisting, not an unavailable
 # service. Then specific phrases: the one that comes first in the text wins. Then vague
 # ones ("service unavailable", "policy", "timed out"), again the first in the text.
-DECISIVE_COUNT = 10  # the first ten rules below
+DECISIVE_COUNT = 11  # the first eleven rules below
 VAGUE = frozenset({_R.EXPIRED, _R.FILTERED, _R.CONTENTERROR,
                     _R.SYSTEMERROR, _R.SYNTAXERROR})
 TEXT_RULES: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
@@ -97,6 +97,10 @@ TEXT_RULES: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
         r"receiving (is )?disabled",
         r"no mail service", r"domain does not receive mail", r"no mx (record )?found",
         r"indicated no smtp service")),
+    # the domain (not the user) could not be found: a DNS answer, which may yet change; it
+    # outweighs a summary title naming the address ("Address not found") beside it
+    (_R.NETWORKERROR, phrases(
+        r"\bdomain .{0,60}(couldn'?t|could not|cannot|can'?t) be (found|resolved)")),
     (_R.POLICYVIOLATION, phrases(r"for policy reasons", r"policy violation",
                                   r"violat\w* .{0,20}polic")),
     (_R.SPAMDETECTED, phrases(
@@ -209,9 +213,7 @@ TEXT_RULES: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
         r"dns (query|queries|resolution) (failed|failure)",
         r"host is unreachable", r"(host ?name|dns) lookup fail", r"forwarding loop",
         r"message looping", r"resolve route", r"could not connect and send",
-        r"dns records for .{0,40}could not be found",
-        # the domain (not the user) was not found: a DNS answer, which may yet change
-        r"\bdomain .{0,60}(couldn'?t|could not|cannot|can'?t) be (found|resolved)")),
+        r"dns records for .{0,40}could not be found")),
     (_R.HOSTUNKNOWN, phrases(
         r"host (or domain name )?unknown", r"unknown (host|domain)", r"invalid domain",
         r"host or domain name not found",

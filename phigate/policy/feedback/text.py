@@ -11,7 +11,10 @@ around each as its diagnostic.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import getaddresses
 
@@ -35,8 +38,14 @@ _BOUNCE_SUBJECT = re.compile(
     r"non[- ]?deliver|mail system error|error sending|returning to sender|"
     r"not (be )?delivered|delivery has failed|failed delivery|warning: could not|"
     r"rejected|nondeliverable|bounce", re.IGNORECASE)
-_AUTO_REPLY = re.compile(r"out of (the )?office|auto(matic)?[- ]?(reply|response|answer)|"
-                         r"vacation|away from", re.IGNORECASE)
+_AUTO_REPLY = re.compile(
+    r"out of (the )?office|auto(matic)?[- ]?(reply|response|answer)|vacation|away from|"
+    # the same in the languages mail clients write it in (read without accents)
+    r"abwesenheit|automatische antwort|reponse automatique|\babsence\b|hors du bureau|"
+    r"respuesta automatica|fuera de (la )?oficina|risposta automatica|fuori (sede|ufficio)|"
+    r"resposta automatica|automatisch antwoord|afwezig|autosvar|automatisk svar|franvaro|"
+    r"automaattinen vastaus|\u81ea\u52d5(\u5fdc\u7b54|\u8fd4\u4fe1)|\u81ea\u52a8\u56de\u590d",
+    re.IGNORECASE)
 _SYSTEM_LOCAL = frozenset({"mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon",
                            "mailer_daemon", "maildaemon"})
 _DAEMON_LOCAL = frozenset({"mailer-daemon", "mail-daemon", "mailerdaemon", "mailer_daemon"})
@@ -66,10 +75,23 @@ def is_auto_reply(message: Message) -> bool:
         return True
     if str(message.get("Precedence", "")).strip().lower() == "auto_reply":
         return True
-    if _AUTO_REPLY.search(str(message.get("Subject", ""))):
+    if _AUTO_REPLY.search(subject(message)):
         return True
     auto = str(message.get("Auto-Submitted", "no")).strip().lower()
     return auto.startswith("auto-replied") and not _system_sender(message)
+
+
+def subject(message: Message) -> str:
+    """The Subject, RFC 2047 words decoded, accents dropped ("Réponse" -> "Reponse")."""
+    raw = next((str(value) for name, value in message.raw_items()
+                if name.lower() == "subject"), "")
+    if not raw.isascii():  # raw 8-bit bytes (compat32 keeps them as surrogate escapes)
+        raw = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    try:
+        text = str(make_header(decode_header(raw)))
+    except (LookupError, UnicodeError, ValueError, HeaderParseError):
+        text = raw
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
 
 
 def from_mail_system(message: Message) -> bool:
@@ -92,7 +114,24 @@ def looks_like_bounce(message: Message) -> bool:
     if is_auto_reply(message):
         return False
     return from_mail_system(message) or bool(
-        _BOUNCE_SUBJECT.search(str(message.get("Subject", ""))))
+        _BOUNCE_SUBJECT.search(subject(message)))
+
+
+_SUCCESS = re.compile(
+    r"successfully (been )?(delivered|relayed)|(was|were|has been|have been) (successfully )?"
+    r"(delivered|relayed) to|delivery (to .{0,80})?(succeeded|was successful)|"
+    r"successful (mail )?delivery", re.IGNORECASE)
+_FAILURE_SIGN = re.compile(
+    r"(?<![\d.])[45]\d\d[ \-]|(?<![\d.])[45]\.\d{1,3}\.\d{1,3}|\b(could ?n[o']t|cannot|"
+    r"can't|unable|fail|undeliver|not (been |yet )?delivered|reject|refus|delay|error|"
+    r"bounce|unknown|giving up|retry|retrying|keep trying|problem)", re.IGNORECASE)
+
+
+def is_success_notice(message: Message) -> bool:
+    """A plain-text notice that delivery succeeded or was relayed (no DSN part), with no
+    sign of any failure in it: not a bounce, whatever address it names."""
+    text = failure_text(message)
+    return bool(_SUCCESS.search(text)) and not _FAILURE_SIGN.search(text)
 
 
 def failure_text(message: Message) -> str:

@@ -64,3 +64,11 @@ def test_a_domain_not_found_is_a_dns_answer_an_address_not_found_is_a_bad_addres
     address = judge(text="Your message wasn't delivered to pat@example.net because the "
                          "address couldn't be found. Check for typos and try again.")
     assert address.reason is R.USERUNKNOWN and address.hard
+
+
+def test_a_missing_domain_outweighs_a_summary_title_naming_the_address() -> None:
+    # a provider's title says "Address not found" whatever part of the address failed
+    verdict = judge(text="** Address not found ** Your message wasn't delivered to "
+                         "pat@example.net because the domain example.net couldn't be found. "
+                         "The response was: DNS Error: lookup of example.net failed")
+    assert verdict.reason is R.NETWORKERROR and not verdict.hard
