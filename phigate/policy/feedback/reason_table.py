@@ -86,6 +86,10 @@ TEXT_RULES: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
         r"(over|via) ipv6",
         r"ipv6 (is )?not (supported|allowed|accepted)",
         r"(mail )?server at .{0,40}(is )?blocked", r"service refused", r"blocked for abuse",
+        # a blocklist in other languages (accents are dropped before matching)
+        r"liste noire", r"lista (negra|nera)", r"schwarze(n)? liste", r"sperrliste",
+        r"zwarte lijst", r"svartelist", r"\b(ip|adresse ip|direccion ip|indirizzo ip|"
+        r"endereco ip|ip-adresse) .{0,40}(gesperrt|bloquee?|bloqueada|bloccato|bloqueado)",
         r"not accepted from (this|your|the sending) ip")),
     (_R.NOTCOMPLIANTRFC, phrases(
         r"rfc ?(5322|2822|5321)", r"not (rfc|standards?)[- ]compliant",

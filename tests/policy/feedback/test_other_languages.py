@@ -44,3 +44,21 @@ def test_an_unknown_user_in_another_language_is_a_bad_address(text: str) -> None
 def test_a_text_in_another_script_is_read_without_error() -> None:
     verdict = judge(status="5.2.2", text="552 5.2.2 メールボックスがいっぱいです")
     assert verdict.reason is R.MAILBOXFULL and not verdict.hard
+
+
+@pytest.mark.parametrize("text", [
+    "550 Ihre IP-Adresse 192.0.2.7 ist gesperrt (Sperrliste)",
+    "550 Adresse IP 192.0.2.7 bloquée : liste noire",
+    "550 Su dirección IP está en una lista negra",
+    "550 Indirizzo IP 192.0.2.7 bloccato, lista nera",
+    "550 Uw IP-adres staat op een zwarte lijst",
+])
+def test_a_blocklisting_in_another_language_at_rcpt_never_suppresses(text: str) -> None:
+    # at RCPT a 5xx naming no reason would be read as an unknown user: our IP is the problem
+    verdict = judge(reply_code="550", stage=SmtpStage.RCPT, text=text)
+    assert verdict.reason is R.BLOCKED and not verdict.hard
+
+
+def test_a_locked_mailbox_is_not_a_blocked_ip() -> None:
+    verdict = judge(reply_code="550", stage=SmtpStage.RCPT, text="550 Das Postfach ist gesperrt")
+    assert verdict.reason is R.SUSPEND and not verdict.hard
