@@ -90,7 +90,10 @@ POLICY_DECISIONS = Family("phigate_policy_decisions", "Policy rule hits by rule 
                           "counter", ("rule", "action"))
 AUTH_FAILURES = Family("phigate_auth_failures", "Failed SMTP AUTH attempts.",
                        "counter", ("reason",), _fixed(L.AuthFailureReasonLabel))
-AUTH_LOCKOUTS = Family("phigate_auth_lockouts", "Lockouts started, by what was locked out.",
+AUTH_LOCKOUTS = Family("phigate_auth_lockouts",
+                       "AUTH lockouts started: kind user_ip, a user name refused from one "
+                       "client address; kind user, a user name's attempts from every address "
+                       "slowed (tarpit, never refused).",
                        "counter", ("kind",), _fixed(L.LockoutKindLabel))
 TLS_HANDSHAKE_FAILURES = Family("phigate_tls_handshake_failures", "Failed TLS handshakes.",
                                 "counter", ("direction",), _fixed(L.DirectionLabel))

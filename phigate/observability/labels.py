@@ -42,7 +42,10 @@ FinalOutcomeLabel = Literal["delivered", "bounced", "expired"]
 ScanVerdictLabel = Literal["none", "identifiers", "phi"]
 PolicyActionLabel = Literal["accept", "tag", "quarantine", "hold", "reject", "tempfail"]
 AuthFailureReasonLabel = Literal["bad_credentials", "locked_out", "tls_required", "malformed"]
-LockoutKindLabel = Literal["client_ip", "user"]
+#: What an AUTH lockout stopped: ``user_ip``, a user name from one client address (refused
+#: for a while); ``user``, a user name from every address (slowed by the tarpit, never
+#: refused). See :mod:`phigate.mta.submission.auth`.
+LockoutKindLabel = Literal["user_ip", "user"]
 DirectionLabel = Literal["inbound", "outbound"]
 BounceKindLabel = Literal["permanent", "temporary"]
 UnsubscribeMethodLabel = Literal["one_click", "mailto"]

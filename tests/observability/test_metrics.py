@@ -43,7 +43,7 @@ def test_helpers_move_their_counters(metrics: Metrics) -> None:
     metrics.observe_scan(0.03, "phi", ["PERSON", "CONDITION", "PERSON"])
     metrics.record_policy_decision("phi_in_marketing", "quarantine")
     metrics.record_auth_failure()
-    metrics.record_auth_lockout("client_ip")
+    metrics.record_auth_lockout("user_ip")
     metrics.record_tls_handshake_failure("inbound")
     metrics.record_bounce(permanent=True)
     metrics.record_complaint()
@@ -69,7 +69,7 @@ def test_helpers_move_their_counters(metrics: Metrics) -> None:
     assert value(metrics, "phigate_policy_decisions_total", rule="phi_in_marketing",
                  action="quarantine") == 1
     assert value(metrics, "phigate_auth_failures_total", reason="bad_credentials") == 1
-    assert value(metrics, "phigate_auth_lockouts_total", kind="client_ip") == 1
+    assert value(metrics, "phigate_auth_lockouts_total", kind="user_ip") == 1
     assert value(metrics, "phigate_tls_handshake_failures_total", direction="inbound") == 1
     assert value(metrics, "phigate_bounces_total", kind="permanent") == 1
     assert value(metrics, "phigate_complaints_total") == 1

@@ -12,7 +12,9 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from phigate.observability.collectors import CampaignSnapshot, StoreSnapshot
+from phigate.observability.families import FAMILIES
 from phigate.observability.metrics import Metrics
+from phigate.queue.models import MessageState, RecipientState
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 RULES = DEPLOY / "phigate-alerts.yml"
@@ -100,3 +102,35 @@ def test_alerts_follow_the_recording_rules_they_use_in_one_group() -> None:
             assert used <= recorded, (rule.get("alert") or rule.get("record"), used - recorded)
             if "record" in rule:
                 recorded.add(rule["record"])
+
+
+def test_rule_selectors_name_label_values_phigate_exports(tmp_path: Path) -> None:
+    """A renamed label value must not silently turn an alert into one that can never fire
+    either (``kind="client_ip"`` of the lockouts became ``user_ip``): every value a rule
+    selects, exactly or in a list of alternatives, of a label with a fixed set of values,
+    is one of them (the event families' pre-created series, the scraped queue gauges of a
+    queue with mail in every state)."""
+    metrics = Metrics(CollectorRegistry())
+    metrics.register_store_gauges(lambda: StoreSnapshot(
+        messages_by_state={state.value: 1 for state in MessageState},
+        recipients_by_state={state.value: 1 for state in RecipientState},
+        campaigns=[CampaignSnapshot("c1", delivered=1, complaints=0)]))
+    known: dict[tuple[str, str], set[str]] = {}  # (sample name, label) -> values
+    for family in metrics.registry.collect():
+        for sample in family.samples:
+            for label, value in sample.labels.items():
+                known.setdefault((sample.name, label), set()).add(value)
+    fixed = {family.name: dict(zip(family.labels, family.precreate, strict=False))
+             for family in FAMILIES}
+    checked = 0
+    for name, selector in re.findall(r"\b(phigate_[a-z_]+)\{([^}]*)\}", RULES.read_text()):
+        for label, operator, values in re.findall(r'(\w+)\s*(=~|=)\s*"([^"]*)"', selector):
+            allowed = set(fixed.get(name.removesuffix("_total"), {}).get(label, ()))
+            if not allowed and name in {f.name for f in FAMILIES if f.scraped}:
+                allowed = known.get((name, label), set())
+            if not allowed:
+                continue  # a free label (a reason text, a domain): nothing fixed to check
+            for value in values.split("|") if operator == "=~" else [values]:
+                assert value in allowed, (name, label, value, sorted(allowed))
+                checked += 1
+    assert checked >= 10

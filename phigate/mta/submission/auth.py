@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from phigate.clock import utcnow
 from phigate.observability.logs import log_event
+from phigate.observability.metrics import METRICS
 from phigate.queue.db import read_only
 from phigate.queue.models import AuthFailures
 
@@ -71,6 +72,18 @@ class Admission:
     locked_for: float = 0.0
     #: Seconds to wait before answering (the name's tarpit); 0 for no wait.
     delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What one counted failure started (each is reported once, by the failure that
+    crossed its threshold)."""
+
+    #: This (name, IP) pair is refused from now on (``auth_max_failures`` reached).
+    locked_out: bool = False
+    #: The name's attempts from every address are slowed from now on
+    #: (``auth_tarpit_failures`` reached).
+    tarpit_started: bool = False
 
 
 @dataclass(frozen=True)
@@ -172,11 +185,12 @@ class LockoutTracker:
             return Admission()
         return Admission(delay=min(MAX_TARPIT_SECONDS, 2.0 ** min(excess, 10)))
 
-    def failure(self, ip: str, user: str) -> bool:
-        """Count a failed attempt; True if it started a lockout of this (name, IP)."""
+    def failure(self, ip: str, user: str) -> Failure:
+        """Count a failed attempt: whether it started a lockout of this (name, IP), and
+        whether it brought the name to its tarpit."""
         self.failures_total += 1
         if self.never_locked(ip):
-            return False
+            return Failure()
         if self.failures_total % PRUNE_EVERY == 0:
             self.prune()
         now = self._clock()
@@ -189,8 +203,10 @@ class LockoutTracker:
                     row.failures, row.lockouts = 0, 0
                 row.failures += 1
                 row.last_failure_at = now
+            # Once per crossing: the next attempt for the name is the first one slowed.
+            tarpitted = everywhere.failures == self.tarpit_failures
             if pair.failures < self.max_failures:
-                return False
+                return Failure(tarpit_started=tarpitted)
             pair.lockouts += 1
             pair.failures = 0
             duration = min(self.base_lockout_seconds * 2 ** (pair.lockouts - 1),
@@ -200,7 +216,7 @@ class LockoutTracker:
         self.lockouts_total += 1
         log_event(log, "auth_lockout", level=logging.WARNING, ip=ip, seconds=int(duration),
                   lockouts=lockouts)
-        return True
+        return Failure(locked_out=True, tarpit_started=tarpitted)
 
     def success(self, ip: str, user: str) -> None:
         """A good login clears the pair's failure count (not the escalation of its past
@@ -302,15 +318,17 @@ class LoginResult:
     account: Account | None
     #: Seconds left on a lockout when refused without a check; 0 otherwise.
     locked_for: float = 0.0
-    #: True if this failure started a lockout.
-    locked_now: bool = False
+    #: What this failure started (nothing for a success or a refusal).
+    started: Failure = Failure()
 
 
 async def authenticate(lockouts: LockoutTracker, accounts: AccountStore, ip: str, user: str,
                        password: str) -> LoginResult:
     """Check a login under the lockouts: refused while the (name, IP) pair is locked out,
     answered after the tarpit's delay, counted either way. Database and scrypt work run in
-    threads; the tarpit waits on the event loop (a sleeping thread would take a worker)."""
+    threads; the tarpit waits on the event loop (a sleeping thread would take a worker).
+    A lockout or tarpit it starts moves ``phigate_auth_lockouts_total`` (``kind="user_ip"``,
+    ``kind="user"``), whichever listener the login came to."""
     admission = await asyncio.to_thread(lockouts.admit, ip, user)
     if admission.locked_for > 0:
         return LoginResult(None, locked_for=admission.locked_for)
@@ -320,6 +338,11 @@ async def authenticate(lockouts: LockoutTracker, accounts: AccountStore, ip: str
         await asyncio.sleep(admission.delay)
     account = await asyncio.to_thread(accounts.authenticate, user, password)
     if account is None:
-        return LoginResult(None, locked_now=await asyncio.to_thread(lockouts.failure, ip, user))
+        started = await asyncio.to_thread(lockouts.failure, ip, user)
+        if started.locked_out:
+            METRICS.record_auth_lockout("user_ip")
+        if started.tarpit_started:
+            METRICS.record_auth_lockout("user")
+        return LoginResult(None, started=started)
     await asyncio.to_thread(lockouts.success, ip, user)
     return LoginResult(account)

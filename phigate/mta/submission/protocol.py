@@ -166,8 +166,6 @@ class PhigateSMTP(RequireTlsMixin, SMTP):
         account = login.account
         if account is None:
             METRICS.record_auth_failure("bad_credentials")
-            if login.locked_now:
-                METRICS.record_auth_lockout("client_ip")  # this name from this address
             log_event(log, "auth_failed", level=logging.WARNING, ip=ip,
                       failures_total=lockouts.failures_total)
             return AuthResult(success=False, handled=False)

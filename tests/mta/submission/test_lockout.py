@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from phigate.mta.submission.auth import (
     MAX_LOCKOUT_SECONDS,
     MAX_TARPIT_SECONDS,
+    Failure,
     LockoutTracker,
     parse_networks,
 )
@@ -36,7 +37,8 @@ def test_a_pair_lockout_doubles_is_capped_and_a_success_resets_the_count(
         runtime: Runtime) -> None:
     clock = Clock()
     locks = tracker(runtime, clock, tarpit_failures=1000)
-    assert [locks.failure("192.0.2.1", "clinic") for _ in range(3)] == [False, False, True]
+    assert [locks.failure("192.0.2.1", "clinic").locked_out for _ in range(3)] == [
+        False, False, True]
     assert locks.admit("192.0.2.1", "clinic").locked_for == 60
     assert locks.admit("192.0.2.1", "other").locked_for == 0  # another name from there
     assert locks.admit("198.51.100.7", "clinic").locked_for == 0  # the name from elsewhere
@@ -88,11 +90,12 @@ def test_guesses_from_elsewhere_slow_the_name_but_never_its_own_client(
 def test_the_tarpit_starts_at_its_threshold_and_doubles(runtime: Runtime) -> None:
     clock = Clock()
     locks = tracker(runtime, clock, max_failures=3, tarpit_failures=5)
-    delays = []
+    delays, started = [], []
     for guess in range(8):  # from a new address each time: no pair gets locked out
         delays.append(locks.admit(f"192.0.2.{guess}", "clinic").delay)
-        locks.failure(f"192.0.2.{guess}", "clinic")
+        started.append(locks.failure(f"192.0.2.{guess}", "clinic").tarpit_started)
     assert delays == [0, 0, 0, 0, 0, 1, 2, 4]
+    assert started == [False] * 4 + [True] + [False] * 3  # reported once, at the crossing
 
 
 def test_never_lock_networks_are_neither_refused_nor_slowed_nor_counted(
@@ -102,7 +105,7 @@ def test_never_lock_networks_are_neither_refused_nor_slowed_nor_counted(
                     never_lock_networks=parse_networks(["10.1.0.0/16", "2001:db8::/32"]))
     for ip in ("10.1.2.3", "::ffff:10.1.2.3", "2001:db8::7"):
         for _ in range(10):
-            assert locks.failure(ip, "ehr") is False
+            assert locks.failure(ip, "ehr") == Failure()
         assert locks.admit(ip, "ehr").locked_for == 0
     assert locks.admit("192.0.2.1", "ehr").delay == 0  # their failures did not count
     assert locks.current() == ([], [])
