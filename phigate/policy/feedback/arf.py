@@ -36,7 +36,8 @@ def find_arf(message: Message) -> ArfReport | None:
     for part in _top_level_parts(message):
         content_type = part.get_content_type()
         if report_fields is None and (content_type == "message/feedback-report" or (
-                feedback_report and content_type == "text/plain" and _report_fields(part))):
+                content_type == "text/plain" and _report_fields(part, strict=not
+                                                                feedback_report))):
             report_fields = _header_block(part)
         elif content_type in ("message/rfc822", "text/rfc822-headers") and returned is None:
             returned = _header_block(part)
@@ -55,11 +56,20 @@ _INFORMAL_TEXT = re.compile(r"this is an? (e-?mail )?abuse (report|complaint)|ab
                             re.IGNORECASE)
 
 
-def _report_fields(part: Message) -> bool:
-    """A report part declared as text/plain (some generators do) that holds the fields."""
+_VERSION_LINE = re.compile(r"^\s*(version|user-agent)\s*:", re.IGNORECASE | re.MULTILINE)
+
+
+def _report_fields(part: Message, *, strict: bool = False) -> bool:
+    """A report part declared as text/plain (some generators do) that holds the fields.
+    Without ``report-type=feedback-report`` on the message (``strict``), the part must also
+    carry RFC 5965's other required fields (Version:, User-Agent:) at the start of a line:
+    "Feedback-Type:" alone may be quoted prose."""
     payload = part.get_payload(decode=True)
-    return isinstance(payload, bytes) and bool(
-        _FEEDBACK_TYPE_LINE.search(payload[:2000].decode("utf-8", "replace")))
+    if not isinstance(payload, bytes):
+        return False
+    head = payload[:2000].decode("utf-8", "replace")
+    return bool(_FEEDBACK_TYPE_LINE.search(head)) and (
+        not strict or bool(_VERSION_LINE.search(head)))
 
 
 def _informal_report(message: Message, returned: Message | None) -> ArfReport | None:

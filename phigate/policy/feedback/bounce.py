@@ -42,6 +42,9 @@ from phigate.policy.feedback.text import (
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _ADDRESS = re.compile(r"^[^\s@<>()\[\],;:\"]+@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
                       r"(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$", re.IGNORECASE)
+# one "@" between a local part (plain, or quoted: "a..b"@example.org) and a domain, neither
+# holding what no address holds
+_PLAUSIBLE = re.compile(r'("[^"\\\r\n]*"|[^\s@<>()\[\]{},;:"]+)@[^\s@<>()\[\]{},;:"]+')
 _EXPANDED_FROM = re.compile(r"^\s*\(expanded from:\s*<?([^\s<>()]+@[^\s<>()]+?)>?\)\s*$",
                             re.IGNORECASE)
 _LONE_ADDRESS = re.compile(r"^\s*<?([^\s<>()]+@[^\s<>()]+?)>?\s*$")
@@ -69,14 +72,19 @@ def bounced_recipients(legacy: Message) -> list[FeedbackRecipient]:
         from_dsn = _from_stray_blocks(blocks, rest, texts)
         if from_dsn:
             return from_dsn
+    if not (looks_like_bounce(legacy) or legacy.get_content_type() == "multipart/report"):
+        # flufl.bounce's detectors read any "..., a@b," line as a failure: a person's own
+        # mail naming an address ("send it to my wife, kim@example.com, thanks") is no bounce
+        return []
     _make_detector_safe(legacy)
     try:
         temporary, permanent = all_failures(legacy)
     except Exception:  # a detector tripping over odd input finds nothing
         log.warning("flufl.bounce detector failed; treating the message as unrecognised")
         temporary = permanent = frozenset()
-    permanent_addresses = {_text(address) for address in permanent}
-    temporary_addresses = {_text(address) for address in temporary}
+    # a detector can mistake other text for an address ('"emailAddress":"a@b"' in JSON)
+    permanent_addresses = {a for a in map(_text, permanent) if _PLAUSIBLE.fullmatch(a)}
+    temporary_addresses = {a for a in map(_text, temporary) if _PLAUSIBLE.fullmatch(a)}
     if not permanent_addresses and not temporary_addresses:
         permanent_addresses = _simple_match(legacy)
     expansions = _expanded_from(legacy)

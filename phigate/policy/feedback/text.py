@@ -37,7 +37,8 @@ _BOUNCE_SUBJECT = re.compile(
     r"delivery (failure|failed|problem|error)|mail delivery|could not be delivered|"
     r"non[- ]?deliver|mail system error|error sending|returning to sender|"
     r"not (be )?delivered|delivery has failed|failed delivery|warning: could not|"
-    r"rejected|nondeliverable|bounce", re.IGNORECASE)
+    r"rejected|nondeliverable|bounce|user unknown|unknown (user|recipient|address)|"
+    r"no such (user|address|mailbox)", re.IGNORECASE)
 _AUTO_REPLY = re.compile(
     r"out of (the )?office|auto(matic)?[- ]?(reply|response|answer)|vacation|away from|"
     # the same in the languages mail clients write it in (read without accents)
@@ -47,7 +48,7 @@ _AUTO_REPLY = re.compile(
     r"automaattinen vastaus|\u81ea\u52d5(\u5fdc\u7b54|\u8fd4\u4fe1)|\u81ea\u52a8\u56de\u590d",
     re.IGNORECASE)
 _SYSTEM_LOCAL = frozenset({"mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon",
-                           "mailer_daemon", "maildaemon"})
+                           "mailer_daemon", "maildaemon", "mdaemon"})
 _DAEMON_LOCAL = frozenset({"mailer-daemon", "mail-daemon", "mailerdaemon", "mailer_daemon"})
 _SYSTEM_NAME = re.compile(r"mailer[- ]?daemon|post_?master|mail delivery|delivery subsystem|"
                           r"\bndr\b|mail system|administrator", re.IGNORECASE)

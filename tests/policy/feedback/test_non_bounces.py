@@ -67,3 +67,28 @@ def test_a_delay_notice_is_still_reported_as_a_temporary_failure() -> None:
                   b"connect to mx.example.net[192.0.2.3]:25: Connection timed out\r\n")
     [recipient] = classify(raw, verify_dkim=False).recipients
     assert not recipient.permanent
+
+
+def test_a_persons_mail_naming_an_address_between_commas_is_not_a_bounce() -> None:
+    # one of flufl.bounce's detectors reads any ", a@b," as a failed address
+    raw = (b"From: Pat Lee <pat@example.net>\r\nTo: bounces@practice.test\r\n"
+           b"Subject: Re: your appointment\r\n\r\n"
+           b"Please send it to my wife, kim@example.com, thanks.\r\n")
+    assert classify(raw, verify_dkim=False).kind == "other"
+
+
+def test_a_bounce_from_an_mdaemon_sender_is_still_a_bounce() -> None:
+    raw = (b"From: MDaemon@mail.example.net\r\nTo: bounces@practice.test\r\n"
+           b"Subject: Warning: pat@example.net - User unknown!\r\n\r\n"
+           b"The message could not be delivered, pat@example.net, user unknown.\r\n")
+    report = classify(raw, verify_dkim=False)
+    assert report.kind == "bounce"
+    assert [r.address for r in report.recipients] == ["pat@example.net"]
+
+
+def test_a_detector_result_that_is_no_address_is_not_reported() -> None:
+    raw = (b"From: MAILER-DAEMON@relay.example.org\r\nTo: bounces@practice.test\r\n"
+           b"Subject: Delivery failure\r\n\r\nDelivery failed, the relay logged:\r\n"
+           b'{"id":7, "rcpt":"pat@example.net", "code":550, "text":"no such user"}\r\n')
+    report = classify(raw, verify_dkim=False)
+    assert [r.address for r in report.recipients] == ["pat@example.net"]
