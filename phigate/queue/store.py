@@ -20,18 +20,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Engine, Select, Table, func, insert, or_, select
+from sqlalchemy import Engine, Table, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from phigate.clock import utcnow
 from phigate.errors import PhigateError
 from phigate.queue import transitions
+from phigate.queue.claims import ClaimedRecipient, claim
 from phigate.queue.crypto import DecryptionError, MasterKey, SealedBody
 from phigate.queue.db import read_only, writer_turn
 from phigate.queue.group_commit import GroupCommit
 from phigate.queue.header_id import header_id
 from phigate.queue.models import (
-    PENDING_RECIPIENT_STATES,
     Message,
     MessageBody,
     MessageClass,
@@ -39,6 +39,7 @@ from phigate.queue.models import (
     Recipient,
     RecipientState,
 )
+from phigate.queue.outcomes import OutcomeBatchItem, record_outcome_batch
 from phigate.queue.transitions import Disposition
 from phigate.queue.views import MessageView, message_view
 
@@ -86,23 +87,6 @@ class _Accepted:
     message: dict[str, Any]
     recipients: list[dict[str, Any]]
     body: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class ClaimedRecipient:
-    recipient_id: int
-    message_id: str
-    address: str
-    domain: str
-    attempts: int
-    phi: bool
-    sender: str
-    created_at: datetime
-    message_class: MessageClass
-    campaign_id: str | None
-    require_tls: bool = False
-    #: The sender was already told this recipient is delayed.
-    delay_notified: bool = False
 
 
 class QueueStore(Protocol):
@@ -245,35 +229,7 @@ class SqlQueueStore:
     ) -> list[ClaimedRecipient]:
         lease_until = now + timedelta(seconds=lease_seconds)
         with self.writing() as session:
-            # One scan per pending state: with ``state = X`` the (state, next_attempt_at)
-            # index yields rows already in due order, so a claim reads ~limit rows whatever
-            # the queue's size. (``state IN (queued, deferred)`` made both backends read and
-            # sort every due row: 0.3-0.9 s per claim at a million queued recipients.)
-            candidates = [
-                row for state in PENDING_RECIPIENT_STATES
-                for row in session.execute(_due_query(state, now, limit))
-            ]
-            candidates.sort(key=lambda row: (row[0].next_attempt_at, row[0].id))
-            claimed = []
-            for recipient, message in candidates[:limit]:
-                recipient.lease_owner = owner
-                recipient.lease_until = lease_until
-                claimed.append(
-                    ClaimedRecipient(
-                        recipient_id=recipient.id,
-                        message_id=message.id,
-                        address=recipient.address,
-                        domain=recipient.domain,
-                        attempts=recipient.attempts,
-                        phi=message.phi,
-                        sender=message.sender,
-                        created_at=message.created_at,
-                        message_class=message.message_class,
-                        campaign_id=message.campaign_id,
-                        require_tls=message.require_tls,
-                        delay_notified=recipient.delay_notified_at is not None,
-                    )
-                )
+            claimed = claim(session, owner, now=now, limit=limit, lease_until=lease_until)
         claimed.sort(key=lambda c: (c.domain, c.message_id))
         return claimed
 
@@ -284,14 +240,14 @@ class SqlQueueStore:
         transaction, shared with other jobs' outcomes recorded at the same moment (group
         commit); returns once it committed. Returns, per outcome, False where the owner
         had lost the lease."""
-        return self._outcomes.submit(transitions.OutcomeBatchItem(owner, tuple(outcomes), now))
+        return self._outcomes.submit(OutcomeBatchItem(owner, tuple(outcomes), now))
 
-    def _commit_outcomes(self, batch: Sequence[transitions.OutcomeBatchItem]
+    def _commit_outcomes(self, batch: Sequence[OutcomeBatchItem]
                          ) -> list[list[bool]]:
         """The outcomes of the jobs waiting for the write lock, in one transaction (one
         fsync): delivery finishes many jobs at once, each a commit of its own before."""
         with self.writing() as session:
-            return transitions.record_outcome_batch(session, batch)
+            return record_outcome_batch(session, batch)
 
     def mark_delay_notified(self, recipient_ids: Sequence[int], *, now: datetime) -> None:
         """Remember that the sender was told these recipients are delayed (once each)."""
@@ -367,27 +323,6 @@ class SqlQueueStore:
                 select(Recipient.state, func.count()).group_by(Recipient.state)
             )
             return {str(state): int(count) for state, count in rows}
-
-
-def _due_query(state: RecipientState, now: datetime, limit: int
-               ) -> Select[Recipient, Message]:
-    """Due, unleased recipients in one state, of active messages, oldest due first."""
-    return (
-        select(Recipient, Message)
-        .join(Message, Message.id == Recipient.message_id)
-        .where(
-            Recipient.state == state,
-            Recipient.next_attempt_at <= now,
-            or_(Recipient.lease_until.is_(None), Recipient.lease_until < now),
-            Message.state == MessageState.ACTIVE,
-        )
-        .order_by(Recipient.next_attempt_at)
-        .limit(limit)
-        # PostgreSQL: concurrent claimers skip each other's rows instead of waiting (rows
-        # locked here but not leased are free again at commit). SQLite ignores this; its
-        # BEGIN IMMEDIATE already serialises claimers.
-        .with_for_update(of=Recipient, skip_locked=True)
-    )
 
 
 def _message(session: Session, message_id: str) -> Message:

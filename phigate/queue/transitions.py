@@ -1,7 +1,8 @@
 """Every state change of messages and recipients: the one way to change the queue.
 
 Delivery, admin actions, unsubscribes and consent changes, campaigns and purge all change
-``messages`` and ``recipients`` through these functions, and only through them. Each runs
+``messages`` and ``recipients`` through these functions (and delivery's attempts through
+:mod:`phigate.queue.outcomes`), and only through them. Each runs
 inside the caller's transaction (``store.writing()`` or the caller's own session), so a
 change and what goes with it (an audit entry, a suppression) commit together or not at all.
 
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, delete, insert, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from phigate.queue.models import (
@@ -104,83 +105,24 @@ def close_if_done(session: Session, message_ids: Iterable[str], now: datetime, *
     ids = sorted(set(message_ids))
     if not locked:
         lock_messages(session, ids)
-    for message_id in ids:
-        pending = (select(_RECIPIENTS.c.id)
-                   .where(_RECIPIENTS.c.message_id == message_id,
-                          _RECIPIENTS.c.state.in_(PENDING_RECIPIENT_STATES))
-                   .exists())
-        session.execute(update(_MESSAGES)
-                        .where(_MESSAGES.c.id == message_id,
-                               _MESSAGES.c.state == MessageState.ACTIVE, ~pending)
-                        .values(state=MessageState.DONE, final_at=now))
+    if ids:
+        session.execute(_CLOSE_IF_DONE, [{"b_id": message_id, "b_now": now}
+                                         for message_id in ids])
+
+
+#: Built once (its compiled form is cached against it): one executemany for all messages.
+_CLOSE_IF_DONE = (
+    update(_MESSAGES)
+    .where(_MESSAGES.c.id == bindparam("b_id"), _MESSAGES.c.state == MessageState.ACTIVE,
+           ~select(_RECIPIENTS.c.id)
+           .where(_RECIPIENTS.c.message_id == bindparam("b_id"),
+                  _RECIPIENTS.c.state.in_(PENDING_RECIPIENT_STATES)).exists())
+    .values(state=MessageState.DONE, final_at=bindparam("b_now", type_=_MESSAGES.c.final_at.type))
+)
 
 
 # -- delivery: changes by the owner of a lease -------------------------------------------------
-
-
-def record_outcomes(session: Session, owner: str, outcomes: Sequence[Disposition], *,
-                    now: datetime) -> list[bool]:
-    """Record each attempt and apply its outcome (see :class:`Disposition`).
-
-    Returns, per outcome, False where the owner had lost the lease (nothing changed for
-    that recipient).
-    """
-    wanted = [outcome.recipient_id for outcome in outcomes]
-    message_of: dict[int, str] = dict(session.execute(
-        select(_RECIPIENTS.c.id, _RECIPIENTS.c.message_id)
-        .where(_RECIPIENTS.c.id.in_(wanted), _RECIPIENTS.c.lease_owner == owner)
-    ).all())
-    mine = [outcome for outcome in outcomes if outcome.recipient_id in message_of]
-    closing = {message_of[o.recipient_id] for o in mine if o.delivered}
-    # Lock the messages a delivery may close before any attempt row refers to them. On
-    # PostgreSQL inserting an attempt takes a KEY SHARE lock on its message; two jobs of
-    # one message that each held one and then asked for the closing lock would deadlock.
-    lock_messages(session, closing)
-    if mine:
-        session.execute(insert(_ATTEMPTS), [
-            attempt_row(o.recipient_id, message_of[o.recipient_id], o.attempt) for o in mine])
-    for outcome in mine:
-        values: dict[str, Any] = {
-            "attempts": _RECIPIENTS.c.attempts + 1,
-            "last_code": outcome.attempt.code, "last_text": outcome.attempt.text}
-        if outcome.delivered:
-            values.update(state=RecipientState.DELIVERED, final_at=now, defer_reason=None,
-                          **_NO_LEASE)
-        elif outcome.next_attempt_at is not None:
-            values.update(state=RecipientState.DEFERRED,
-                          next_attempt_at=outcome.next_attempt_at,
-                          defer_reason=outcome.defer_reason or DeferReason.TEMPORARY_FAILURE,
-                          **_NO_LEASE)
-        session.execute(update(_RECIPIENTS)
-                        .where(_RECIPIENTS.c.id == outcome.recipient_id).values(values))
-    close_if_done(session, closing, now, locked=True)
-    return [outcome.recipient_id in message_of for outcome in outcomes]
-
-
-@dataclass(frozen=True)
-class OutcomeBatchItem:
-    """One caller's :func:`record_outcomes` in a batch (see :func:`record_outcome_batch`)."""
-
-    owner: str
-    outcomes: tuple[Disposition, ...]
-    now: datetime
-
-
-def record_outcome_batch(session: Session, items: Sequence[OutcomeBatchItem]
-                         ) -> list[list[bool]]:
-    """:func:`record_outcomes` for each item, in one transaction.
-
-    Every message any item may close is locked first, in id order: each item alone locks
-    its own messages in order, but one item after another would not be (two nodes' batches
-    could then deadlock on PostgreSQL).
-    """
-    if len(items) > 1 and session.get_bind().dialect.name != "sqlite":
-        delivered = [o.recipient_id for item in items for o in item.outcomes if o.delivered]
-        if delivered:
-            lock_messages(session, session.scalars(
-                select(_RECIPIENTS.c.message_id).where(_RECIPIENTS.c.id.in_(delivered))))
-    return [record_outcomes(session, item.owner, item.outcomes, now=item.now)
-            for item in items]
+# (recording attempts and their outcomes: :mod:`phigate.queue.outcomes`)
 
 
 def defer(session: Session, recipient_id: int, owner: str, *, next_attempt_at: datetime,
