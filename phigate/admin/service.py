@@ -28,7 +28,7 @@ from phigate.admin.preview import Preview, Previewer, ScannerFactory
 from phigate.admin.retention import PurgeReport, purge
 from phigate.admin.roles import Identity, Role
 from phigate.admin.shape import QueueShape, queue_shape
-from phigate.audit.log import AuditLog
+from phigate.audit.log import Actor, AuditLog
 from phigate.audit.verify import ChainReport, verify_chain
 from phigate.clock import utcnow
 from phigate.config import Settings
@@ -138,11 +138,7 @@ class AdminService(PolicyAdministration):
         """Clear a user's lockouts (from ``ip``, or everywhere); audited. Returns how many
         lockouts were in force."""
         self.gate.require(Role.OPERATOR, "user.unlock")
-        cleared = self._lockouts().unlock(name, ip)
-        self.audit.record(self.identity.actor, "user.unlock",
-                          detail={"user": name, "client_ip": ip or "*",
-                                  "lockouts_cleared": cleared})
-        return cleared
+        return unlock_audited(self._lockouts(), self.audit, self.identity.actor, name, ip)
 
     def _lockouts(self) -> LockoutTracker:
         return lockout_tracker(self.settings, self.store.engine)
@@ -328,6 +324,16 @@ class AdminService(PolicyAdministration):
         except Exception as error:  # the bounce stands; only the notice is lost
             log.warning("bounce: DSN not queued message=%s error=%s", message_id,
                         type(error).__name__)
+
+
+def unlock_audited(lockouts: LockoutTracker, audit: AuditLog, actor: Actor, name: str,
+                   ip: str | None = None) -> int:
+    """Clear ``name``'s lockouts (from ``ip``, or everywhere) and record who did it: the one
+    unlock of ``phigate user unlock`` and the TUI. Returns how many were in force."""
+    cleared = lockouts.unlock(name, ip)
+    audit.record(actor, "user.unlock", detail={"user": name, "client_ip": ip or "*",
+                                               "lockouts_cleared": cleared})
+    return cleared
 
 
 def open_service(settings: Settings, *, identity: Identity | None = None

@@ -9,6 +9,7 @@ from phigate.admin import AdminService
 from phigate.admin_tui.screens.audit import AuditScreen
 from phigate.admin_tui.screens.campaigns import CampaignsScreen
 from phigate.admin_tui.screens.dashboard import DashboardScreen
+from phigate.admin_tui.screens.lockouts import LockoutsScreen
 from phigate.admin_tui.screens.quarantine import QuarantineScreen
 from phigate.admin_tui.screens.queue import QueueScreen
 from phigate.admin_tui.screens.suppressions import SuppressionsScreen
@@ -24,6 +25,7 @@ class AdminApp(App[None]):
         "audit": AuditScreen,
         "campaigns": CampaignsScreen,
         "suppressions": SuppressionsScreen,
+        "lockouts": LockoutsScreen,
     }
     DEFAULT_MODE = "dashboard"
     BINDINGS = [
@@ -33,8 +35,9 @@ class AdminApp(App[None]):
         Binding("f4,4", "switch_mode('audit')", "Audit", show=False),
         Binding("f5,5", "switch_mode('campaigns')", "Campaigns", show=False),
         Binding("f6,6", "switch_mode('suppressions')", "Suppressions", show=False),
-        # The screens' own keys fill an 80-column footer; the screen switches (F1-F6, or
-        # 1-6) are listed with every other key under `?`, which the footer always shows.
+        Binding("f7,7", "switch_mode('lockouts')", "Lockouts", show=False),
+        # The screens' own keys fill an 80-column footer; the screen switches (F1-F7, or
+        # 1-7) are listed with every other key under `?`, which the footer always shows.
         Binding("question_mark", "toggle_keys", "All keys"),
         Binding("ctrl+q,q", "quit", "Quit"),
     ]

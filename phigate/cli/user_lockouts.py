@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from phigate.admin.service import unlock_audited
 from phigate.audit.log import Actor
 from phigate.cli.context import CliContext, SubParsers
 from phigate.cli.table import write_table
@@ -46,10 +47,8 @@ def run_lockouts(args: argparse.Namespace, ctx: CliContext) -> int:
 def run_unlock(args: argparse.Namespace, ctx: CliContext) -> int:
     settings = ctx.settings()
     with Runtime.open(settings) as runtime:
-        cleared = lockout_tracker(settings, runtime.engine).unlock(args.name, args.ip)
-        runtime.audit.record(Actor.from_environment(), "user.unlock",
-                             detail={"user": args.name, "client_ip": args.ip or "*",
-                                     "lockouts_cleared": cleared})
+        cleared = unlock_audited(lockout_tracker(settings, runtime.engine), runtime.audit,
+                                 Actor.from_environment(), args.name, args.ip)
     where = f" from {args.ip}" if args.ip else ""
     print(f"phigate: unlocked user {args.name}{where} ({cleared} lockout(s) cleared)")
     return 0
