@@ -53,8 +53,12 @@ _DAEMON_LOCAL = frozenset({"mailer-daemon", "mail-daemon", "mailerdaemon", "mail
 _SYSTEM_NAME = re.compile(r"mailer[- ]?daemon|post_?master|mail delivery|delivery subsystem|"
                           r"\bndr\b|mail system|administrator", re.IGNORECASE)
 _MAIL_FROM = re.compile(r"mail\s+from\s*:?\s*<[^>]*>", re.IGNORECASE)
-_CONTACT_LINE = re.compile(r"^.*\b(contact|assistance|help ?desk)\b.*$",
-                           re.IGNORECASE | re.MULTILINE)
+_CONTACT_LINE = re.compile(
+    r"^.*(\b(contact|assistance|help ?desk|kontakt\w*|wenden sie sich|contactez|contacte|"
+    r"contatta\w*|neem contact)\b|\u9023\u7d61|\u554f\u3044?\u5408\u308f?\u305b|\u8054\u7cfb).*$"
+    # CJK sentences wrap anywhere: "... <help@example.jp>" then "へご連絡ください" (contact us)
+    r"|^.*\n\s*\S{0,3}(\u3054\u9023\u7d61|\u304a\u554f\u3044?\u5408\u308f?\u305b|\u8054\u7cfb).*$",
+    re.IGNORECASE | re.MULTILINE)
 _MAX_LINES = 400
 # A line of a mail system's explanation is short; a forged one megabytes long would make the
 # address search quadratic (it restarts at every character of a run without "@").
