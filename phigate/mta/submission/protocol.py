@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, AnyStr
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from phigate.mta.submission.auth import authenticate
+from phigate.mta.submission.data_reader import ChunkedDataMixin
 from phigate.mta.submission.requiretls import RequireTlsMixin
 from phigate.mta.submission.services import peer_ip
 from phigate.mta.submission.sessions import SessionCap, refuse_full
@@ -44,7 +45,7 @@ _ENHANCED_REPLIES = {
 }
 
 
-class PhigateSMTP(RequireTlsMixin, SMTP):
+class PhigateSMTP(ChunkedDataMixin, RequireTlsMixin, SMTP):
     """aiosmtpd's SMTP with phigate's limits, lockouts and enhanced status codes."""
 
     def __init__(self, handler: SubmissionHandler, *, tls_context: ssl.SSLContext,
