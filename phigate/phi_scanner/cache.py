@@ -1,4 +1,4 @@
-"""A bounded per-worker cache of the cheap recognizers' findings, one entry per paragraph.
+"""Bounded per-worker caches: the cheap recognizers' findings per paragraph, NER's per chunk.
 
 Practice mail repeats itself: the letterhead, the footer lines and the confidentiality
 notice recur in every message (and a footer line ~40 times in one HTML part), and a campaign
@@ -10,6 +10,10 @@ drawn when the process starts (so a key cannot be checked against a guessed text
 this process, and dies with it), and the value is offsets, categories, confidences and
 reasons (fixed strings of the recognizers), never the matched text. The finding's text is
 cut again from the paragraph being scanned, which is in hand on every hit.
+
+NER's answers are cached the same way, one entry per chunk the model reads (the model sees
+only the chunk, so its entities depend on nothing else): the value is each entity's label
+and offsets within the chunk. A campaign's shared paragraphs then cost the model once.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from phigate.phi_scanner.findings import Finding
 
@@ -41,6 +46,10 @@ class CachedFinding:
 
 #: What one paragraph gave, per recognizer stage (the stages' order is the scanner's).
 CachedStages = tuple[tuple[CachedFinding, ...], ...]
+#: What NER found in one chunk: (label, start, end), offsets into the chunk.
+CachedEntities = tuple[tuple[str, int, int], ...]
+
+_Value = TypeVar("_Value")
 
 
 def paragraphs(text: str) -> Iterator[tuple[int, str]]:
@@ -85,13 +94,14 @@ def restore(cached: Sequence[CachedFinding], text: str, part: str, offset: int
                     offset + c.end, part, c.confidence, c.reason) for c in cached]
 
 
-class FindingsCache:
-    """Least-recently-used, at most ``max_entries`` paragraphs; one per worker process."""
+class FindingsCache(Generic[_Value]):
+    """Least-recently-used, at most ``max_entries`` texts; one per worker process (and per
+    kind of value: each instance draws its own key)."""
 
     def __init__(self, max_entries: int) -> None:
         self.max_entries = max_entries
         self._key = os.urandom(32)
-        self._entries: OrderedDict[bytes, CachedStages] = OrderedDict()
+        self._entries: OrderedDict[bytes, _Value] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
@@ -104,17 +114,17 @@ class FindingsCache:
         return hmac.new(self._key, domain + paragraph.encode("utf-8", "surrogatepass"),
                         hashlib.sha256).digest()
 
-    def get(self, key: bytes) -> CachedStages | None:
-        stages = self._entries.get(key)
-        if stages is None:
+    def get(self, key: bytes) -> _Value | None:
+        value = self._entries.get(key)
+        if value is None:
             self.misses += 1
             return None
         self._entries.move_to_end(key)
         self.hits += 1
-        return stages
+        return value
 
-    def put(self, key: bytes, stages: CachedStages) -> None:
-        self._entries[key] = stages
+    def put(self, key: bytes, value: _Value) -> None:
+        self._entries[key] = value
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)

@@ -12,9 +12,11 @@ import io
 import logging
 import time
 from dataclasses import dataclass, field
-from email import policy
+from email.headerregistry import BaseHeader
 from email.message import EmailMessage
 from email.parser import BytesParser
+from email.policy import EmailPolicy
+from typing import Any
 
 from bs4 import BeautifulSoup, NavigableString, PageElement, Tag
 
@@ -114,9 +116,31 @@ def _kept(string_type: type[NavigableString],
     return string_type in kept
 
 
+class _OneMessagePolicy(EmailPolicy):
+    """``email.policy.default`` that parses each header of the message once.
+
+    The default policy parses a header again on every read, and the parser and the part
+    accessors read Content-Type some twenty times per part: that was most of a scan's CPU
+    on a short message (issue 16). One instance per message, so nothing outlives it.
+    """
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        object.__setattr__(self, "_parsed", {})  # policies are read-only after __init__
+
+    def header_fetch_parse(self, name: str, value: str) -> Any:
+        if not isinstance(value, str) or hasattr(value, "name"):
+            return super().header_fetch_parse(name, value)  # a header object already
+        parsed: dict[tuple[str, str], BaseHeader] = self._parsed  # type: ignore[attr-defined]
+        header = parsed.get((name, value))
+        if header is None:
+            header = parsed[(name, value)] = super().header_fetch_parse(name, value)
+        return header
+
+
 def extract_message(raw: bytes, limits: Limits) -> Extraction:
-    message = BytesParser(policy=policy.default).parsebytes(raw)
-    assert isinstance(message, EmailMessage)  # noqa: S101 - policy.default guarantees it
+    message = BytesParser(policy=_OneMessagePolicy()).parsebytes(raw)
+    assert isinstance(message, EmailMessage)  # noqa: S101 - an EmailPolicy guarantees it
     extraction = Extraction()
     deadline = time.monotonic() + limits.max_seconds
     subject = message.get("Subject")

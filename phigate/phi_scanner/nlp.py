@@ -12,6 +12,7 @@ import bisect
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import spacy
 from spacy.tokens import Doc
@@ -21,6 +22,9 @@ from phigate.phi_scanner.census_lexicon import COMMON_CAPITALISED
 from phigate.phi_scanner.findings import Finding
 from phigate.phi_scanner.recognizers.dates import date_finding
 
+if TYPE_CHECKING:
+    from phigate.phi_scanner.cache import CachedEntities, FindingsCache
+
 UNUSED_COMPONENTS = ["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "senter"]
 MAX_CHUNK_CHARS = 1000
 # Characters of context NER gets on each side of a candidate word.
@@ -28,6 +32,8 @@ CONTEXT_CHARS = 40
 
 CAPITALISED = re.compile(r"\b[A-ZÀ-ÖØ-Þ][\wà-ÿ'-]*")
 CHUNK_BOUNDARY = re.compile(r"\n|(?<=[.!?])\s+(?=[A-Z])")
+#: The entity labels a finding is made of (_entity_finding); the others are not kept.
+USED_LABELS = frozenset({"PERSON", "GPE", "DATE"})
 
 
 CALENDAR_WORD = re.compile(
@@ -125,20 +131,40 @@ class NerModel:
         except OSError as error:
             raise RuntimeError(f"spaCy model {model_name!r} is not installed") from error
 
-    def find_entities(self, text: str, part: str, chunks: Sequence[Chunk]) -> list[Finding]:
+    def find_entities(self, text: str, part: str, chunks: Sequence[Chunk],
+                      cache: FindingsCache[CachedEntities] | None = None) -> list[Finding]:
+        """Findings of the entities the model labels in ``chunks`` of ``text``.
+
+        With a ``cache``, a chunk whose text the worker has read before is not read again:
+        the model sees only the chunk, so its entities are the same.
+        """
         results: list[Finding] = []
-        # One short chunk (the common case) is cheaper through a plain call than through
-        # pipe()'s batching machinery.
-        docs: Iterable[Doc] = ([self._nlp(chunks[0].text)] if len(chunks) == 1 else
-                               self._nlp.pipe((chunk.text for chunk in chunks), batch_size=64))
-        for chunk, doc in zip(chunks, docs, strict=True):
-            for entity in doc.ents:
-                start = chunk.start + entity.start_char
-                end = chunk.start + entity.end_char
-                finding = _entity_finding(text, part, entity.label_, start, end)
+        for chunk, entities in zip(chunks, self._chunk_entities(chunks, cache), strict=True):
+            for label, start, end in entities:
+                finding = _entity_finding(text, part, label, chunk.start + start,
+                                          chunk.start + end)
                 if finding is not None:
                     results.append(finding)
         return results
+
+    def _chunk_entities(self, chunks: Sequence[Chunk],
+                        cache: FindingsCache[CachedEntities] | None) -> list[CachedEntities]:
+        keys = [cache.key(chunk.text) for chunk in chunks] if cache is not None else []
+        found: list[CachedEntities | None] = (
+            [cache.get(key) for key in keys] if cache is not None else [None] * len(chunks))
+        missing = [index for index, entities in enumerate(found) if entities is None]
+        texts = [chunks[index].text for index in missing]
+        # One short chunk (the common case) is cheaper through a plain call than through
+        # pipe()'s batching machinery.
+        docs: Iterable[Doc] = ([self._nlp(texts[0])] if len(texts) == 1 else
+                               self._nlp.pipe(texts, batch_size=64) if texts else [])
+        for index, doc in zip(missing, docs, strict=True):
+            entities = tuple((entity.label_, entity.start_char, entity.end_char)
+                             for entity in doc.ents if entity.label_ in USED_LABELS)
+            found[index] = entities
+            if cache is not None:
+                cache.put(keys[index], entities)
+        return [entities or () for entities in found]
 
 
 def _entity_finding(text: str, part: str, label: str, start: int, end: int) -> Finding | None:

@@ -13,7 +13,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from phigate.phi_scanner import findings as cat
-from phigate.phi_scanner.cache import FindingsCache, cache_units, restore, strip
+from phigate.phi_scanner.cache import (
+    CachedEntities,
+    CachedStages,
+    FindingsCache,
+    cache_units,
+    restore,
+    strip,
+)
 from phigate.phi_scanner.census_lexicon import load_name_lexicon
 from phigate.phi_scanner.extract import Limits, Segment, extract_message
 from phigate.phi_scanner.findings import Finding, ScanResult
@@ -66,8 +73,12 @@ class Scanner:
         self.vocabulary = load_vocabulary()
         self.name_lexicon = load_name_lexicon()
         place_automaton()  # the gazetteer loads once per worker, not during the first scan
-        self._cache = (FindingsCache(settings.cache_paragraphs)
-                       if settings.cache_paragraphs > 0 else None)
+        # cache_paragraphs = 0 turns every cache off (paragraph findings and NER chunks).
+        self._cache: FindingsCache[CachedStages] | None = None
+        self._ner_cache: FindingsCache[CachedEntities] | None = None
+        if settings.cache_paragraphs > 0:
+            self._cache = FindingsCache(settings.cache_paragraphs)
+            self._ner_cache = FindingsCache(settings.cache_paragraphs)
         self._ner: NerModel | None = None
         if settings.ner != "never":
             from phigate.phi_scanner.nlp import NerModel  # the only import of spaCy
@@ -208,7 +219,8 @@ class Scanner:
             if budget < 0:
                 break
             chunks.append(chunk)
-        found = self._ner.find_entities(segment.text, segment.part, chunks) if chunks else []
+        found = (self._ner.find_entities(segment.text, segment.part, chunks, self._ner_cache)
+                 if chunks else [])
         return found, budget
 
 

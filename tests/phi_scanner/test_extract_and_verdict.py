@@ -6,6 +6,7 @@ import io
 from email.message import EmailMessage
 
 import docx
+import pytest
 from pypdf import PdfWriter
 
 from phigate.config import ScannerSettings
@@ -163,3 +164,33 @@ def test_scan_result_json_shape():
     assert set(shown["findings"][0]) >= {"category", "text", "start", "end", "part",
                                          "confidence"}
     assert "Maria" not in str(result.to_json(include_text=False))
+
+
+def test_each_header_of_a_message_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The email package's default policy parses a header again on every read (Content-Type
+    # some twenty times per part): that was most of a short message's scan (issue 16).
+    from email.headerregistry import HeaderRegistry
+
+    parses: list[str] = []
+    original = HeaderRegistry.__call__
+
+    def counting(self: HeaderRegistry, name: str, value: str) -> object:
+        parses.append(name.lower())
+        return original(self, name, value)
+
+    monkeypatch.setattr(HeaderRegistry, "__call__", counting)
+    message = EmailMessage()
+    message["Subject"] = "Your visit"
+    message.set_content("Dear Ms. Okafor,\n\nyour results are in.\n")
+    message.add_alternative("<p>Dear Ms. Okafor,</p><p>your results are in.</p>",
+                            subtype="html")
+    message.add_attachment(b"date,time\n2026-03-01,09:00\n", maintype="text", subtype="csv",
+                           filename="visits.csv")
+    raw = bytes(message)  # serialising parses headers too
+    parses.clear()
+    extraction = extract_message(raw, Limits())
+    assert [s.part for s in extraction.segments] == ["subject", "body", "body[2]",
+                                                     "attachment:1"]
+    # one Content-Type per part (the root, the alternative and its two parts, the CSV)
+    assert parses.count("content-type") == 5
+    assert parses.count("subject") == 1

@@ -1,4 +1,7 @@
-"""The findings cache changes what scanning costs, never what it finds (issue 16 item 2).
+"""The findings caches change what scanning costs, never what it finds (issue 16 items 2-3).
+
+Two caches per worker: the cheap recognizers' findings per paragraph, and NER's entities per
+chunk of text the model reads.
 
 Cached and uncached scanning are compared on every evaluation set: the PhysioNet deid
 development notes, the presidio-research sentences and the labelled practice emails. The
@@ -93,10 +96,12 @@ def test_cached_and_uncached_scans_agree_on_the_evaluation_sets(
             differing.append(index)  # indexes only: the documents are PHI
     assert differing == []
     assert cached._cache is not None and cached._cache.hits > 0
+    assert cached._ner_cache is not None and cached._ner_cache.hits > 0
+    assert uncached._cache is None and uncached._ner_cache is None
 
 
 def test_the_cache_holds_no_text() -> None:
-    cache = FindingsCache(max_entries=8)
+    cache: FindingsCache[object] = FindingsCache(max_entries=8)
     scanner = Scanner(replace(ScannerSettings(ner="never"), cache_paragraphs=8))
     secret = "Patient Zebediah Quartermaine, DOB 03/14/1961, MRN 4471902, has metastatic gout."
     result = scanner.scan_text(secret)
@@ -109,6 +114,45 @@ def test_the_cache_holds_no_text() -> None:
             assert word not in dumped
     # keyed: another process (another key) cannot recompute a key from a guessed text
     assert scanner._cache.key(secret) != cache.key(secret)
+
+
+def test_the_ner_cache_holds_no_text() -> None:
+    scanner = Scanner(replace(ScannerSettings(ner="always"), cache_paragraphs=8))
+    secret = ("Yesterday Zebediah Quartermaine walked in from Tallahassee and asked about "
+              "the results.")
+    result = scanner.scan_text(secret)
+    assert any(f.reason == "NER person" for f in result.findings)
+    assert scanner._ner_cache is not None and len(scanner._ner_cache) > 0
+    for key, entities in scanner._ner_cache._entries.items():
+        assert len(key) == 32
+        assert all(label in ("PERSON", "GPE", "DATE") and isinstance(start, int)
+                   and isinstance(end, int) for label, start, end in entities)
+        for word in ("Zebediah", "Quartermaine", "Tallahassee", "Yesterday"):
+            assert word not in repr(entities)
+
+
+def _newsletter(name: str) -> bytes:
+    shared = ("Our nutrition workshop starts in Riverton next month. Yesterday Zebediah "
+              "Quartermaine walked in from Tallahassee to help us plan it.")
+    return _alternative(f"Dear {name},\n\n{shared}\n\nNorthgate Family Practice",
+                        f"<p>Dear {name},</p><p>{shared}</p><p>Northgate Family Practice</p>")
+
+
+def test_a_campaigns_shared_text_goes_to_the_model_once() -> None:
+    scanner = Scanner(replace(ScannerSettings(ner="always"), cache_paragraphs=64))
+    uncached = Scanner(replace(ScannerSettings(ner="always"), cache_paragraphs=0))
+    assert scanner._ner_cache is not None
+    first = scanner.scan_message(_newsletter("Ms. Okafor"))
+    chunks_read = scanner._ner_cache.misses
+    assert chunks_read > 0
+    # another patient of the same campaign: only the greeting's name differs, and the cue
+    # name needs no model
+    second = scanner.scan_message(_newsletter("Ms. Brennan"))
+    assert scanner._ner_cache.misses == chunks_read
+    assert scanner._ner_cache.hits >= chunks_read
+    for raw, result in ((_newsletter("Ms. Okafor"), first), (_newsletter("Ms. Brennan"), second)):
+        assert _same(result, uncached.scan_message(raw))
+    assert any(f.reason == "NER person" for f in second.findings)
 
 
 def test_the_cache_is_bounded_and_least_recently_used_goes_first() -> None:
