@@ -29,8 +29,10 @@ from typing import Generic, TypeVar
 
 from phigate.phi_scanner.findings import Finding
 
-#: A blank line (spaces and tabs allowed) separates paragraphs.
-_PARAGRAPH_BREAK = re.compile(r"\n(?:[ \t]*\n)+")
+#: A blank line (spaces and tabs allowed) separates paragraphs. Line ends may be CRLF: mail
+#: that came over SMTP keeps them in its text parts, and without the ``\r?`` such a body was
+#: one paragraph, greeting included, so a campaign's text/plain part never hit the cache.
+_PARAGRAPH_BREAK = re.compile(r"\r?\n(?:[ \t]*\r?\n)+")
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ PHYSIONET = EVAL / "phi/physionet-deid-dev/id.text"
 PRESIDIO = EVAL / "phi/presidio-research/data/synth_dataset_v2.json"
 EMAILS = REPO / "bench/data/practice_emails/emails.jsonl"
 FULL = os.environ.get("PHIGATE_CACHE_EQUIVALENCE_FULL") == "1"
-SAMPLE = {"physionet": 60, "presidio": 150, "emails": 120}
+SAMPLE = {"physionet": 60, "presidio": 150, "emails": 120, "emails-crlf": 120}
 RECORD = re.compile(r"START_OF_RECORD=(\d+)\|\|\|\|(\d+)\|\|\|\|\n(.*?)\|\|\|\|END_OF_RECORD",
                     re.S)
 
@@ -66,7 +66,10 @@ def _documents(name: str) -> list[bytes]:
         return _sample([_as_email(item["full_text"]) for item in items], name)
     rows = [json.loads(line) for line in EMAILS.read_text(encoding="utf-8").splitlines()
             if line.strip()]
-    return _sample([row["eml"].encode("utf-8") for row in rows], name)
+    emails = [row["eml"].encode("utf-8") for row in rows]
+    if name == "emails-crlf":  # as they arrive over SMTP: text parts keep CRLF line ends
+        emails = [raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") for raw in emails]
+    return _sample(emails, name)
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +84,7 @@ def _same(a: ScanResult, b: ScanResult) -> bool:
         b.verdict, b.score, b.categories, b.findings, b.notes)
 
 
-@pytest.mark.parametrize("name", ["physionet", "presidio", "emails"])
+@pytest.mark.parametrize("name", ["physionet", "presidio", "emails", "emails-crlf"])
 def test_cached_and_uncached_scans_agree_on_the_evaluation_sets(
         name: str, scanners: tuple[Scanner, Scanner]) -> None:
     cached, uncached = scanners
@@ -136,6 +139,21 @@ def _newsletter(name: str) -> bytes:
               "Quartermaine walked in from Tallahassee to help us plan it.")
     return _alternative(f"Dear {name},\n\n{shared}\n\nNorthgate Family Practice",
                         f"<p>Dear {name},</p><p>{shared}</p><p>Northgate Family Practice</p>")
+
+
+def test_crlf_paragraphs_are_cached_one_by_one() -> None:
+    # Mail submitted over SMTP keeps CRLF in its text/plain part: each paragraph is still an
+    # entry, so only the greeting of another patient's copy is read again.
+    scanner = Scanner(replace(ScannerSettings(ner="never"), cache_paragraphs=64))
+    assert scanner._cache is not None
+    body = "\r\n\r\n".join(["Dear Ms. Okafor,", "Our clinic now opens at 7am on Mondays.",
+                              "Parking is free in the north lot.",
+                              "Northgate Family Practice, call (555) 201-3344 to book."])
+    scanner.scan_text(body)
+    misses = scanner._cache.misses
+    assert misses == 3  # greeting, two paragraphs, the tail
+    scanner.scan_text(body.replace("Okafor", "Brennan"))
+    assert scanner._cache.misses == misses + 1
 
 
 def test_a_campaigns_shared_text_goes_to_the_model_once() -> None:
