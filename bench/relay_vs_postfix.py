@@ -38,6 +38,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -224,20 +226,37 @@ def warm_up(port: int, sink: Sink, tls: ssl.SSLContext, login: tuple[str, str] |
     sink.wait_for(before + load.accepted, 120)
 
 
-def run_phigate(workdir: Path, messages: list[tuple[str, bytes]], *, scanning: bool,
-                args: argparse.Namespace) -> Figures:
-    name = "phigate, scanning " + ("on" if scanning else "off")
-    directory = workdir / ("phigate-scan" if scanning else "phigate-noscan")
+@dataclass
+class RunningRelay:
+    """A started ``phigate serve`` and the sink it delivers to."""
+
+    pid: int
+    port: int
+    config: Path
+    sink: Sink
+    tls: ssl.SSLContext
+    login: tuple[str, str]
+
+
+@contextmanager
+def phigate_relay(directory: Path, sink_dir: Path, *, scanning: bool,
+                  classes: str = "treatment,operations", env: dict[str, str] | None = None,
+                  setup: Callable[[Path], None] | None = None) -> Iterator[RunningRelay]:
+    """``phigate init`` in ``directory``, a submission account ``bench`` allowed ``classes``,
+    ``setup(config)`` (consents, campaigns...), then ``serve`` delivering to a fresh sink;
+    stopped with SIGTERM on leaving."""
     subprocess.run([*PHIGATE, "init", "--dir", str(directory), "--domain", "practice.test"],
                    check=True, capture_output=True)
     config = directory / "phigate.toml"
     subprocess.run([*PHIGATE, "--config", str(config), "user", "add", "bench", "--classes",
-                    "treatment,operations"],
+                    classes],
                    input=b"bench-password\n", check=True, capture_output=True)
+    if setup is not None:
+        setup(config)
     cert = directory / "tls" / "cert.pem"
-    sink = Sink(workdir, cert, directory / "tls" / "key.pem")
+    sink = Sink(sink_dir, cert, directory / "tls" / "key.pem")
     port = free_port()
-    env = {
+    environment = {
         **os.environ,
         "PHIGATE_SUBMISSION__LISTEN": f"127.0.0.1:{port}",
         "PHIGATE_HTTP__LISTEN": f"127.0.0.1:{free_port()}",
@@ -252,19 +271,17 @@ def run_phigate(workdir: Path, messages: list[tuple[str, bytes]], *, scanning: b
         "PHIGATE_DELIVERY__MAX_CONNECTIONS_PER_DOMAIN": "20",
         "PHIGATE_POLICY__PHI_ALLOWED_DOMAINS": f'["practice.test", "{RECIPIENT_DOMAIN}"]',
         "PHIGATE_SCANNER__ENABLED": "true" if scanning else "false",
+        **(env or {}),
     }
     log = directory / "serve.log"
     with log.open("wb") as output:
-        server = subprocess.Popen([*PHIGATE, "--config", str(config), "serve"], env=env,
-                                  stdout=output, stderr=subprocess.STDOUT)
+        server = subprocess.Popen([*PHIGATE, "--config", str(config), "serve"],
+                                  env=environment, stdout=output, stderr=subprocess.STDOUT)
     try:
         wait_for_port(port, server, log)
-        tls = ssl.create_default_context(cafile=str(cert))
-        login = ("bench", "bench-password")
-        warm_up(port, sink, tls, login, args.warmup)
-        return measure(name, server.pid, port, sink, messages, connections=args.connections,
-                       tls=tls, login=login, delivery_timeout=args.delivery_timeout,
-                       profile=args.profile)
+        yield RunningRelay(server.pid, port, config, sink,
+                           ssl.create_default_context(cafile=str(cert)),
+                           ("bench", "bench-password"))
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -272,6 +289,17 @@ def run_phigate(workdir: Path, messages: list[tuple[str, bytes]], *, scanning: b
         except subprocess.TimeoutExpired:
             server.kill()
         sink.stop()
+
+
+def run_phigate(workdir: Path, messages: list[tuple[str, bytes]], *, scanning: bool,
+                args: argparse.Namespace) -> Figures:
+    name = "phigate, scanning " + ("on" if scanning else "off")
+    directory = workdir / ("phigate-scan" if scanning else "phigate-noscan")
+    with phigate_relay(directory, workdir, scanning=scanning) as relay:
+        warm_up(relay.port, relay.sink, relay.tls, relay.login, args.warmup)
+        return measure(name, relay.pid, relay.port, relay.sink, messages,
+                       connections=args.connections, tls=relay.tls, login=relay.login,
+                       delivery_timeout=args.delivery_timeout, profile=args.profile)
 
 
 def run_postfix(workdir: Path, messages: list[tuple[str, bytes]],

@@ -33,6 +33,14 @@ def descendants(root: int) -> list[int]:
     return found
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """User+system CPU of one process so far (None: it is gone)."""
+    fields = _stat(pid)
+    if fields is None:
+        return None
+    return sum(int(value) for value in fields[11:13]) / CLOCK_TICKS
+
+
 def tree_cpu_seconds(root: int) -> float:
     """User+system CPU of ``root`` and its live descendants, plus children they reaped
     (cutime/cstime): what the whole service used so far."""
