@@ -247,8 +247,9 @@ class ScannerSettings:
     #: Characters per message the name recognizer (NER, the costly part) reads, at most;
     #: a message with more candidate text is treated as unscannable (fail closed).
     ner_max_chars: int = 300_000
-    #: Paragraphs whose findings each scanner worker remembers (keyed hashes and offsets,
-    #: never text), so boilerplate and a campaign's shared body are scanned once; 0: off.
+    #: Paragraphs whose findings, and chunks whose NER entities, each scanner worker
+    #: remembers (keyed hashes and offsets, never text), so boilerplate and a campaign's
+    #: shared body are scanned once; 0: both caches off.
     cache_paragraphs: int = 4096
     #: What to do with PHI per message class: tag | quarantine | reject.
     action_treatment: PhiAction = "tag"
