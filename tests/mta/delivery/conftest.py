@@ -1,4 +1,5 @@
-"""Fixtures for delivery tests: a test CA, a DNS server and scriptable SMTP sinks."""
+"""Fixtures for delivery tests: a test CA, a DNS server, scriptable SMTP sinks and SMTP clients
+pointed at them."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 import functools
 import socket
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from helpers.net import free_port
 from helpers.smtp_sink import SmtpSink
 
 from phigate.config import DeliverySettings
+from phigate.mta.delivery.client import SmtpTransport
 from phigate.queue.db import make_engine, upgrade
 from phigate.queue.transport_store import TransportStore
 
@@ -114,6 +116,24 @@ def delivery_settings(dns: DnsServer, ca_file: Path) -> Callable[..., DeliverySe
         return DeliverySettings(**values)  # type: ignore[arg-type]
 
     return make
+
+
+@pytest.fixture
+async def transport_for(
+        delivery_settings: Callable[..., DeliverySettings],
+) -> AsyncIterator[Callable[..., SmtpTransport]]:
+    """``transport_for(**delivery overrides)``: an SMTP client on :func:`delivery_settings`,
+    closed after the test."""
+    made: list[SmtpTransport] = []
+
+    def make(**overrides: object) -> SmtpTransport:
+        transport = SmtpTransport(delivery_settings(**overrides), local_hostname="relay.test")
+        made.append(transport)
+        return transport
+
+    yield make
+    for transport in made:
+        await transport.aclose()
 
 
 class FakeClock:

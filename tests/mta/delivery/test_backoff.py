@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 from helpers.net import free_port
+from helpers.outbound import BODY, message, mx
 from helpers.smtp_sink import SmtpSink
 from sqlalchemy import select
 
 from phigate.config import Settings
-from phigate.mta.delivery.client import OutboundMessage, SmtpTransport
 from phigate.mta.delivery.outcomes import Backoff, backoff_for_reply
 from phigate.mta.delivery.scheduler import DeliveryScheduler
 from phigate.queue.crypto import MasterKey
@@ -26,9 +26,6 @@ from phigate.queue.models import Recipient, RecipientState
 from phigate.queue.store import NewMessage, SqlQueueStore
 
 from .conftest import FakeClock
-
-BODY = (b"From: clinic@practice.test\r\nTo: pat@example.test\r\nSubject: hello\r\n"
-        b"Message-ID: <1@practice.test>\r\n\r\nSee you on Tuesday.\r\n")
 
 
 @pytest.mark.parametrize(("code", "text", "backoff"), [
@@ -57,41 +54,14 @@ def test_which_replies_mean_slow_down(code: int, text: str, backoff: Backoff) ->
 # -- one attempt, at the client ---------------------------------------------------------
 
 
-def _message(*recipients: str, phi: bool = False) -> OutboundMessage:
-    return OutboundMessage(sender="clinic@practice.test",
-                           recipients=recipients or ("pat@example.test",),
-                           domain="example.test", content=BODY, phi=phi, message_id="M1")
-
-
-def _mx(dns: Any, *hosts: tuple[str, str]) -> None:
-    dns.set("example.test", [("MX", f"{10 * (i + 1)} {name}.")
-                             for i, (name, _) in enumerate(hosts)])
-    for name, address in hosts:
-        dns.set(name, [("A", address)])
-
-
-@pytest.fixture
-async def transport_for(delivery_settings: Callable[..., Any]) -> Any:
-    made: list[SmtpTransport] = []
-
-    def make(**overrides: object) -> SmtpTransport:
-        transport = SmtpTransport(delivery_settings(**overrides), local_hostname="relay.test")
-        made.append(transport)
-        return transport
-
-    yield make
-    for transport in made:
-        await transport.aclose()
-
-
 async def test_a_greylisted_recipient_defers_alone(dns: Any, sink_factory: Any,
                                                     transport_for: Any) -> None:
     sink = sink_factory()
-    _mx(dns, ("mx1.example.test", "127.0.0.1"))
+    mx(dns, ("mx1.example.test", "127.0.0.1"))
     sink.script_rcpt("kim@example.test", "451 4.7.1 Greylisted, please try again later")
 
     result = await transport_for(mx_port=sink.port).deliver(
-        _message("pat@example.test", "kim@example.test"))
+        message("pat@example.test", "kim@example.test"))
 
     pat, kim = result.outcomes
     assert pat.delivered and pat.backoff is Backoff.NONE
@@ -110,10 +80,10 @@ async def test_a_greylisted_recipient_defers_alone(dns: Any, sink_factory: Any,
 async def test_slow_down_replies_slow_the_destination(
         dns: Any, sink_factory: Any, transport_for: Any, command: str, reply: str) -> None:
     sink = sink_factory()
-    _mx(dns, ("mx1.example.test", "127.0.0.1"))
+    mx(dns, ("mx1.example.test", "127.0.0.1"))
     sink.script(command, reply)
 
-    result = await transport_for(mx_port=sink.port).deliver(_message())
+    result = await transport_for(mx_port=sink.port).deliver(message())
 
     [outcome] = result.outcomes
     assert outcome.code == int(reply[:3]) and not outcome.delivered
@@ -123,10 +93,10 @@ async def test_slow_down_replies_slow_the_destination(
 async def test_a_refused_connection_slows_only_when_no_host_takes_it(
         dns: Any, sink_factory: Any, transport_for: Any) -> None:
     port = free_port()  # nothing listens on 127.0.0.2
-    _mx(dns, ("mx1.example.test", "127.0.0.2"))
+    mx(dns, ("mx1.example.test", "127.0.0.2"))
     transport = transport_for(mx_port=port)
 
-    refused = await transport.deliver(_message())
+    refused = await transport.deliver(message())
 
     [outcome] = refused.outcomes
     assert outcome.code == 451 and "connection failed" in outcome.text
@@ -134,8 +104,8 @@ async def test_a_refused_connection_slows_only_when_no_host_takes_it(
 
     # A backup MX that answers: the dead primary is that host's trouble.
     backup = sink_factory(port=port, address="127.0.0.3")
-    _mx(dns, ("mx1.example.test", "127.0.0.2"), ("mx2.example.test", "127.0.0.3"))
-    delivered = await transport_for(mx_port=port).deliver(_message())  # no cached MX
+    mx(dns, ("mx1.example.test", "127.0.0.2"), ("mx2.example.test", "127.0.0.3"))
+    delivered = await transport_for(mx_port=port).deliver(message())  # no cached MX
     assert delivered.outcomes[0].delivered and not delivered.rate_limited
     assert len(backup.messages) == 1
 
@@ -143,9 +113,9 @@ async def test_a_refused_connection_slows_only_when_no_host_takes_it(
 async def test_our_own_tls_refusal_slows_nothing(dns: Any, sink_factory: Any,
                                                   transport_for: Any) -> None:
     plain = sink_factory(tls=None)  # offers no STARTTLS
-    _mx(dns, ("mx1.example.test", "127.0.0.1"))
+    mx(dns, ("mx1.example.test", "127.0.0.1"))
 
-    result = await transport_for(mx_port=plain.port).deliver(_message(phi=True))
+    result = await transport_for(mx_port=plain.port).deliver(message(phi=True))
 
     [outcome] = result.outcomes
     assert (outcome.code, outcome.status) == (454, "4.7.5") and not outcome.remote

@@ -6,39 +6,11 @@ import asyncio
 
 import pytest
 from helpers.net import free_port
+from helpers.outbound import BODY, message, mx
 from helpers.smtp_sink import DROP, Stall
 
 from phigate.config import DomainPolicy
-from phigate.mta.delivery.client import OutboundMessage, SmtpTransport
-
-BODY = (b"From: clinic@practice.test\r\nTo: pat@example.test\r\nSubject: hello\r\n"
-        b"Message-ID: <1@practice.test>\r\n\r\nSee you on Tuesday.\r\n")
-
-
-def message(*recipients: str, phi: bool = False, domain: str = "example.test") -> OutboundMessage:
-    return OutboundMessage(sender="clinic@practice.test",
-                           recipients=recipients or ("pat@example.test",),
-                           domain=domain, content=BODY, phi=phi, message_id="M1")
-
-
-def mx(dns, domain="example.test", hosts=(("mx1.example.test", "127.0.0.1"),)):
-    dns.set(domain, [("MX", f"{10 * (i + 1)} {name}.") for i, (name, _) in enumerate(hosts)])
-    for name, address in hosts:
-        dns.set(name, [("A", address)])
-
-
-@pytest.fixture
-async def transport_for(delivery_settings):
-    made: list[SmtpTransport] = []
-
-    def make(**overrides: object) -> SmtpTransport:
-        transport = SmtpTransport(delivery_settings(**overrides), local_hostname="relay.test")
-        made.append(transport)
-        return transport
-
-    yield make
-    for transport in made:
-        await transport.aclose()
+from phigate.mta.delivery.client import SmtpTransport
 
 
 async def test_starttls_verified_one_transaction_for_several_recipients(
@@ -187,7 +159,7 @@ async def test_next_mx_is_tried_when_the_first_is_unreachable(
     port = free_port()
     second = sink_factory(port=port, address="127.0.0.3")
     # mx1 (preference 10) points at an address where nothing listens.
-    mx(dns, hosts=(("mx1.example.test", "127.0.0.2"), ("mx2.example.test", "127.0.0.3")))
+    mx(dns, ("mx1.example.test", "127.0.0.2"), ("mx2.example.test", "127.0.0.3"))
 
     result = await transport_for(mx_port=port).deliver(message())
 
@@ -201,7 +173,7 @@ async def test_a_421_greeting_moves_on_and_reports_a_rate_limit(
     port = free_port()
     busy = sink_factory(port=port, address="127.0.0.2")
     busy.script("EHLO", "421 4.7.0 too many connections, slow down", times=None)
-    mx(dns, hosts=(("mx1.example.test", "127.0.0.2"),))
+    mx(dns, ("mx1.example.test", "127.0.0.2"))
 
     result = await transport_for(mx_port=port).deliver(message())
 
