@@ -20,7 +20,9 @@ from helpers.smtp_sink import SmtpSink
 
 from phigate.config import DeliverySettings
 from phigate.mta.delivery.client import SmtpTransport
+from phigate.queue.crypto import MasterKey
 from phigate.queue.db import make_engine, upgrade
+from phigate.queue.store import SqlQueueStore
 from phigate.queue.transport_store import TransportStore
 
 MX_NAMES = ["mx1.example.test", "mx2.example.test", "mx.other.test", "relay.partner.test"]
@@ -91,6 +93,15 @@ def dns() -> Iterator[DnsServer]:
     server = DnsServer(free_port(socket.SOCK_DGRAM)).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def store(db_url: str, master_key_file: Path) -> Iterator[SqlQueueStore]:
+    """A migrated, sealed queue store on ``db_url`` (SQLite, and PostgreSQL where there is one)."""
+    engine = make_engine(db_url)
+    upgrade(engine)
+    yield SqlQueueStore(engine, MasterKey.load(master_key_file))
+    engine.dispose()
 
 
 @pytest.fixture

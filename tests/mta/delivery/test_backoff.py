@@ -20,8 +20,6 @@ from sqlalchemy import select
 from phigate.config import Settings
 from phigate.mta.delivery.outcomes import Backoff, backoff_for_reply
 from phigate.mta.delivery.scheduler import DeliveryScheduler
-from phigate.queue.crypto import MasterKey
-from phigate.queue.db import make_engine, upgrade
 from phigate.queue.models import Recipient, RecipientState
 from phigate.queue.store import NewMessage, SqlQueueStore
 
@@ -124,14 +122,6 @@ async def test_our_own_tls_refusal_slows_nothing(dns: Any, sink_factory: Any,
 
 
 # -- the destination, at the scheduler --------------------------------------------------
-
-
-@pytest.fixture
-def store(db_url: str, master_key_file: Path) -> Any:
-    engine = make_engine(db_url)
-    upgrade(engine)
-    yield SqlQueueStore(engine, MasterKey.load(master_key_file))
-    engine.dispose()
 
 
 class _World:

@@ -15,14 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import dkim
-import pytest
 from helpers.smtp_sink import SmtpSink
 from sqlalchemy import select
 
 from phigate.mta.delivery.dkim import DkimSigner, dns_record, generate_key
 from phigate.mta.delivery.scheduler import DeliveryScheduler
-from phigate.queue.crypto import MasterKey
-from phigate.queue.db import make_engine, upgrade
 from phigate.queue.models import Message, MessageClass, Recipient, RecipientState
 from phigate.queue.store import NewMessage, SqlQueueStore
 
@@ -34,14 +31,6 @@ PHI_BODY = (b"From: EHR <ehr@practice.test>\r\nTo: Jane Roe <jane@example.test>\
             b"Message-ID: <lab-42@practice.test>\r\n\r\n"
             b"Your HIV test result is attached. MRN 48213977.\r\n")
 LEAKS = (b"Jane Roe", b"123-45-6789", b"Lab results", b"HIV", b"48213977", b"EHR <")
-
-
-@pytest.fixture
-def store(db_url: str, master_key_file: Path):
-    engine = make_engine(db_url)
-    upgrade(engine)
-    yield SqlQueueStore(engine, MasterKey.load(master_key_file))
-    engine.dispose()
 
 
 class Hops:

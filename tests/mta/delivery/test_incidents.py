@@ -4,9 +4,6 @@ marketing to it waits, treatment mail is still tried and its delivery ends the i
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 from helpers.smtp_sink import SmtpSink
 from sqlalchemy import select
 
@@ -16,8 +13,6 @@ from phigate.mta.delivery.outcomes import RecipientOutcome
 from phigate.mta.delivery.scheduler import DeliveryScheduler
 from phigate.policy.incidents import IncidentStore
 from phigate.policy.suppression import SuppressionStore
-from phigate.queue.crypto import MasterKey
-from phigate.queue.db import make_engine, upgrade
 from phigate.queue.models import MessageClass, Recipient, RecipientState
 from phigate.queue.store import NewMessage, SqlQueueStore
 
@@ -30,14 +25,6 @@ BLOCKED = "550 5.7.1 Service unavailable, client host [127.0.0.1] blocked using 
 def body(message_class: MessageClass) -> bytes:
     return (f"From: Clinic <{SENDER}>\r\nTo: patient@example.test\r\nSubject: News\r\n"
             f"Message-ID: <{message_class}@practice.test>\r\n\r\nHello.\r\n").encode()
-
-
-@pytest.fixture
-def store(db_url: str, master_key_file: Path):
-    engine = make_engine(db_url)
-    upgrade(engine)
-    yield SqlQueueStore(engine, MasterKey.load(master_key_file))
-    engine.dispose()
 
 
 def test_the_same_classifier_reads_synchronous_replies() -> None:

@@ -21,7 +21,7 @@ from phigate.observability.labels import UnprocessableReasonLabel
 from phigate.observability.metrics import METRICS
 from phigate.queue.models import MessageState, RecipientState
 
-from .test_scheduler import BODY, store, world  # noqa: F401 - fixtures
+from .test_scheduler import BODY, world  # noqa: F401 - a fixture
 
 SECRETS = (b"Your appointment", b"SECRET-BODY-MARKER", b"MRI", b"Clinic <")
 

@@ -18,8 +18,6 @@ from sqlalchemy import select
 from phigate.config import Settings
 from phigate.mta.delivery.outcomes import AttemptResult
 from phigate.mta.delivery.scheduler import DeliveryScheduler
-from phigate.queue.crypto import MasterKey
-from phigate.queue.db import make_engine, upgrade
 from phigate.queue.models import (
     Attempt,
     Message,
@@ -37,14 +35,6 @@ BODY = (b"From: Clinic <clinic@practice.test>\r\nTo: pat@example.test\r\n"
         b"Subject: Your appointment\r\nMessage-ID: <m1@practice.test>\r\n"
         b"X-Phigate-Class: treatment\r\nX-Phigate-Campaign: none\r\n\r\n"
         b"Dear patient, your MRI results are ready. SECRET-BODY-MARKER\r\n")
-
-
-@pytest.fixture
-def store(db_url: str, master_key_file: Path):
-    engine = make_engine(db_url)
-    upgrade(engine)
-    yield SqlQueueStore(engine, MasterKey.load(master_key_file))
-    engine.dispose()
 
 
 @pytest.fixture

@@ -30,8 +30,6 @@ from phigate.mta.delivery.routing import make_resolver
 from phigate.mta.delivery.scheduler import DeliveryScheduler
 from phigate.mta.delivery.tlsrpt import PolicyType, ReportContext, ResultType, TlsReporter
 from phigate.observability.metrics import METRICS
-from phigate.queue.crypto import MasterKey
-from phigate.queue.db import make_engine, upgrade
 from phigate.queue.models import Attempt, Recipient, RecipientState
 from phigate.queue.store import NewMessage, SqlQueueStore
 from phigate.queue.transport_store import TransportStore
@@ -72,14 +70,6 @@ def dns() -> Iterator[DnsServer]:
     }).start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def store(db_url: str, master_key_file: Path) -> Iterator[SqlQueueStore]:
-    engine = make_engine(db_url)
-    upgrade(engine)
-    yield SqlQueueStore(engine, MasterKey.load(master_key_file))
-    engine.dispose()
 
 
 class World:
