@@ -22,6 +22,7 @@ import pytest
 import trustme
 from helpers.net import free_port
 from helpers.postgres import PostgresCluster, start_cluster
+from helpers.storage import BACKENDS, backend_url
 from helpers.tls_sink import TlsSink, started_tls_sink
 
 from phigate.config import Settings, settings_from_mapping
@@ -102,12 +103,10 @@ def pg_url(postgres_server: str | None) -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Run the test on SQLite and on PostgreSQL."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'queue.db'}"
-    return str(request.getfixturevalue("pg_url"))
+    return backend_url(request, tmp_path)
 
 
 # -- settings and runtime ----------------------------------------------------------------

@@ -42,6 +42,7 @@ import trustme
 from helpers.dns_server import DnsServer
 from helpers.net import free_port
 from helpers.smtp_sink import SmtpSink
+from helpers.storage import BACKENDS, backend_url
 from mta.delivery.conftest import FakeClock
 from sqlalchemy import func, select
 
@@ -212,16 +213,15 @@ def destinations(tmp_path: Path) -> Iterator[tuple[Destinations, list[Scenario]]
             server.stop()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def queue_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'queue.db'}"
-    return str(request.getfixturevalue("pg_url"))
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Both backends again: the faults/ conftest pins ``db_url`` to one unused SQLite file."""
+    return backend_url(request, tmp_path)
 
 
 @pytest.fixture
-def store(queue_url: str, master_key_file: Path) -> Iterator[SqlQueueStore]:
-    engine = make_engine(queue_url)
+def store(db_url: str, master_key_file: Path) -> Iterator[SqlQueueStore]:
+    engine = make_engine(db_url)
     upgrade(engine)
     yield SqlQueueStore(engine, MasterKey.load(master_key_file))
     engine.dispose()
@@ -352,13 +352,12 @@ def check_dsn(dsns: list[bytes], recipient: Recipient, status: str, context: str
 
 async def test_every_message_reaches_its_final_state_on_schedule(
         destinations: tuple[Destinations, list[Scenario]], store: SqlQueueStore,
-        queue_url: str, make_settings: Any) -> None:
+        make_settings: Any) -> None:
     world, scenarios = destinations
     print(f"receiving-side faults: seed={SEED} (PHIGATE_FAULT_SEED replays another)")
     for scenario in scenarios:
         print("  plan", scenario)
     settings = make_settings(
-        storage={"url": queue_url},
         delivery={**DELIVERY, "dns_servers": [world.dns.address],
                   "ca_file": str(world.ca_file), "mx_port": world.chaos.port})
     clock = FakeClock()
