@@ -23,6 +23,7 @@ from phigate.mta.delivery.outcomes import RecipientOutcome
 from phigate.observability.logs import log_event
 from phigate.policy.feedback.reasons import is_sender_side
 from phigate.policy.incidents import IncidentStore
+from phigate.queue.models import MessageClass
 from phigate.queue.store import ClaimedRecipient, QueueStore
 
 log = logging.getLogger("phigate.delivery")
@@ -44,11 +45,17 @@ class IncidentWatch:
             self._read_at = time.monotonic()
         return self._open
 
+    @staticmethod
+    def may_hold(recipients: Sequence[ClaimedRecipient]) -> bool:
+        """Whether :meth:`hold` could defer this job (marketing mail): no I/O, so the
+        scheduler asks on the event loop and other mail pays no trip to a thread."""
+        return bool(recipients) and recipients[0].message_class == MessageClass.MARKETING
+
     def hold(self, store: QueueStore, owner: str, recipients: Sequence[ClaimedRecipient],
              domain: str, *, now: datetime) -> bool:
         """Defer a marketing job to a domain under an incident; True if it was (runs in a
         thread)."""
-        if not recipients or recipients[0].message_class != "marketing":
+        if not self.may_hold(recipients):
             return False
         if domain.lower() not in self._open_domains():
             return False

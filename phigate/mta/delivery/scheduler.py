@@ -192,9 +192,11 @@ class DeliveryScheduler:
 
     async def _process(self, job: Job, started: datetime) -> None:
         try:
-            if self._incidents is not None and await asyncio.to_thread(
-                    self._incidents.hold, self._store, self.owner, job.recipients,
-                    job.domain, now=self._clock.now()):
+            incidents = self._incidents
+            if incidents is not None and incidents.may_hold(job.recipients) \
+                    and await asyncio.to_thread(incidents.hold, self._store, self.owner,
+                                                job.recipients, job.domain,
+                                                now=self._clock.now()):
                 return  # marketing to a domain under an incident: deferred, not tried
             # Reading the body, decorating and signing: one trip to a thread, not three.
             original, sender, content = await run_bounded(  # a daemon thread, time-bound
