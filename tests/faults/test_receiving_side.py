@@ -42,15 +42,13 @@ import trustme
 from helpers.dns_server import DnsServer
 from helpers.net import free_port
 from helpers.smtp_sink import SmtpSink
-from helpers.storage import BACKENDS, backend_url
+from helpers.storage import BACKENDS, backend_url, migrated_store
 from mta.delivery.conftest import FakeClock
 from sqlalchemy import func, select
 
 from phigate.mta.delivery.outcomes import Backoff, backoff_for_reply
 from phigate.mta.delivery.retry import RetrySchedule
 from phigate.mta.delivery.scheduler import DeliveryScheduler
-from phigate.queue.crypto import MasterKey
-from phigate.queue.db import make_engine, upgrade
 from phigate.queue.models import (
     PENDING_RECIPIENT_STATES,
     Attempt,
@@ -221,10 +219,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def store(db_url: str, master_key_file: Path) -> Iterator[SqlQueueStore]:
-    engine = make_engine(db_url)
-    upgrade(engine)
-    yield SqlQueueStore(engine, MasterKey.load(master_key_file))
-    engine.dispose()
+    with migrated_store(db_url, master_key_file) as store:
+        yield store
 
 
 # -- driving the scheduler ----------------------------------------------------------------

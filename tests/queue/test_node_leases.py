@@ -8,13 +8,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from helpers.storage import migrated_store
 from sqlalchemy import select
 
 from phigate.config import Settings, validate
 from phigate.config.sections import ServerSettings
 from phigate.errors import ConfigError
-from phigate.queue.crypto import MasterKey
-from phigate.queue.db import make_engine, upgrade
 from phigate.queue.models import Recipient
 from phigate.queue.store import NewMessage, SqlQueueStore
 
@@ -23,10 +22,8 @@ NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
 @pytest.fixture
 def store(db_url: str, master_key_file: Path) -> Iterator[SqlQueueStore]:
-    engine = make_engine(db_url)
-    upgrade(engine)
-    yield SqlQueueStore(engine, MasterKey.load(master_key_file))
-    engine.dispose()
+    with migrated_store(db_url, master_key_file) as store:
+        yield store
 
 
 def owners(store: SqlQueueStore) -> list[str | None]:

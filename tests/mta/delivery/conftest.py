@@ -17,10 +17,10 @@ import trustme
 from helpers.dns_server import DnsServer
 from helpers.net import free_port
 from helpers.smtp_sink import SmtpSink
+from helpers.storage import migrated_store
 
 from phigate.config import DeliverySettings
 from phigate.mta.delivery.client import SmtpTransport
-from phigate.queue.crypto import MasterKey
 from phigate.queue.db import make_engine, upgrade
 from phigate.queue.store import SqlQueueStore
 from phigate.queue.transport_store import TransportStore
@@ -98,10 +98,8 @@ def dns() -> Iterator[DnsServer]:
 @pytest.fixture
 def store(db_url: str, master_key_file: Path) -> Iterator[SqlQueueStore]:
     """A migrated, sealed queue store on ``db_url`` (SQLite, and PostgreSQL where there is one)."""
-    engine = make_engine(db_url)
-    upgrade(engine)
-    yield SqlQueueStore(engine, MasterKey.load(master_key_file))
-    engine.dispose()
+    with migrated_store(db_url, master_key_file) as store:
+        yield store
 
 
 @pytest.fixture
