@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, bindparam, delete, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from phigate.queue.models import (
@@ -111,12 +111,15 @@ def close_if_done(session: Session, message_ids: Iterable[str], now: datetime, *
 
 
 #: Built once (its compiled form is cached against it): one executemany for all messages.
+#: The pending states are spelt as equalities, not ``IN``: an ``IN`` list is an "expanding"
+#: parameter, which SQLAlchemy refuses in an executemany (two or more messages).
 _CLOSE_IF_DONE = (
     update(_MESSAGES)
     .where(_MESSAGES.c.id == bindparam("b_id"), _MESSAGES.c.state == MessageState.ACTIVE,
            ~select(_RECIPIENTS.c.id)
            .where(_RECIPIENTS.c.message_id == bindparam("b_id"),
-                  _RECIPIENTS.c.state.in_(PENDING_RECIPIENT_STATES)).exists())
+                  or_(*(_RECIPIENTS.c.state == state
+                        for state in PENDING_RECIPIENT_STATES))).exists())
     .values(state=MessageState.DONE, final_at=bindparam("b_now", type_=_MESSAGES.c.final_at.type))
 )
 

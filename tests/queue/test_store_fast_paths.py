@@ -123,6 +123,21 @@ def test_record_outcomes_closes_the_message_and_respects_lost_leases(
     assert store.get_message(message_id).state == MessageState.DONE
 
 
+def test_one_batch_of_outcomes_closes_several_messages(runtime: Runtime) -> None:
+    # Concurrent jobs' outcomes share one transaction, so one close_if_done gets several
+    # messages: its statement must work as an executemany (an IN list there did not).
+    store = runtime.store
+    ids = [_enqueue(store, 1), _enqueue(store, 1), _enqueue(store, 2)]
+    now = utcnow()
+    claimed = store.claim_due("n", now=now, limit=10, lease_seconds=60)
+    open_one = next(c for c in claimed if c.message_id == ids[2])
+    assert store.record_outcomes("n", [
+        Disposition(c.recipient_id, _attempt(250), delivered=True)
+        for c in claimed if c is not open_one], now=now) == [True, True, True]
+    assert [store.get_message(i).state for i in ids] == [
+        MessageState.DONE, MessageState.DONE, MessageState.ACTIVE]  # one recipient pending
+
+
 def test_sqlite_writers_of_one_process_take_turns_on_one_lock(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'a.db'}")
     other = make_engine(f"sqlite:///{tmp_path / 'b.db'}")
