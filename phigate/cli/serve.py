@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import sys
 
 from phigate.checks.at_start import start_dns_checks
 from phigate.cli.context import CliContext, SubParsers
 from phigate.observability.logs import configure_logging
 from phigate.serve import parse_roles, serve_forever
+from phigate.serve_child import METRICS_FD_OPTION, SUPERVISED_BY_OPTION
 
 
 def register(subparsers: SubParsers) -> None:
@@ -17,14 +20,28 @@ def register(subparsers: SubParsers) -> None:
         "--role", default="all",
         help="all, or a comma-separated list of smtp, delivery, http (default: all)",
     )
+    # Given by serve to the delivery child it starts (phigate.serve_child), not by people.
+    parser.add_argument(SUPERVISED_BY_OPTION, type=int, default=None, dest="supervised_by",
+                        help=argparse.SUPPRESS)
+    parser.add_argument(METRICS_FD_OPTION, type=int, default=None, dest="metrics_fd",
+                        help=argparse.SUPPRESS)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, ctx: CliContext) -> int:
+    child = args.supervised_by is not None
+    if child:
+        from phigate.lifeline import exit_with_parent
+
+        exit_with_parent(args.supervised_by)  # no orphan after a kill -9 of serve
     roles = parse_roles(args.role)
     settings = ctx.settings()
-    configure_logging(settings.logging.level, settings.logging.format)
-    if "delivery" in roles:
+    configure_logging(settings.logging.level, settings.logging.format,
+                      process=args.role if child else None)
+    if "delivery" in roles and not child:  # the parent ran them for its child
         start_dns_checks(settings)  # warnings only: `phigate check-config --dns` says more
-    asyncio.run(serve_forever(settings, roles))
+    command = [sys.executable, "-m", "phigate", "--config", os.path.abspath(ctx.config_path),
+               "serve", "--role", "delivery"]
+    asyncio.run(serve_forever(settings, roles, delivery_command=None if child else command,
+                              metrics_fd=args.metrics_fd))
     return 0

@@ -198,6 +198,9 @@ class DeliverySettings:
     poll_interval_seconds: float = 1.0
     #: Graceful stop: in-flight deliveries get this long before they are cancelled.
     shutdown_timeout_seconds: float = 30.0
+    #: ``serve`` with delivery and smtp or http runs delivery in a child process of its
+    #: own (a core of its own: one interpreter lock each); false: all in one process.
+    separate_process: bool = True
     #: Reading, decrypting, decorating and signing one message may take this long; a
     #: message over it twice is parked corrupt (with a DSN to the sender).
     prepare_timeout_seconds: float = 60.0

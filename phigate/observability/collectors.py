@@ -206,3 +206,23 @@ def certificate_seconds_left(path: Path, *, now: float | None = None) -> float |
         return None
     not_after = certificate.not_valid_after_utc.timestamp()
     return not_after - (time.time() if now is None else now)
+
+
+class ChildProcessCollector(Collector):
+    """Whether the delivery child runs and answered this scrape (none without a child)."""
+
+    def __init__(self) -> None:
+        #: True while the child process runs; None: no child (one process, or delivery only).
+        self.source: Callable[[], bool] | None = None
+        #: Set by the scrape that asked the child, just before this collector runs.
+        self.metrics_up = False
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        source = self.source
+        if source is None:
+            return []
+        return [F.DELIVERY_PROCESS_UP.gauge_family(1 if source() else 0),
+                F.DELIVERY_PROCESS_METRICS_UP.gauge_family(1 if self.metrics_up else 0)]

@@ -125,6 +125,10 @@ TLS_SESSIONS = Family("phigate_tls_sessions",
 LISTENER_UP = Family("phigate_listener_up", "1 while the listener is bound and accepting.",
                      "gauge", ("listener",))
 BUILD = Family("phigate_build", "The running phigate version.", "info")
+DELIVERY_PROCESS_RESTARTS = Family(
+    "phigate_delivery_process_restarts",
+    "Times serve's delivery child process ended unexpectedly and was started again.",
+    "counter")
 
 # --- computed at scrape time (phigate.observability.collectors) ------------------------------
 
@@ -175,17 +179,26 @@ CERTIFICATE_EXPIRY = Family("phigate_tls_certificate_expiry_seconds",
 CERTIFICATE_LOADED = Family("phigate_tls_certificate_load_success",
                             "1 if the certificate file could be read and parsed.",
                             "gauge", ("certificate",), scraped=True)
+# Only where serve runs delivery in a child process (absent otherwise, so an alert on them
+# never fires for a single process or a delivery-only unit).
+DELIVERY_PROCESS_UP = Family("phigate_delivery_process_up",
+                             "1 while serve's delivery child process runs (0: it ended and "
+                             "is being restarted after a back-off).", "gauge", scraped=True)
+DELIVERY_PROCESS_METRICS_UP = Family(
+    "phigate_delivery_process_metrics_up",
+    "1 if this scrape includes the delivery child's metrics (0: it did not answer in time; "
+    "its counters are missing from this scrape).", "gauge", scraped=True)
 
 #: Every family, in the order ``/metrics`` shows them (the ``process_*`` ones aside).
 FAMILIES: tuple[Family, ...] = (
     RECEIVED, RECIPIENTS, DELIVERY_ATTEMPTS, DELIVERY_LATENCY, SCAN_DURATION, SCAN_VERDICTS,
     SCAN_CATEGORIES, POLICY_DECISIONS, AUTH_FAILURES, AUTH_LOCKOUTS, TLS_HANDSHAKE_FAILURES,
     BOUNCES, FEEDBACK_IGNORED, COMPLAINTS, UNSUBSCRIBES, SUPPRESSIONS_ADDED, SMTP_SESSIONS,
-    DKIM_FAILURES, TLS_SESSIONS, LISTENER_UP, BUILD,
+    DKIM_FAILURES, TLS_SESSIONS, LISTENER_UP, BUILD, DELIVERY_PROCESS_RESTARTS,
     STORE_UP, QUEUE_MESSAGES, QUEUE_RECIPIENTS, QUEUE_OLDEST_MESSAGE_AGE, QUEUE_OLDEST_AGE,
     QUARANTINE_MESSAGES, QUARANTINE_OLDEST_AGE, PHI_WAITING_FOR_TLS, CAMPAIGN_COMPLAINT_RATIO,
     CAMPAIGN_DELIVERED, DOMAIN_COMPLAINT_RATIO, SUPPRESSIONS, BOUNCE_INCIDENTS,
-    CERTIFICATE_EXPIRY, CERTIFICATE_LOADED,
+    CERTIFICATE_EXPIRY, CERTIFICATE_LOADED, DELIVERY_PROCESS_UP, DELIVERY_PROCESS_METRICS_UP,
 )
 
 

@@ -63,6 +63,7 @@ class HealthState:
         self._listeners: dict[str, bool] = {}
         self._scanner: Callable[[], Awaitable[str | None]] | None = None
         self._last_unseal: Callable[[], datetime | None] | None = None
+        self._processes: dict[str, Callable[[], bool]] = {}
         for name in listeners:
             self._listeners[name] = False
             metrics.set_listener_up(name, False)
@@ -80,6 +81,10 @@ class HealthState:
         returns None, or why it could not (a pool that cannot scan quarantines all mail)."""
         self._scanner = probe
 
+    def watch_process(self, name: str, running: Callable[[], bool]) -> None:
+        """A check named ``name``, true while ``running()`` (e.g. the delivery child)."""
+        self._processes[name] = running
+
     def watch_unseal(self, last_unseal: Callable[[], datetime | None]) -> None:
         """Report when a body was last unsealed with the master key (None: not yet)."""
         self._last_unseal = last_unseal
@@ -87,6 +92,7 @@ class HealthState:
     async def check(self) -> HealthReport:
         checks = {"database": await self._database_ok()}
         checks.update({f"listener:{name}": up for name, up in self._listeners.items()})
+        checks.update({name: running() for name, running in self._processes.items()})
         details: dict[str, object] = {}
         if self._scanner is not None:
             problem = await self._scanner_problem(self._scanner)

@@ -27,11 +27,12 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return fields
 
 
-def _payload(record: logging.LogRecord) -> dict[str, Any]:
+def _payload(record: logging.LogRecord, static: dict[str, str]) -> dict[str, Any]:
     payload = {
         "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
         "level": record.levelname.lower(),
         "logger": record.name,
+        **static,
         "event": record.getMessage(),
         **_fields(record),
     }
@@ -41,14 +42,22 @@ def _payload(record: logging.LogRecord) -> dict[str, Any]:
     return payload
 
 
-class LogfmtFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return " ".join(f"{key}={_logfmt_value(value)}" for key, value in _payload(record).items())
+class _Formatter(logging.Formatter):
+    def __init__(self, process: str | None = None) -> None:
+        super().__init__()
+        #: ``proc=delivery`` on every line of serve's delivery child (same journal).
+        self._static = {"proc": process} if process else {}
 
 
-class JsonFormatter(logging.Formatter):
+class LogfmtFormatter(_Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(_payload(record), default=str)
+        return " ".join(f"{key}={_logfmt_value(value)}"
+                        for key, value in _payload(record, self._static).items())
+
+
+class JsonFormatter(_Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(_payload(record, self._static), default=str)
 
 
 def _logfmt_value(value: Any) -> str:
@@ -62,9 +71,11 @@ def _logfmt_value(value: Any) -> str:
     return json.dumps(text)  # a quoted string with \" \\ \n escapes, as logfmt readers expect
 
 
-def configure_logging(level: str = "info", fmt: str = "logfmt") -> None:
+def configure_logging(level: str = "info", fmt: str = "logfmt", *,
+                      process: str | None = None) -> None:
+    """Log to stdout; ``process`` names a child process of ``serve`` on every line."""
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else LogfmtFormatter())
+    handler.setFormatter(JsonFormatter(process) if fmt == "json" else LogfmtFormatter(process))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

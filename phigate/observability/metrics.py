@@ -20,7 +20,7 @@ Call sites use the typed helpers of :data:`METRICS`, e.g.::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -35,6 +35,7 @@ from phigate import __version__
 from phigate.observability import families as F
 from phigate.observability.collectors import (
     CertificateCollector,
+    ChildProcessCollector,
     StoreCollector,
     StoreSnapshotSource,
 )
@@ -87,11 +88,15 @@ class Metrics:
         self.listener_up = F.gauge(F.LISTENER_UP, r)
         self.build = F.info(F.BUILD, r)
         self.build.info({"version": __version__})
+        self.delivery_process_restarts = F.counter(F.DELIVERY_PROCESS_RESTARTS, r)
         ProcessCollector(namespace="phigate", registry=r)
         self._store = StoreCollector(self.labels)
         self._certificates = CertificateCollector()
+        self._child = ChildProcessCollector()
+        self._child_metrics: Callable[[], bytes | None] | None = None
         r.register(self._store)
         r.register(self._certificates)
+        r.register(self._child)
 
     # --- helpers for call sites -----------------------------------------------------------
 
@@ -192,8 +197,32 @@ class Metrics:
         """Export ``phigate_tls_certificate_expiry_seconds{certificate=name}`` for ``path``."""
         self._certificates.paths[self.labels.certificate(name)] = path
 
+    def record_delivery_process_restart(self) -> None:
+        self.delivery_process_restarts.inc()
+
+    def register_child(self, running: Callable[[], bool] | None,
+                       fetch: Callable[[], bytes | None] | None) -> None:
+        """Merge a delivery child's metrics into every scrape (None, None: stop).
+
+        ``running()`` says whether the child process runs; ``fetch()`` returns its
+        exposition, or None when it did not answer in time (then this process's metrics
+        are served alone, with ``phigate_delivery_process_metrics_up`` 0).
+        """
+        self._child.source = running
+        self._child_metrics = fetch
+
     def render(self) -> tuple[bytes, str]:
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        fetch = self._child_metrics
+        if fetch is None:
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        from phigate.observability.merge import merge_expositions
+
+        child = fetch()
+        self._child.metrics_up = bool(child)
+        own = generate_latest(self.registry)
+        if not child:
+            return own, CONTENT_TYPE_LATEST
+        return merge_expositions(own, child), CONTENT_TYPE_LATEST
 
 
 #: The process-wide metrics (prometheus-client metrics are process-global by nature).

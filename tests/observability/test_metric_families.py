@@ -43,6 +43,7 @@ EXPORTED: list[tuple[str, str, tuple[str, ...]]] = [
     ("phigate_tls_sessions", "counter", ('policy', 'result')),
     ("phigate_listener_up", "gauge", ('listener',)),
     ("phigate_build_info", "gauge", ('version',)),
+    ("phigate_delivery_process_restarts", "counter", ()),
     ("phigate_store_up", "gauge", ()),
     ("phigate_queue_messages", "gauge", ('state',)),
     ("phigate_queue_recipients", "gauge", ('state',)),
@@ -58,6 +59,8 @@ EXPORTED: list[tuple[str, str, tuple[str, ...]]] = [
     ("phigate_bounce_incidents", "gauge", ('reason',)),
     ("phigate_tls_certificate_expiry_seconds", "gauge", ('certificate',)),
     ("phigate_tls_certificate_load_success", "gauge", ('certificate',)),
+    ("phigate_delivery_process_up", "gauge", ()),
+    ("phigate_delivery_process_metrics_up", "gauge", ()),
 ]
 
 
@@ -91,6 +94,8 @@ def exercised(tmp_path: Path) -> Metrics:
         suppressions={("marketing", "unsubscribe"): 4}, incidents={"blocked": 1}))
     self_signed("mail.example.org", str(tmp_path))
     m.register_certificate("submission", tmp_path / "mail.example.org.crt")
+    m.record_delivery_process_restart()
+    m.register_child(lambda: True, lambda: None)  # a delivery child that does not answer
     return m
 
 
