@@ -2,10 +2,9 @@
 
 Roles: ``smtp`` (submission, and the scanner pool it needs), ``delivery`` (the queue
 scheduler), ``http`` (/metrics, /healthz, one-click unsubscribe). ``all`` runs every role;
-larger sites run them as separate units and nodes over one PostgreSQL queue. ``serve``
-runs delivery beside smtp or http in a child process (:mod:`phigate.serve_child`, unless
-``[delivery] separate_process = false``); :func:`start_services` always runs the roles it
-is given in this process.
+larger sites run them as separate units and nodes over one PostgreSQL queue.
+:func:`start_services` runs the roles it is given in this process; the ``serve`` command's
+process (:mod:`phigate.serve_main`) runs delivery beside smtp or http in a child process.
 
 Shutdown follows uvicorn: stop accepting, let sessions and deliveries finish within a
 grace period, give back leases, then exit. At start, delivery takes back a killed run's.
@@ -19,16 +18,13 @@ import dataclasses
 import errno
 import ipaddress
 import logging
-import signal
-import socket
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import text
 
-from phigate import __version__
 from phigate.admin.dashboard import store_snapshot
 from phigate.checks.scanner_check import model_missing, probe
 from phigate.config import HostPort, Settings, validate
@@ -36,24 +32,18 @@ from phigate.errors import ConfigError
 from phigate.mta.delivery.throttle import KeyedRateLimiter
 from phigate.mta.submission.auth import lockout_tracker
 from phigate.mta.submission.server import SubmissionServices, start_submission_server
-from phigate.observability import sdnotify
 from phigate.observability.collectors import StoreSnapshot
 from phigate.observability.health import HealthState
 from phigate.observability.labels import ListenerLabel
-from phigate.observability.logs import log_event
 from phigate.observability.metrics import METRICS
-from phigate.observability.metrics_link import serve_metrics
 from phigate.policy.engine import PolicyEngine
 from phigate.policy.rules import default_rules
 from phigate.policy.stores import PolicyStores
 from phigate.queue.key_check import ensure_master_key
-from phigate.resources import RateLimitedLoopErrors, descriptors_needed, ensure_open_files
 from phigate.runtime import Runtime
-from phigate.serve_child import DeliveryChild, runs_delivery_apart
-from phigate.serve_stop import LEASE_RELEASE_SECONDS, stop_services
+from phigate.serve_stop import stop_services
 
-__all__ = ["RunningServices", "parse_roles", "serve_forever", "start_services",
-           "stop_services"]
+__all__ = ["RunningServices", "parse_roles", "start_services", "stop_services"]
 
 log = logging.getLogger("phigate.serve")
 
@@ -352,63 +342,3 @@ async def _start_delivery(settings: Settings, running: RunningServices) -> None:
                 await running_task
 
     running.stoppers.append(stop_delivery)
-
-
-async def serve_forever(settings: Settings, roles: frozenset[str], *,
-                        delivery_command: Sequence[str] | None = None,
-                        metrics_fd: int | None = None) -> None:
-    """Run ``roles`` until SIGTERM or SIGINT.
-
-    With ``delivery_command`` (how to run ``serve --role delivery``) and roles where
-    :func:`~phigate.serve_child.runs_delivery_apart` holds, delivery runs in a child process
-    this one supervises (see :mod:`phigate.serve_child`). ``metrics_fd`` is the child's end
-    of the socketpair its parent asks for metrics on.
-    """
-    loop = asyncio.get_running_loop()
-    # accept() failing for want of descriptors is reported on every retry: log it rarely.
-    RateLimitedLoopErrors().install(loop)
-    child = (DeliveryChild(delivery_command) if delivery_command is not None
-             and runs_delivery_apart(settings, roles) else None)
-    own_roles = roles - {"delivery"} if child is not None else roles
-    ensure_open_files(descriptors_needed(settings, own_roles))  # warns when it stays short
-    running = await start_services(settings, own_roles)
-    if child is not None:
-        try:
-            await child.start(running.health)
-        except BaseException:
-            await stop_services(running)
-            raise
-    if metrics_fd is not None:
-        serve_metrics(socket.socket(fileno=metrics_fd), lambda: METRICS.render()[0])
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    log_event(log, "started", version=__version__, roles=sorted(own_roles))
-    # READY once this process's listeners are bound. The delivery child has been started,
-    # not waited for: it binds nothing, and mail accepted meanwhile waits in the queue.
-    sdnotify.notify_ready(f"serving {','.join(sorted(roles))}")
-    watchdog = asyncio.create_task(_watchdog(running))
-    await stop.wait()
-    log_event(log, "stopping")
-    sdnotify.notify_stopping()
-    watchdog.cancel()
-    # The child drains in the same grace period as our sessions; past it and the lease
-    # release's time it is killed (KillMode=mixed: systemd signalled only us).
-    grace = settings.delivery.shutdown_timeout_seconds
-    child_stopped = (asyncio.ensure_future(child.stop(grace + LEASE_RELEASE_SECONDS))
-                     if child is not None else None)
-    await stop_services(running)
-    if child_stopped is not None:
-        await child_stopped
-    log_event(log, "stopped")
-
-
-async def _watchdog(running: RunningServices) -> None:
-    interval = sdnotify.watchdog_interval()
-    if interval is None:
-        return
-    while True:
-        # Only pet the watchdog while the database answers: a wedged node gets restarted.
-        if (await running.health.check()).checks.get("database", False):
-            sdnotify.notify_watchdog()
-        await asyncio.sleep(interval / 2)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers.processes import alive
 
 PARENT = textwrap.dedent("""
     import multiprocessing, os, sys, time
@@ -29,14 +30,6 @@ PARENT = textwrap.dedent("""
         print(process.pid, flush=True)
         time.sleep(120)
 """)
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-    return "State:\tZ" not in state  # a zombie has ended; only init has yet to reap it
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")

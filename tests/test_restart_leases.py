@@ -22,36 +22,12 @@ from pathlib import Path
 
 import pytest
 from helpers.net import free_port
+from helpers.processes import alive, descendants
 from helpers.relay_process import install_with_user, start_relay
 from helpers.smtp_sink import SmtpSink, Stall
 
 MESSAGES = 4
 RESUME_WITHIN = 30.0  # seconds; the lease is 300
-
-
-def descendants(pid: int) -> set[int]:
-    """Every process below ``pid`` (scanner workers, a forkserver and its children)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-            parents[int(entry.name)] = int(fields[1])
-    found: set[int] = set()
-    frontier = {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier}
-        found |= frontier
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
 
 
 def submit(port: int, context: ssl.SSLContext, count: int) -> None:

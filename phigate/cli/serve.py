@@ -10,8 +10,9 @@ import sys
 from phigate.checks.at_start import start_dns_checks
 from phigate.cli.context import CliContext, SubParsers
 from phigate.observability.logs import configure_logging
-from phigate.serve import parse_roles, serve_forever
+from phigate.serve import parse_roles
 from phigate.serve_child import METRICS_FD_OPTION, SUPERVISED_BY_OPTION
+from phigate.serve_main import serve_forever
 
 
 def register(subparsers: SubParsers) -> None:

@@ -1,8 +1,8 @@
 """Issue 14, done means: SIGTERM ends ``serve`` within ``shutdown_timeout_seconds`` whatever a
 worker is doing, gives back the leases it held and loses nothing.
 
-A real ``phigate serve`` process (submission over STARTTLS, delivery, one scanner worker)
-takes a message whose delivery is stuck, in one of two ways:
+A real ``phigate serve`` process (submission over STARTTLS, one scanner worker, and delivery
+in its child process) takes a message whose delivery is stuck, in one of two ways:
 
 * ``stalled_remote``: the receiving server accepts the message and never answers the end of
   DATA (the realistic case);
@@ -29,7 +29,8 @@ from pathlib import Path
 
 import pytest
 from helpers.net import free_port
-from helpers.relay_process import install_with_user, start_relay
+from helpers.processes import alive
+from helpers.relay_process import delivery_children, install_with_user, start_relay
 from helpers.smtp_sink import SmtpSink, Stall
 from sqlalchemy import create_engine, text
 
@@ -123,6 +124,9 @@ def test_sigterm_with_a_stuck_delivery_and_an_idle_client_ends_in_one_grace(
               f"{took:.2f} s after the signal (shutdown_timeout_seconds {GRACE:g}), "
               f"status {status}")
         assert status == 0, log[-3000:]
+        # Delivery ran in serve's child process: it ended too, having said it stopped.
+        [child] = delivery_children(log)
+        assert not alive(child) and f"delivery_process_stopped pid={child} status=0" in log
         # One grace period, not one for the sessions and then one for the deliveries.
         assert released <= GRACE + RELEASED_WITHIN, log[-3000:]
         assert took <= GRACE + MARGIN, f"took {took:.2f} s\n{log[-3000:]}"

@@ -11,17 +11,19 @@ from collections.abc import Mapping
 from pathlib import Path
 
 
-def start_relay(config: Path, port: int, *, roles: str, env: Mapping[str, str]
+def start_relay(config: Path, port: int, *, roles: str | None, env: Mapping[str, str]
                 ) -> subprocess.Popen[bytes]:
-    """Start ``serve --role ROLES`` and wait until ``port`` accepts connections.
+    """Start ``serve --role ROLES`` (None: plain ``serve``, every role) and wait until
+    ``port`` accepts connections.
 
     Its output goes to ``relay.log`` beside the config; its tail is the error if it dies.
     """
     log = config.with_name("relay.log")
+    role = [] if roles is None else ["--role", roles]
     with log.open("ab") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "phigate", "--config", str(config), "serve", "--role",
-             roles], env=dict(env), stdout=output, stderr=subprocess.STDOUT)
+            [sys.executable, "-m", "phigate", "--config", str(config), "serve", *role],
+            env=dict(env), stdout=output, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -33,6 +35,12 @@ def start_relay(config: Path, port: int, *, roles: str, env: Mapping[str, str]
             time.sleep(0.05)
     process.kill()
     raise RuntimeError("relay did not start")
+
+
+def delivery_children(log: str) -> list[int]:
+    """The pids of the delivery child processes serve started, in order (from its log)."""
+    return [int(line.split("pid=", 1)[1].split()[0]) for line in log.splitlines()
+            if "event=delivery_process_started" in line]
 
 
 def install_with_user(directory: Path, user: str = "ehr", password: str = "pw"
