@@ -148,6 +148,13 @@ def test_serve_delivers_through_a_child_that_is_restarted_after_a_kill(relay: Re
     assert not alive(restarted)
     assert f"event=delivery_process_stopped pid={restarted} status=0" in relay.log
     assert relay.log.count("event=delivery_stopped") == 1  # the killed child never said it
+    # The DNS checks at start ran once, in serve (by now the children would have said too).
+    wait_until_sync(lambda: "event=dns_check_done" in relay.log
+                    or "event=dns_check_failed" in relay.log, timeout=30, what="DNS checks")
+    dns_lines = [line for line in relay.log.splitlines() if "event=dns_check" in line]
+    assert not any("proc=delivery" in line for line in dns_lines)
+    assert sum("event=dns_check_done" in line or "event=dns_check_failed" in line
+               for line in dns_lines) == 1
     assert len(relay.sink.messages) == 2
 
 
