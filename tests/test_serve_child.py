@@ -75,7 +75,8 @@ async def test_a_dying_child_is_restarted_with_a_back_off_and_reported_down(
     exits = events(caplog, "delivery_process_exited")
     assert len(exits) >= 3 and all(e["status"] == 3 for e in exits)
     assert [e["restart_in"] for e in exits[:3]] == [0.2, 0.4, 0.4]  # doubling, capped
-    assert metrics.delivery_process_restarts._value.get() == supervised.restarts
+    assert metrics.registry.get_sample_value("phigate_delivery_process_restarts_total") == \
+        supervised.restarts
     started = {e["pid"] for e in events(caplog, "delivery_process_started")}
     assert len(started) == supervised.restarts + 1
     for record in tmp_path.glob("env-*.json"):
