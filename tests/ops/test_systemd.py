@@ -124,6 +124,9 @@ def test_role_units_run_their_role(role: str) -> None:
                    for v in values(unit, "Environment"))
     assert values(unit, "Type") == ["notify"]
     assert "phigate.service" in values(unit, "Conflicts")
+    # A role unit is one process: its http role only serves its own /metrics.
+    if "delivery" in roles.split(",") and roles != "delivery":
+        assert "PHIGATE_DELIVERY__SEPARATE_PROCESS=false" in values(unit, "Environment")
 
 
 @pytest.mark.parametrize("service", SERVICES, ids=lambda p: p.name)
