@@ -1,0 +1,196 @@
+"""The scanner's HTML to text without a tree gives BeautifulSoup's text, word for word.
+
+``phigate.phi_scanner.html_text`` replaced a BeautifulSoup tree and a walk over it (issue
+16). The findings are cut from this text and the paragraph cache is keyed by its
+paragraphs, so any difference is a difference in what the scanner reports: the two are
+compared on every HTML part of the evaluation sets (the practice emails; every message of
+shared/eval's mail corpora: bounces, feedback reports, DKIM and SMTP suites), on the
+benchmark's messages (``bench/load/messages.py``, ``bench/campaign_bench.py``), on hostile
+HTML and on generated tag soup.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import random
+import sys
+import warnings
+from collections.abc import Iterator
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from bs4 import XMLParsedAsHTMLWarning
+from helpers.shared import EVAL
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from phi_scanner.html_reference import html_to_text as bs4_text
+from phigate.phi_scanner.html_text import html_to_text
+
+REPO = Path(__file__).resolve().parents[2]
+BENCH = REPO / "bench"
+EMAILS = BENCH / "data/practice_emails/emails.jsonl"
+
+
+def _bench_module(name: str, path: Path) -> ModuleType:
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))  # the bench scripts import load.* from there
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def _html_parts(raw: bytes) -> Iterator[str]:
+    message = message_from_bytes(raw, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    for part in message.walk():
+        if part.get_content_type() != "text/html":
+            continue
+        try:
+            content = part.get_content()
+        except (LookupError, UnicodeError, KeyError):
+            payload = part.get_payload(decode=True)
+            content = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+        yield content if isinstance(content, str) else content.decode("utf-8", "replace")
+
+
+@cache
+def practice_html() -> list[str]:
+    rows = [json.loads(line) for line in EMAILS.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+    return [html for row in rows for html in _html_parts(row["eml"].encode("utf-8"))]
+
+
+@cache
+def bench_html() -> list[str]:
+    messages = _bench_module("bench_messages", BENCH / "load/messages.py")
+    built = messages.build_messages(1000, sender="reminders@practice.test",
+                                    recipient_domain="patients.example")
+    warm_up = messages.build_messages(20, sender="reminders@practice.test",
+                                      recipient_domain="patients.example", seed=99)
+    campaign = _bench_module("bench_campaign", BENCH / "campaign_bench.py")
+    newsletters = campaign.campaign_messages(50)
+    raws = [raw for _, raw in built + warm_up + newsletters]
+    return list(dict.fromkeys(html for raw in raws for html in _html_parts(raw)))
+
+
+@cache
+def shared_eval_html() -> list[str]:
+    if not EVAL.is_dir():
+        return []
+    found: list[str] = []
+    for path in sorted(EVAL.rglob("*")):
+        if not path.is_file() or path.stat().st_size > 1_000_000:
+            continue
+        data = path.read_bytes()
+        if b"text/html" not in data.lower():
+            continue
+        try:
+            found.extend(_html_parts(data))
+        except Exception:  # noqa: S112 - not a message the stdlib reads: not a case
+            continue
+    return found
+
+
+def reference(html: str) -> str:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", XMLParsedAsHTMLWarning)
+        return bs4_text(html)
+
+
+HOSTILE = [
+    "",
+    "plain text, no markup at all",
+    "<p>Dear Ms. Okafor,<p>your biopsy<p>showed melanoma",  # never closed
+    "</p></div></td>Dear Ms. Okafor</b></html>",  # end tags with nothing open
+    "<div><b>x</div>y</b>z",  # end tags out of order
+    "<table><tr><td>a<td>b<tr><td>c</table>d",  # implied ends HTML knows, html.parser not
+    "<html><head><title>t</title><body><p>no head end: all of it was head</p>",
+    "<body><head>in body</head><p>after</p></body>",
+    "<p>a<br>b</br>c<br/>d<br></br>e<hr>f<hr/>g</hr>h</p>",
+    "<p>x<img src=a>y</img>z<img/>w</p>",
+    "A &amp; B &lt;C&gt; &nbsp;&copy 2026 &bogus; &#65;&#x42;&#0;&#x110000;&#9999999999;"
+    " &#x80;&#150; &#; &#x; &#12a; &amp",
+    "<p>&lt;script&gt;not a script&lt;/script&gt;</p>",
+    "<script>var ssn='123-45-6789';</script>after <SCRIPT>x</SCRIPT>y<script>never closed",
+    "<style>p{}</style><STYLE type=x>q{}</style>visible<noscript>ns</noscript><template>"
+    "<p>t</p></template>end",
+    "<p>a<!-- a comment -->b<!--unterminated comment",
+    "<!DOCTYPE html><?xml version='1.0'?><!ELEMENT x><![CDATA[cdata text]]><p>after</p>",
+    "<p>ruby <ruby>漢<rp>(</rp><rt>kan</rt><rp>)</rp></ruby> text</p>",
+    "<pre>  keep\n   the   spacing\n</pre><textarea>  t  \n</textarea>",
+    "<p title='" + "x" * 100_000 + "'>huge attribute</p>",
+    "<p " + " ".join(f"a{i}=v" for i in range(3000)) + ">many attributes</p>",
+    "<div>" * 5000 + "deep" + "</div>" * 5000 + "after",
+    "<div>" * 3000 + "deep, never closed",
+    "<b>" * 3000 + "inline" + "<p>block</p>" * 3,
+    "<html><script>" + "<" * 2000 + "</script><p>Ms. Okafor 555-201-3344" + "<div>" * 2000,
+    "<P>Upper<DIV>case</Div></p><o:p>office</o:p><w:Sdt>word</w:sdt>",
+    "<p>a</p >b<p\n>c</p\t>d< p>e</ p>f<>g</>h<a<b>i",
+    "<p>line one\r\nline two\r\n\r\n\tline three</p>\x00<p>nul\x00gone</p>",
+    "<li>one<li>two</ul><ol><li>three</ol><h1>h</h2><blockquote>q",
+    "<table><tr><td>cell</td></tr><tr><td>  </td></tr><tr><td>\n\n</td></tr></table>",
+    "<a href=x>link <span>in</span> text</a> and <em>more</em>",
+    "x<frameset><frame src=a></frameset>y<select><option>o1<option>o2</select>z",
+    "<svg><text>svg text</text><style>svg{}</style></svg><math><mi>x</mi></math>",
+    "<p>unclosed <b attr='value",
+    "<p>unclosed tag at end <b",
+    "<p>a < b and c > d &amp&amp; &",
+]
+
+
+def test_the_same_text_on_hostile_html() -> None:
+    for html in HOSTILE:
+        assert html_to_text(html) == reference(html), html[:80]
+
+
+@pytest.mark.parametrize("corpus", ["practice emails", "benchmark messages",
+                                    "shared/eval mail"])
+def test_the_same_text_on_every_html_part(corpus: str) -> None:
+    parts = {"practice emails": practice_html, "benchmark messages": bench_html,
+             "shared/eval mail": shared_eval_html}[corpus]()
+    if corpus == "shared/eval mail" and not parts:
+        pytest.skip("shared/eval is not on this machine")
+    assert len(parts) >= {"practice emails": 30, "benchmark messages": 500,
+                          "shared/eval mail": 20}[corpus]
+    differ = [index for index, html in enumerate(parts) if html_to_text(html) != reference(html)]
+    assert not differ, f"{len(differ)} of {len(parts)} {corpus} HTML parts differ: {differ[:10]}"
+
+
+_NAMES = ["p", "div", "b", "span", "br", "hr", "img", "td", "tr", "table", "li", "ul",
+          "head", "body", "html", "script", "style", "noscript", "template", "title", "rt",
+          "rp", "pre", "textarea", "a", "o:p", "H1", "Div"]
+_PIECES = st.one_of(
+    st.sampled_from(_NAMES).map(lambda name: f"<{name}>"),
+    st.sampled_from(_NAMES).map(lambda name: f"</{name}>"),
+    st.sampled_from(_NAMES).map(lambda name: f"<{name}/>"),
+    st.sampled_from(["<!-- c -->", "<!--", "-->", "<![CDATA[cd]]>", "<!DOCTYPE html>",
+                     "<?pi x?>", "&amp;", "&nbsp;", "&#65;", "&bogus;", "&copy", "&#x;",
+                     "<", ">", "&", "\n", "\r\n", "  ", "\t", "\x00", "<p class='a'>",
+                     "<a href=\"x\">", "<b "]),
+    st.text(alphabet="Ab 1.,-:é\n", min_size=1, max_size=12),
+)
+
+
+@settings(max_examples=400, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_PIECES, max_size=40).map("".join))
+def test_the_same_text_on_generated_tag_soup(html: str) -> None:
+    assert html_to_text(html) == reference(html)
+
+
+def test_random_soup_of_real_parts() -> None:
+    """Pieces of the real HTML parts, shuffled: markup the corpora use, in disorder."""
+    rng = random.Random(16)
+    tokens = [token for html in practice_html()[:10] for token in html.split(">")]
+    for _ in range(200):
+        html = ">".join(rng.choice(tokens) for _ in range(rng.randint(1, 60)))
+        assert html_to_text(html) == reference(html), html[:200]
