@@ -10,6 +10,10 @@ The timeout is the time a worker spends on the message, not the time it waited f
 worker: at most one scan per worker is handed to the executor, the others wait here. Under
 load a queue of messages would otherwise run out their clocks in the executor's queue and
 get whole pools killed for being slow behind each other.
+
+A result comes back without its findings unless asked for (``with_findings``): the relay
+decides on the verdict, score, categories and notes, and the findings, with their text,
+were most of what crossed the pipe and what the relay process spent unpickling.
 """
 
 from __future__ import annotations
@@ -42,10 +46,11 @@ def _init_worker(settings: ScannerSettings, parent_pid: int) -> None:
     _worker_scanner = Scanner(settings)
 
 
-def _scan_in_worker(raw: bytes) -> ScanResult:
+def _scan_in_worker(raw: bytes, with_findings: bool) -> ScanResult:
     assert _worker_scanner is not None  # noqa: S101 - set by the pool initializer
     try:
-        return _worker_scanner.scan_message(raw)
+        result = _worker_scanner.scan_message(raw)
+        return result if with_findings else result.without_findings()
     except Exception as error:
         return ScanResult.unscannable_result(f"scanner error ({type(error).__name__})")
 
@@ -73,7 +78,8 @@ class ScannerPool:
         await asyncio.gather(*(self.scan(b"Subject: warm-up\r\n\r\nwarm-up\r\n")
                                for _ in range(self.size)))
 
-    async def scan(self, raw: bytes) -> ScanResult:
+    async def scan(self, raw: bytes, *, with_findings: bool = False) -> ScanResult:
+        """``raw``'s scan result; its findings only ``with_findings`` (see the module)."""
         if self._closed:
             return ScanResult.unscannable_result("scanner pool closed")
         for attempt in (1, 2):
@@ -83,7 +89,8 @@ class ScannerPool:
                 async with self._free_workers:
                     if generation != self._generation:  # replaced while we waited
                         generation, executor = self._generation, self._executor
-                    future = loop.run_in_executor(executor, _scan_in_worker, raw)
+                    future = loop.run_in_executor(executor, _scan_in_worker, raw,
+                                                  with_findings)
                     # Model loading in a fresh worker counts against the first scan's
                     # timeout, so the first attempt gets room for it.
                     return await asyncio.wait_for(future, self.settings.timeout_seconds)
