@@ -161,15 +161,19 @@ class Scanner:
             stages = self._stages(text, part, deadline)
         else:
             stages = [[] for _ in range(_STAGES)]
+            keys: dict[tuple[str, bool], bytes] = {}  # a footer row recurs ~40 times a text
             for offset, paragraph, tail in cache_units(text):
-                key = self._cache.key(paragraph, tail=tail)
+                key = keys.get((paragraph, tail))
+                if key is None:
+                    key = keys[(paragraph, tail)] = self._cache.key(paragraph, tail=tail)
                 cached = self._cache.get(key)
                 if cached is None:
                     found = self._stages(paragraph, part, deadline)  # cut: not cached
                     cached = tuple(strip(stage, 0) for stage in found)
                     self._cache.put(key, cached)
                 for stage, stage_cached in zip(stages, cached, strict=True):
-                    stage.extend(restore(stage_cached, text, part, offset))
+                    if stage_cached:  # most stages find nothing in most paragraphs
+                        stage.extend(restore(stage_cached, text, part, offset))
         findings = [f for stage in stages[:_REPEATS_AT] for f in stage]
         _check(deadline)
         findings.extend(find_repeats(text, part, findings, self.name_lexicon))
