@@ -124,15 +124,23 @@ def campaign_set(count: int) -> list[bytes]:
             for _, raw in campaign_messages(count)]
 
 
-def plain(messages: list[bytes], warm: list[bytes], settings: ScannerSettings) -> float:
-    """CPU ms per message, nothing instrumented."""
+def plain(messages: list[bytes], warm: list[bytes], settings: ScannerSettings,
+          pollute_mb: int = 0) -> float:
+    """CPU ms per message, nothing instrumented. ``pollute_mb``: between two scans, write
+    that much memory (not timed), as serve, the client and the sink do to the CPU caches
+    when they run between a worker's scans on a shared machine."""
     one = Scanner(settings)
     for raw in warm:
         one.scan_message(raw)
-    start = time.process_time()
+    junk = bytearray(pollute_mb << 20)
+    spent = 0.0
     for raw in messages:
+        if pollute_mb:
+            junk[::64] = bytes(len(junk[::64]))  # one write per cache line
+        start = time.process_time()
         one.scan_message(raw)
-    return (time.process_time() - start) / len(messages) * 1000
+        spent += time.process_time() - start
+    return spent / len(messages) * 1000
 
 
 def in_process(messages: list[bytes], warm: list[bytes], settings: ScannerSettings) -> None:
@@ -238,6 +246,8 @@ def main() -> None:
     parser.add_argument("--set", choices=["relay", "campaign"], default="relay")
     parser.add_argument("--pool", action="store_true", help="also through a ScannerPool")
     parser.add_argument("--no-cache", action="store_true", help="cache_paragraphs = 0")
+    parser.add_argument("--pollute", type=int, default=0, metavar="MB",
+                        help="also time the scans with MB of memory written between two")
     args = parser.parse_args()
     make: Callable[[int], list[bytes]] = relay_messages if args.set == "relay" else campaign_set
     everything = make(args.messages + 20)
@@ -247,6 +257,10 @@ def main() -> None:
         settings = replace(settings, cache_paragraphs=0)
     alone = plain(messages, warm, settings)
     print(f"in process, not instrumented: {alone:.2f} ms CPU per message")
+    if args.pollute:
+        polluted = plain(messages, warm, settings, args.pollute)
+        print(f"in process, {args.pollute} MB written between scans: {polluted:.2f} ms CPU "
+              f"per message")
     in_process(messages, warm, settings)
     if args.pool:
         for workers in (1, 2):
