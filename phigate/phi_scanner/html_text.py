@@ -1,24 +1,29 @@
 """HTML to text for the scanner, without building a tree (issue 16: BeautifulSoup's tree was
 a third of a scanner worker's time on practice mail with an HTML alternative).
 
-The text is the one ``BeautifulSoup(html, "html.parser")`` gave, word for word, line for
-line: the same tokenizer (bs4's own ``BeautifulSoupHTMLParser``, so entities, character
-references, void and self-closing elements are read exactly as before) feeds a stack that
-does what bs4's tree builder does with each event (an end tag closes up to the most recent
-open element of its name and is ignored when none is open; what is still open at the end is
-closed there), and the text is written out as the tree walk wrote it:
+bs4's own tokenizer (``BeautifulSoupHTMLParser``: entities, character references, void and
+self-closing elements read exactly as ``BeautifulSoup(html, "html.parser")`` read them)
+feeds a stack of open element names that does what bs4's tree builder did with each event:
+an end tag closes up to the most recent open element of its name and is ignored when none
+is open; what is still open at the end is closed there. The text is written as the old
+tree walk wrote it:
 
-- the strings ``get_text`` keeps (not comments, doctypes, declarations, processing
-  instructions; CDATA is kept; strings inside ``rt``/``rp``/``style``/``script``/
-  ``template`` are bs4's own string types and were not kept either);
-- nothing inside ``script``, ``style``, ``head``, ``noscript``, ``template`` (their subtrees
-  were removed from the tree);
-- a paragraph break before and after each block element (``_BLOCK_NAMES``), so a footer
+- the strings ``get_text`` keeps: not comments, doctypes, declarations, processing
+  instructions; CDATA is kept;
+- nothing inside ``script``, ``style``, ``template`` or the head;
+- a paragraph break before and after each block element (``BLOCK_NAMES``), so a footer
   row or a letterhead cell is one cacheable paragraph.
 
+Where the tree left out text a mail client shows, it is read (a PHI leak otherwise): the
+head ends where HTML ends it (any element but head content, or text outside a title; HTML
+needs no ``</head>``, and the tree held the whole body in such a head), a head after the
+body began is ignored as HTML ignores it, and ``noscript`` (mail clients run no scripts)
+and ruby text (``rt``, ``rp``) are read.
+
 ``tests/phi_scanner/test_html_text.py`` compares the two on every HTML part of the
-evaluation sets and the benchmark's messages, on hostile HTML and on generated tag soup.
-A tree walk's memory and time grow with the nesting; a stack of names does not.
+evaluation sets, the benchmark's messages and shared/eval's mail, on hostile HTML and on
+generated tag soup. A tree walk's memory and time grow with the nesting; a stack of names
+does not.
 """
 
 from __future__ import annotations
@@ -34,13 +39,16 @@ from bs4.exceptions import ParserRejectedMarkup
 BLOCK_NAMES = frozenset({
     "p", "div", "tr", "table", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6",
     "blockquote", "pre", "hr", "section", "article", "header", "footer", "address"})
-#: Elements whose whole content is left out.
-REMOVED_NAMES = frozenset({"script", "style", "head", "noscript", "template"})
+#: Elements whose content no mail client shows: left out.
+REMOVED_NAMES = frozenset({"script", "style", "head", "template"})
+#: What HTML keeps in the head; any other element, or text outside these, ends the head.
+HEAD_CONTENT = frozenset({"base", "basefont", "bgsound", "link", "meta", "title", "noscript",
+                          "noframes", "style", "script", "template"})
+_HEAD_TEXT = frozenset({"title", "style", "script", "template", "noframes"})
+_BEFORE_HEAD, _IN_HEAD, _AFTER_HEAD = range(3)
 BREAK = "\x00"  # cannot occur in the text (NULs are taken out of the HTML first)
 
 _BUILDER = HTMLParserTreeBuilder()
-#: bs4 gives strings directly or indirectly inside these their own types (not kept).
-_STRING_CONTAINERS = frozenset(_BUILDER.string_containers)
 _VOID_NAMES = frozenset(_BUILDER.empty_element_tags or ())
 
 
@@ -98,7 +106,8 @@ class _Builder:
 
 class _TextBuilder:
     """bs4's tree construction (``BeautifulSoup.handle_starttag``, ``handle_endtag``,
-    ``endData``, ``_popToTag``, the end of ``_feed``) reduced to the open elements' names."""
+    ``endData``, ``_popToTag``, the end of ``_feed``) reduced to the open elements' names,
+    with the head ended where HTML ends it (see the module)."""
 
     builder = _Builder()
     contains_replacement_characters = False
@@ -108,16 +117,22 @@ class _TextBuilder:
         self._open: list[str] = []
         self._open_count: dict[str, int] = {}
         self._data: list[str] = []
-        self._containers = 0  # open rt/rp/style/script/template
-        self._removed = 0  # open script/style/head/noscript/template
+        self._removed = 0  # open script/style/head/template
+        self._head = _BEFORE_HEAD
 
     def handle_starttag(self, name: str, namespace: Any, nsprefix: Any, attrs: Any,
                         **_: Any) -> _Element:
         self.endData()
+        if name == "head" and self._head != _BEFORE_HEAD:
+            return _NOT_VOID  # a second head, or one after the body began: HTML ignores it
+        if self._head == _IN_HEAD and name not in HEAD_CONTENT:
+            self._end_head()  # "<head><meta ...><body>": no </head> needed
+        elif self._head == _BEFORE_HEAD and name not in HEAD_CONTENT | {"html", "head"}:
+            self._head = _AFTER_HEAD
         self._open.append(name)
         self._open_count[name] = self._open_count.get(name, 0) + 1
-        if name in _STRING_CONTAINERS:
-            self._containers += 1
+        if name == "head":
+            self._head = _IN_HEAD
         if name in REMOVED_NAMES:
             self._removed += 1
         elif name in BLOCK_NAMES and not self._removed:
@@ -139,8 +154,14 @@ class _TextBuilder:
             return
         text = "".join(self._data)
         self._data = []
-        kept = container is CData or (container is None and not self._containers)
-        if kept and not self._removed:
+        if container is not None and container is not CData:
+            return  # a comment, doctype, declaration or processing instruction
+        if self._head != _AFTER_HEAD and not text.isspace():
+            if self._head == _BEFORE_HEAD:
+                self._head = _AFTER_HEAD
+            elif self._open[-1] not in _HEAD_TEXT:
+                self._end_head()  # text in the head is the body's (a title's is not)
+        if not self._removed:
             self.pieces.append(text)
 
     def finish(self) -> None:
@@ -148,11 +169,15 @@ class _TextBuilder:
         while self._open:
             self._pop()
 
+    def _end_head(self) -> None:
+        while self._pop() != "head":
+            pass
+
     def _pop(self) -> str:
         name = self._open.pop()
         self._open_count[name] -= 1
-        if name in _STRING_CONTAINERS:
-            self._containers -= 1
+        if name == "head":
+            self._head = _AFTER_HEAD
         if name in REMOVED_NAMES:
             self._removed -= 1
         elif name in BLOCK_NAMES and not self._removed:

@@ -3,10 +3,12 @@
 ``phigate.phi_scanner.html_text`` replaced a BeautifulSoup tree and a walk over it (issue
 16). The findings are cut from this text and the paragraph cache is keyed by its
 paragraphs, so any difference is a difference in what the scanner reports: the two are
-compared on every HTML part of the evaluation sets (the practice emails; every message of
-shared/eval's mail corpora: bounces, feedback reports, DKIM and SMTP suites), on the
-benchmark's messages (``bench/load/messages.py``, ``bench/campaign_bench.py``), on hostile
-HTML and on generated tag soup.
+compared on every HTML part of the evaluation sets (the practice emails), on the
+benchmark's messages (``bench/load/messages.py``, ``bench/campaign_bench.py``), on every
+message of shared/eval's mail corpora (bounces, feedback reports, DKIM and SMTP suites), on
+hostile HTML and on generated tag soup. The one kind of difference is text the tree left out
+although a mail client shows it (``SHOWN``: a head HTML ends without ``</head>``, noscript,
+ruby text): one message of shared/eval had its whole body dropped so.
 """
 
 from __future__ import annotations
@@ -113,19 +115,14 @@ HOSTILE = [
     "</p></div></td>Dear Ms. Okafor</b></html>",  # end tags with nothing open
     "<div><b>x</div>y</b>z",  # end tags out of order
     "<table><tr><td>a<td>b<tr><td>c</table>d",  # implied ends HTML knows, html.parser not
-    "<html><head><title>t</title><body><p>no head end: all of it was head</p>",
-    "<body><head>in body</head><p>after</p></body>",
     "<p>a<br>b</br>c<br/>d<br></br>e<hr>f<hr/>g</hr>h</p>",
     "<p>x<img src=a>y</img>z<img/>w</p>",
     "A &amp; B &lt;C&gt; &nbsp;&copy 2026 &bogus; &#65;&#x42;&#0;&#x110000;&#9999999999;"
     " &#x80;&#150; &#; &#x; &#12a; &amp",
     "<p>&lt;script&gt;not a script&lt;/script&gt;</p>",
     "<script>var ssn='123-45-6789';</script>after <SCRIPT>x</SCRIPT>y<script>never closed",
-    "<style>p{}</style><STYLE type=x>q{}</style>visible<noscript>ns</noscript><template>"
-    "<p>t</p></template>end",
     "<p>a<!-- a comment -->b<!--unterminated comment",
     "<!DOCTYPE html><?xml version='1.0'?><!ELEMENT x><![CDATA[cdata text]]><p>after</p>",
-    "<p>ruby <ruby>漢<rp>(</rp><rt>kan</rt><rp>)</rp></ruby> text</p>",
     "<pre>  keep\n   the   spacing\n</pre><textarea>  t  \n</textarea>",
     "<p title='" + "x" * 100_000 + "'>huge attribute</p>",
     "<p " + " ".join(f"a{i}=v" for i in range(3000)) + ">many attributes</p>",
@@ -152,22 +149,72 @@ def test_the_same_text_on_hostile_html() -> None:
         assert html_to_text(html) == reference(html), html[:80]
 
 
-@pytest.mark.parametrize("corpus", ["practice emails", "benchmark messages",
-                                    "shared/eval mail"])
+#: Text a mail client shows that the tree walk left out (a PHI leak): now read.
+SHOWN = [
+    # HTML needs no </head>: the tree held the whole body inside the head and dropped it.
+    ("<html><head><title>t</title><body><p>Ms. Okafor, biopsy: melanoma</p>",
+     "Ms. Okafor, biopsy: melanoma"),
+    ("<!DOCTYPE HTML>\n<html><head>\n<meta charset=utf-8>\n<body>\n<h1> Results</h1>\n",
+     "Results"),
+    ("<head><title>T</title>text in the head is the body's</head><p>p</p>",
+     "text in the head is the body's\n\np"),
+    ("<head><noscript>in a head noscript</noscript></head>b", "in a head noscript\nb"),
+    # A head after the body began is ignored by HTML, so its text is shown.
+    ("<body><head>in body</head><p>after</p></body>", "in body\n\nafter"),
+    ("<p>first</p><head><title>t</title></head>x", "first\n\nt\nx"),
+    # Mail clients run no scripts: noscript is what they show. Ruby text is shown too.
+    ("<style>p{}</style>visible<noscript>Ms. Okafor</noscript><template><p>t</p></template>end",
+     "visible\nMs. Okafor\nend"),
+    ("<p>ruby <ruby>漢<rp>(</rp><rt>SSN 123-45-6789</rt><rp>)</rp></ruby> text</p>",
+     "ruby\n漢\n(\nSSN 123-45-6789\n)\ntext"),
+    # What is not shown stays out: the head's metadata, scripts, styles, templates.
+    ("<html><head><title>Title</title><style>x{}</style><meta name=a></head><body>B</body>",
+     "B"),
+    ("<head><script>var ssn='123-45-6789'</script></head><template>t</template>shown",
+     "shown"),
+]
+
+
+@pytest.mark.parametrize(("html", "text"), SHOWN)
+def test_text_a_mail_client_shows_is_read(html: str, text: str) -> None:
+    assert html_to_text(html) == text
+
+
+@pytest.mark.parametrize("corpus", ["practice emails", "benchmark messages"])
 def test_the_same_text_on_every_html_part(corpus: str) -> None:
-    parts = {"practice emails": practice_html, "benchmark messages": bench_html,
-             "shared/eval mail": shared_eval_html}[corpus]()
-    if corpus == "shared/eval mail" and not parts:
-        pytest.skip("shared/eval is not on this machine")
-    assert len(parts) >= {"practice emails": 30, "benchmark messages": 500,
-                          "shared/eval mail": 20}[corpus]
+    """The evaluation sets' and the benchmark's HTML: word for word (their figures stand)."""
+    parts = {"practice emails": practice_html, "benchmark messages": bench_html}[corpus]()
+    assert len(parts) >= {"practice emails": 30, "benchmark messages": 500}[corpus]
     differ = [index for index, html in enumerate(parts) if html_to_text(html) != reference(html)]
     assert not differ, f"{len(differ)} of {len(parts)} {corpus} HTML parts differ: {differ[:10]}"
 
 
+def test_shared_eval_mail_the_same_text_or_more_of_it() -> None:
+    """Real mail: the same text, except where the tree dropped text a client shows (SHOWN);
+    there every line the tree gave is still there, in order, and something was added."""
+    parts = shared_eval_html()
+    if not parts:
+        pytest.skip("shared/eval is not on this machine")
+    assert len(parts) >= 20
+    more = 0
+    for index, html in enumerate(parts):
+        new, old = html_to_text(html), reference(html)
+        if new != old:
+            assert _in_order(old.splitlines(), new.splitlines()), index
+            assert len(new) > len(old), index
+            more += 1
+    assert more <= 2, f"{more} of {len(parts)} parts read differently"
+
+
+def _in_order(lines: list[str], within: list[str]) -> bool:
+    remaining = iter(within)
+    return all(any(line == candidate for candidate in remaining) for line in lines)
+
+
+# Not head, noscript, rt, rp: there the text is now the one a client shows (SHOWN).
 _NAMES = ["p", "div", "b", "span", "br", "hr", "img", "td", "tr", "table", "li", "ul",
-          "head", "body", "html", "script", "style", "noscript", "template", "title", "rt",
-          "rp", "pre", "textarea", "a", "o:p", "H1", "Div"]
+          "body", "html", "script", "style", "template", "title", "pre", "textarea", "a",
+          "o:p", "H1", "Div", "ruby", "meta", "link"]
 _PIECES = st.one_of(
     st.sampled_from(_NAMES).map(lambda name: f"<{name}>"),
     st.sampled_from(_NAMES).map(lambda name: f"</{name}>"),
@@ -188,9 +235,11 @@ def test_the_same_text_on_generated_tag_soup(html: str) -> None:
 
 
 def test_random_soup_of_real_parts() -> None:
-    """Pieces of the real HTML parts, shuffled: markup the corpora use, in disorder."""
+    """Pieces of the real HTML parts, shuffled: markup the corpora use, in disorder (their
+    head elements left out: see SHOWN)."""
     rng = random.Random(16)
-    tokens = [token for html in practice_html()[:10] for token in html.split(">")]
+    tokens = [token for html in practice_html()[:10] for token in html.split(">")
+              if "head" not in token.lower()]
     for _ in range(200):
         html = ">".join(rng.choice(tokens) for _ in range(rng.randint(1, 60)))
         assert html_to_text(html) == reference(html), html[:200]
