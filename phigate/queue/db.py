@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import threading
 import weakref
 from pathlib import Path
@@ -84,26 +86,71 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
-_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
-_WRITE_LOCKS_GUARD = threading.Lock()
+class _WriterTurn:
+    """One writer at a time on one SQLite database: first among this process's threads (a
+    re-entrant lock), then among its processes (``flock`` on a file beside the database).
+
+    SQLite admits one writer; the others wait in its busy handler, which polls with sleeps
+    growing to 100 ms, so under load a writer often sleeps long after the lock was freed.
+    Waiting on a lock instead wakes the next writer the moment the previous one committed.
+    ``serve`` runs delivery in a child process (issue 16), so submission's commits and
+    delivery's claims and outcomes meet across processes: without the file lock their tail
+    latency was the busy handler's sleeps. Where the lock file cannot be opened (a read-only
+    directory, another user's file) only this process's writers take turns, as before.
+    """
+
+    def __init__(self, lock_file: Path | None) -> None:
+        self._threads = threading.RLock()
+        self._depth = 0
+        self._descriptor: int | None = None
+        if lock_file is not None:
+            try:
+                self._descriptor = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                                           0o600)
+            except OSError:
+                self._descriptor = None
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        self._depth += 1
+        if self._depth == 1 and self._descriptor is not None:
+            try:
+                fcntl.flock(self._descriptor, fcntl.LOCK_EX)
+            except BaseException:
+                self._depth -= 1
+                self._threads.release()
+                raise
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._depth == 1 and self._descriptor is not None:
+            fcntl.flock(self._descriptor, fcntl.LOCK_UN)
+        self._depth -= 1
+        self._threads.release()
+
+    def __del__(self) -> None:
+        if self._descriptor is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._descriptor)
+
+
+_WRITER_TURNS: weakref.WeakKeyDictionary[Engine, _WriterTurn] = weakref.WeakKeyDictionary()
+_WRITER_TURNS_GUARD = threading.Lock()
 
 
 def writer_turn(engine: Engine) -> contextlib.AbstractContextManager[Any]:
     """Hold this around a write transaction on a hot path: on SQLite, one writer at a time
-    per process, waiting on a Python lock; elsewhere nothing.
-
-    SQLite admits one writer; the others wait in its busy handler, which polls with sleeps
-    growing to 100 ms, so under load a writer often sleeps long after the lock was freed.
-    Waiting here instead wakes the next writer the moment the previous one committed.
-    (Writers in other processes still meet SQLite's own lock and busy timeout.)
-    """
+    on the database, across this process's threads and phigate's processes (see
+    :class:`_WriterTurn`); elsewhere nothing."""
     if engine.dialect.name != "sqlite":
         return contextlib.nullcontext()
-    with _WRITE_LOCKS_GUARD:
-        lock = _WRITE_LOCKS.get(engine)
-        if lock is None:
-            lock = _WRITE_LOCKS[engine] = threading.RLock()
-    return lock
+    with _WRITER_TURNS_GUARD:
+        turn = _WRITER_TURNS.get(engine)
+        if turn is None:
+            database = engine.url.database
+            lock_file = (Path(f"{database}-writers") if database and database != ":memory:"
+                         else None)
+            turn = _WRITER_TURNS[engine] = _WriterTurn(lock_file)
+    return turn
 
 
 def read_only(engine: Engine) -> Engine:
