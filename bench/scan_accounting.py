@@ -15,7 +15,8 @@ overlap resolution and the verdict. The caches' hit rates come from their counte
 ``serve`` runs them; two at a time over two workers) and reports the workers' CPU per
 message (from /proc) against the in-process figure, and this process's CPU per message:
 what the relay process pays for handing a message to the pool and taking the result back
-(pickling, the executor's threads, the event loop's wake-ups).
+(pickling, the executor's threads, the event loop's wake-ups); and the same two figures for
+a task that does nothing, one or two handed over at a time: the trip's own cost.
 """
 
 from __future__ import annotations
@@ -221,6 +222,42 @@ async def through_pool(messages: list[bytes], warm: list[bytes], settings: Scann
     return theirs / count * 1000, mine / count * 1000, count / wall
 
 
+def _length(raw: bytes) -> int:
+    return len(raw)
+
+
+async def round_trip(in_flight: int, count: int = 2000) -> tuple[float, float]:
+    """CPU ms per task of a ProcessPoolExecutor worker and of this process, for a task that
+    does nothing (``len`` of an 11 KB message), ``in_flight`` tasks handed over at a time:
+    what a scan pays for the trip alone."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    executor = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    loop = asyncio.get_running_loop()
+    raw = b"x" * 11_000
+    try:
+        for _ in range(20):
+            await loop.run_in_executor(executor, _length, raw)
+        lanes = asyncio.Semaphore(in_flight)
+
+        async def one() -> None:
+            async with lanes:
+                await loop.run_in_executor(executor, _length, raw)
+
+        me, children = process_cpu_seconds(_self_pid()) or 0.0, _all_children_cpu()
+        await asyncio.gather(*(one() for _ in range(count)))
+        mine = (process_cpu_seconds(_self_pid()) or 0.0) - me
+        theirs = _all_children_cpu() - children
+    finally:
+        executor.shutdown()
+    return theirs / count * 1000, mine / count * 1000
+
+
+def _all_children_cpu() -> float:
+    return sum(process_cpu_seconds(pid) or 0.0 for pid in descendants(_self_pid()))
+
+
 def _self_pid() -> int:
     import os
 
@@ -269,6 +306,10 @@ def main() -> None:
             print(f"pool of {workers}: workers {worker_ms:.2f} ms CPU per message "
                   f"(in process: {alone:.2f}), this process "
                   f"{parent_ms:.2f} ms per message, {rate:.1f} msg/s")
+        for in_flight in (1, 2):
+            worker_ms, parent_ms = asyncio.run(round_trip(in_flight))
+            print(f"round trip of an empty task, {in_flight} in flight: worker {worker_ms:.2f} "
+                  f"ms CPU, this process {parent_ms:.2f} ms CPU per task")
 
 
 if __name__ == "__main__":
