@@ -180,9 +180,11 @@ class DeliveryChild:
                 return None
             try:
                 return await self._spawn()
-            except OSError as error:  # e.g. out of processes or descriptors: try again
+            except Exception as error:
+                # Out of processes or descriptors (OSError), or anything else: supervision
+                # must not end silently, so log it and try again after the wait.
                 log_event(log, "delivery_process_start_failed", level=logging.ERROR,
-                          error=type(error).__name__, errno=error.errno)
+                          error=type(error).__name__, errno=getattr(error, "errno", None))
                 wait = min(wait * 2, self._backoff.max_seconds)
 
 

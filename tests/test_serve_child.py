@@ -127,3 +127,31 @@ async def test_a_child_that_overstays_its_stop_is_killed_with_a_log_line(
     assert killed["pid"] == pid
     [stopped] = events(caplog, "delivery_process_stopped")
     assert stopped["status"] == -signal.SIGKILL
+
+
+async def test_a_failed_restart_of_any_kind_is_logged_and_retried(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    metrics = Metrics(CollectorRegistry())
+    supervised = child(tmp_path, "crash", metrics)
+    spawn = supervised._spawn
+    failures = iter([ValueError("embedded null byte"), OSError(24, "Too many open files")])
+
+    async def flaky_spawn() -> asyncio.subprocess.Process:
+        if supervised.pid is not None:  # the first start succeeds, then two restarts fail
+            failure = next(failures, None)
+            if failure is not None:
+                raise failure
+        return await spawn()
+
+    monkeypatch.setattr(supervised, "_spawn", flaky_spawn)
+    with caplog.at_level(logging.INFO, logger="phigate"):
+        await supervised.start()
+        try:
+            await wait_until(lambda: supervised.restarts >= 1, timeout=30,
+                             what="a restart after two failed starts")
+        finally:
+            await supervised.stop(5)
+    failed = events(caplog, "delivery_process_start_failed")
+    assert [(f["error"], f["errno"]) for f in failed[:2]] == [("ValueError", None),
+                                                             ("OSError", 24)]
