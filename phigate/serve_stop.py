@@ -48,6 +48,13 @@ async def stop_services(running: RunningServices, *, grace: float | None = None)
         # aiosmtpd's protocols only update a counter as sessions end: poll it.
         while sum(running.submission.sessions_per_ip.values()) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.1)
+        left = list(running.submission.open_sessions)
+        if left:
+            # Past the grace period: tell each client (a 421 it retries on) before closing.
+            log_event(log, "sessions_closed_at_shutdown", level=logging.WARNING,
+                      sessions=len(left))
+            for session in left:
+                session.say_shutting_down()
     if stopping:
         await _bounded(asyncio.gather(*stopping), final)
     for close in running.closers:

@@ -4,7 +4,9 @@ timeout cancelled delivery's own shutdown before it released them)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -59,3 +61,41 @@ async def test_shutdown_with_a_hung_delivery_releases_its_leases(
         assert sink.messages == []
     finally:
         sink.stop()
+
+
+@pytest.mark.parametrize("starttls", [False, True], ids=["plain", "after-starttls"])
+async def test_a_session_still_open_when_the_grace_period_ends_is_told_421(
+    make_settings: Callable[..., Any], caplog: pytest.LogCaptureFixture,
+    client_tls: ssl.SSLContext, starttls: bool,
+) -> None:
+    settings = make_settings(delivery={"shutdown_timeout_seconds": 0.5})
+    engine = make_engine(settings.storage.url)
+    upgrade(engine)
+    engine.dispose()
+    running = await start_services(settings, {"smtp"})
+    reader, writer = await asyncio.open_connection("127.0.0.1", settings.submission.listen.port)
+    try:
+        assert (await reader.readline()).startswith(b"220 ")
+        await _ehlo(reader, writer)
+        if starttls:
+            writer.write(b"STARTTLS\r\n")
+            assert (await reader.readline()).startswith(b"220 ")
+            await writer.start_tls(client_tls, server_hostname="localhost")
+            await _ehlo(reader, writer)
+        # The client now idles; serve stops and its grace period runs out.
+        with caplog.at_level(logging.INFO, logger="phigate"):
+            await stop_services(running)
+        assert await asyncio.wait_for(reader.readline(), 5) == (
+            b"421 4.3.2 Service shutting down, try again later\r\n")
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # and closed
+    finally:
+        writer.close()
+    closed = [getattr(r, FIELDS_ATTR) for r in caplog.records
+              if r.getMessage() == "sessions_closed_at_shutdown"]
+    assert closed == [{"sessions": 1}]
+
+
+async def _ehlo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(b"EHLO client.example\r\n")
+    while not (line := await reader.readline()).startswith(b"250 "):
+        assert line.startswith(b"250-")

@@ -17,7 +17,7 @@ from phigate.mta.submission.auth import authenticate
 from phigate.mta.submission.data_reader import ChunkedDataMixin
 from phigate.mta.submission.requiretls import RequireTlsMixin
 from phigate.mta.submission.services import peer_ip
-from phigate.mta.submission.sessions import SessionCap, refuse_full
+from phigate.mta.submission.sessions import SessionCap, refuse_full, say_shutting_down
 from phigate.observability.logs import log_event
 from phigate.observability.metrics import METRICS
 
@@ -101,6 +101,7 @@ class PhigateSMTP(ChunkedDataMixin, RequireTlsMixin, SMTP):
                 refuse_full(transport)
                 return
             self.services.sessions_per_ip[ip] += 1
+            self.services.open_sessions.add(self)
             self._counted_ip = ip
             METRICS.smtp_sessions.labels(listener="submission").inc()
         super().connection_made(transport)
@@ -111,11 +112,16 @@ class PhigateSMTP(ChunkedDataMixin, RequireTlsMixin, SMTP):
         if self._counted_ip is not None:
             METRICS.smtp_sessions.labels(listener="submission").dec()
             self.cap.close()
+            self.services.open_sessions.discard(self)
             self.services.sessions_per_ip[self._counted_ip] -= 1
             if self.services.sessions_per_ip[self._counted_ip] <= 0:
                 del self.services.sessions_per_ip[self._counted_ip]
             self._counted_ip = None
         super().connection_lost(error)
+
+    def say_shutting_down(self) -> None:
+        """The grace period is over: 421 4.3.2 and close (see serve_stop)."""
+        say_shutting_down(self.transport)
 
     def eof_received(self) -> bool | None:
         if self._refused:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from phigate.accounts.store import Account, AccountStore
 from phigate.mta.delivery.throttle import KeyedRateLimiter
 from phigate.mta.submission.auth import LockoutTracker
+from phigate.mta.submission.sessions import OpenSession
 from phigate.policy.engine import PolicyEngine
 from phigate.queue.store import SqlQueueStore
 
@@ -32,6 +33,9 @@ class SubmissionServices:
     scanner: ScannerPool | None = None
     trusted_networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = ()
     sessions_per_ip: Counter[str] = field(default_factory=Counter)
+    #: The sessions open now (counted ones, not those refused at connect): the graceful stop
+    #: says 421 to those still there when the grace period ends.
+    open_sessions: set[OpenSession] = field(default_factory=set)
     #: Per-account submission rate ([submission] rate_per_minute_per_user); None: no limit.
     user_rates: KeyedRateLimiter | None = None
     clock: Callable[[], float] = time.monotonic

@@ -12,12 +12,16 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from phigate.observability.logs import log_event
 
 log = logging.getLogger("phigate.smtp")
 
 REPLY_LISTENER_FULL = b"421 4.7.0 Too many connections, try again later\r\n"
+#: What a session still open when ``serve``'s grace period ends is told before it is closed
+#: (RFC 5321 4.2.2: 421 when the service must shut down), instead of a silent reset.
+REPLY_SHUTTING_DOWN = b"421 4.3.2 Service shutting down, try again later\r\n"
 #: How often a full listener says so in the log (it may refuse thousands a second).
 FULL_LOG_INTERVAL_SECONDS = 10.0
 
@@ -52,4 +56,19 @@ def refuse_full(transport: asyncio.BaseTransport, reply: bytes = REPLY_LISTENER_
     """Say 421 and close, without starting a session."""
     if isinstance(transport, asyncio.WriteTransport):
         transport.write(reply)
+    transport.close()
+
+
+class OpenSession(Protocol):
+    """A session the graceful stop can end with a 421."""
+
+    def say_shutting_down(self) -> None: ...
+
+
+def say_shutting_down(transport: asyncio.BaseTransport | None) -> None:
+    """Say 421 4.3.2 on ``transport`` (the TLS one after STARTTLS) and close it."""
+    if transport is None or transport.is_closing():
+        return
+    if isinstance(transport, asyncio.WriteTransport):
+        transport.write(REPLY_SHUTTING_DOWN)
     transport.close()
