@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from load.generator import LoadResult, run_load
-from load.procstat import descendants, process_cpu_seconds, tree_cpu_seconds
+from load.procstat import spawned_worker_cpu, tree_cpu_seconds
 from relay_vs_postfix import PHIGATE, RECIPIENT_DOMAIN, RunningRelay, phigate_relay
 
 CAMPAIGN = "spring-newsletter-2026"
@@ -120,21 +120,6 @@ class Run:
         return seconds / max(1, self.load.accepted) * 1000
 
 
-def scanner_workers(serve_pid: int) -> dict[int, float]:
-    """CPU seconds so far of each scanner worker (the pool's spawned children; not the
-    multiprocessing resource tracker)."""
-    cpu = {}
-    for pid in descendants(serve_pid):
-        try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        seconds = process_cpu_seconds(pid)
-        if b"spawn_main" in command and seconds is not None:
-            cpu[pid] = seconds
-    return cpu
-
-
 def setup_campaign(total: int, consents: Path) -> Callable[[Path], None]:
     """What the practice does before the campaign goes out: every recipient's marketing
     consent on file (an import, as from the sign-up form's export), the campaign approved."""
@@ -166,12 +151,12 @@ def run_relay(label: str, cache_entries: int, args: argparse.Namespace, workdir:
                                     sender=SENDER, tls=relay.tls, login=relay.login))
         if load.refused:
             raise RuntimeError(f"warm-up messages refused: {load.refused}")
-        before_workers = scanner_workers(relay.pid)
+        before_workers = spawned_worker_cpu(relay.pid)
         before_tree = tree_cpu_seconds(relay.pid)
         delivered_before = relay.sink.count()
         load = asyncio.run(run_load(relay.port, messages, connections=args.connections,
                                     sender=SENDER, tls=relay.tls, login=relay.login))
-        after_workers = scanner_workers(relay.pid)
+        after_workers = spawned_worker_cpu(relay.pid)
         relay_cpu = tree_cpu_seconds(relay.pid) - before_tree
         relay.sink.wait_for(delivered_before + load.accepted, args.delivery_timeout)
         delivered = relay.sink.count() - delivered_before

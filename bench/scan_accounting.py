@@ -36,7 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from load.messages import build_messages
-from load.procstat import descendants, process_cpu_seconds
+from load.procstat import descendants, process_cpu_seconds, spawned_worker_cpu
 
 from phigate.config import ScannerSettings
 from phigate.phi_scanner import extract, nlp, scanner
@@ -204,7 +204,7 @@ async def through_pool(messages: list[bytes], warm: list[bytes], settings: Scann
         for raw in warm:
             await pool.scan(raw)
         me = process_cpu_seconds(_self_pid())
-        children = _worker_cpu()
+        children = sum(spawned_worker_cpu(_self_pid()).values())
         wall = time.perf_counter()
         queue = list(reversed(messages))
 
@@ -215,7 +215,7 @@ async def through_pool(messages: list[bytes], warm: list[bytes], settings: Scann
         await asyncio.gather(*(one_lane() for _ in range(workers)))
         wall = time.perf_counter() - wall
         mine = (process_cpu_seconds(_self_pid()) or 0.0) - (me or 0.0)
-        theirs = _worker_cpu() - children
+        theirs = sum(spawned_worker_cpu(_self_pid()).values()) - children
     finally:
         pool.close(graceful=False)
     count = len(messages)
@@ -262,19 +262,6 @@ def _self_pid() -> int:
     import os
 
     return os.getpid()
-
-
-def _worker_cpu() -> float:
-    total = 0.0
-    for pid in descendants(_self_pid()):
-        try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        seconds = process_cpu_seconds(pid)
-        if b"spawn_main" in command and seconds is not None:
-            total += seconds
-    return total
 
 
 def main() -> None:

@@ -41,6 +41,21 @@ def process_cpu_seconds(pid: int) -> float | None:
     return sum(int(value) for value in fields[11:13]) / CLOCK_TICKS
 
 
+def spawned_worker_cpu(root: int) -> dict[int, float]:
+    """CPU seconds so far of each multiprocessing worker under ``root`` (the scanner pool's
+    spawned children; not the resource tracker, nor serve's delivery child)."""
+    cpu = {}
+    for pid in descendants(root):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        seconds = process_cpu_seconds(pid)
+        if b"spawn_main" in command and seconds is not None:
+            cpu[pid] = seconds
+    return cpu
+
+
 def tree_cpu_seconds(root: int) -> float:
     """User+system CPU of ``root`` and its live descendants, plus children they reaped
     (cutime/cstime): what the whole service used so far."""
