@@ -45,8 +45,8 @@ async def stop_services(running: RunningServices, *, grace: float | None = None)
     final = deadline + LEASE_RELEASE_SECONDS
     stopping = [asyncio.ensure_future(stop()) for stop in running.stoppers]
     if running.submission is not None:
-        # aiosmtpd's protocols only update a counter as sessions end: poll it.
-        while sum(running.submission.sessions_per_ip.values()) and time.monotonic() < deadline:  # noqa: ASYNC110
+        # Sessions leave open_sessions as they end (no event to await): poll it.
+        while running.submission.open_sessions and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.1)
         left = list(running.submission.open_sessions)
         if left:
