@@ -56,6 +56,25 @@ def spawned_worker_cpu(root: int) -> dict[int, float]:
     return cpu
 
 
+def tree_cpu_by_role(root: int) -> dict[str, float]:
+    """CPU seconds so far of ``root``'s tree, split into serve (``root``), its delivery child
+    (started with ``--supervised-by``), the scanner pool's spawned workers and the rest;
+    reaped children count for their parent's role."""
+    cpu: dict[str, float] = {}
+    for pid in descendants(root):
+        fields = _stat(pid)
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if fields is None:
+            continue
+        role = ("serve" if pid == root else "scanner workers" if b"spawn_main" in command
+                else "delivery child" if b"--supervised-by" in command else "other")
+        cpu[role] = cpu.get(role, 0.0) + sum(int(value) for value in fields[11:15]) / CLOCK_TICKS
+    return cpu
+
+
 def tree_cpu_seconds(root: int) -> float:
     """User+system CPU of ``root`` and its live descendants, plus children they reaped
     (cutime/cstime): what the whole service used so far."""
