@@ -1,59 +1,72 @@
-"""HTML to text for the scanner, without building a tree (issue 16: BeautifulSoup's tree was
-a third of a scanner worker's time on practice mail with an HTML alternative).
+"""HTML to text for the scanner: libxml2's HTML parser (lxml) builds the tree in C and one
+walk over it writes the text (issue 16: bs4's pure-Python tokenizer was 1.3 ms of a scanner
+worker's ~10 ms per message; this is ~5x cheaper on the benchmark's HTML parts).
 
-bs4's own tokenizer (``BeautifulSoupHTMLParser``: entities, character references, void and
-self-closing elements read exactly as ``BeautifulSoup(html, "html.parser")`` read them)
-feeds a stack of open element names that does what bs4's tree builder did with each event:
-an end tag closes up to the most recent open element of its name and is ignored when none
-is open; what is still open at the end is closed there. The text is written as the old
-tree walk wrote it:
+The text is written as before (``tests/phi_scanner/html_reference.py``, the BeautifulSoup
+tree walk it replaces, is the reference):
 
-- the strings ``get_text`` keeps: not comments, doctypes, declarations, processing
-  instructions; CDATA is kept;
+- the text of elements and what follows them; not comments, doctypes, processing
+  instructions;
 - nothing inside ``script``, ``style``, ``template`` or the head;
 - a paragraph break before and after each block element (``BLOCK_NAMES``), so a footer
   row or a letterhead cell is one cacheable paragraph.
 
-Where the tree left out text a mail client shows, it is read (a PHI leak otherwise): the
-head ends where HTML ends it (any element but head content, or text outside a title; HTML
-needs no ``</head>``, and the tree held the whole body in such a head), a head after the
-body began is ignored as HTML ignores it, and ``noscript`` (mail clients run no scripts)
-and ruby text (``rt``, ``rp``) are read.
+libxml2 (2.14) tokenizes as HTML5 does, as a mail client's engine does, where Python's
+``html.parser`` did not; ``tests/phi_scanner/test_html_text.py`` has each case (``CLIENT``)
+and checks that the evaluation sets', the benchmark's and shared/eval's HTML give the same
+text, word for word. Where they differ, the text is the one a client shows:
 
-``tests/phi_scanner/test_html_text.py`` compares the two on every HTML part of the
-evaluation sets, the benchmark's messages and shared/eval's mail, on hostile HTML and on
-generated tag soup. A tree walk's memory and time grow with the nesting; a stack of names
-does not.
+- an end tag with nothing of its name open is no break in the text: ``x</b>y`` is ``xy``;
+- ``title``, ``textarea`` hold text, not markup; a ``title`` is head content, not shown;
+- ``<![CDATA[...]]>`` in HTML is a comment; character references are read as HTML5 reads
+  them (``&#0;`` and ``&#x110000;`` are U+FFFD);
+- the head ends where HTML ends it (HTML needs no ``</head>``), a head after the body began
+  is ignored, ``noscript`` (mail clients run no scripts) and ruby text are read.
+
+One exception, on the side of reading more: where the HTML ends inside a tag or a comment
+(a truncated part), a client shows nothing of it, but the rest is read as text, as before:
+whatever is in the message is scanned. libxml2 has no depth limit with ``huge_tree`` and
+builds no Python objects while parsing; the walk is ``iterwalk``'s, not a recursion.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import html as html_module
+import re
 
-from bs4.builder._htmlparser import BeautifulSoupHTMLParser, HTMLParserTreeBuilder
-from bs4.element import AttributeDict, CData
-from bs4.exceptions import ParserRejectedMarkup
+from lxml import etree
 
 # Elements that end a paragraph: their text becomes its own paragraph of the extracted text
 # (a blank line around it), so a footer row or a letterhead cell is one cacheable unit.
 BLOCK_NAMES = frozenset({
     "p", "div", "tr", "table", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6",
     "blockquote", "pre", "hr", "section", "article", "header", "footer", "address"})
-#: Elements whose content no mail client shows: left out.
-REMOVED_NAMES = frozenset({"script", "style", "head", "template"})
-#: What HTML keeps in the head; any other element, or text outside these, ends the head.
-HEAD_CONTENT = frozenset({"base", "basefont", "bgsound", "link", "meta", "title", "noscript",
-                          "noframes", "style", "script", "template"})
-_HEAD_TEXT = frozenset({"title", "style", "script", "template", "noframes"})
-_BEFORE_HEAD, _IN_HEAD, _AFTER_HEAD = range(3)
+#: Elements whose content no mail client shows: left out, and the head's title. The rest of
+#: the head has no text but a noscript's (libxml2 moves other text to the body), which
+#: a client without scripts shows.
+REMOVED_NAMES = frozenset({"script", "style", "template"})
 BREAK = "\x00"  # cannot occur in the text (NULs are taken out of the HTML first)
 
-_BUILDER = HTMLParserTreeBuilder()
-_VOID_NAMES = frozenset(_BUILDER.empty_element_tags or ())
+# No network, no entity expansion beyond HTML's; huge_tree: no depth or text size limit
+# (libxml2 stops at 256 levels otherwise and drops the rest: text not scanned).
+_PARSER = etree.HTMLParser(recover=True, no_network=True, huge_tree=True,
+                           remove_blank_text=False, remove_comments=False, remove_pis=False)
+# What opens a tag or a comment after "<" (HTML5): a letter, "/", "!" or "?".
+_TAG_START = re.compile(r"[A-Za-z/!?]")
+_TAG = re.compile(r"<[A-Za-z/!?][^>]*>?")
+_FATAL = etree.ErrorLevels.FATAL
+_HTML_TAG = re.compile(r"</?html\b[^>]*>", re.IGNORECASE)
 
 
 def html_to_text(html: str) -> str:
-    pieces = _pieces(html.replace(BREAK, ""))
+    # libxml2 drops what follows "</html>" or "<html/>" (a list's footer appended after the
+    # end: a client shows it): the html tags become empty processing instructions (still a
+    # break between two strings, as they were; inert in a comment, a script or a value).
+    html = _HTML_TAG.sub("<?html?>", html.replace(BREAK, ""))
+    pieces = _pieces(html)
+    tail = _unterminated_tail(html)
+    if tail:
+        pieces.append(tail)
     out: list[str] = []
     for line in "\n".join(pieces).splitlines():
         if BREAK in line:
@@ -73,126 +86,58 @@ def html_to_text(html: str) -> str:
 
 
 def _pieces(html: str) -> list[str]:
-    """The kept strings and the block breaks, in document order."""
-    builder = _TextBuilder()
-    parser = _Parser(builder)
-    try:
-        parser.feed(html)
-        parser.close()
-    except AssertionError as error:  # what bs4 turns into ParserRejectedMarkup too
-        raise ParserRejectedMarkup(error) from None
-    builder.finish()
-    return builder.pieces
+    """The shown strings and the block breaks, in document order."""
+    if not html.strip():
+        return []  # libxml2 calls an empty document an error
+    root = etree.fromstring(html, _PARSER)
+    if any(entry.level == _FATAL for entry in _PARSER.error_log):
+        # libxml2 gave up (more than 2,047 nested elements even with huge_tree) and keeps
+        # none of the text: read all of it, tags taken out (a client would show it).
+        return [BREAK, _without_tags(html)]
+    if root is None:
+        return []
+    pieces: list[str] = []
+    # Comments (and processing instructions: HTML5 reads them as comments) come as their
+    # own events: their text is left out, what follows them is shown.
+    walk = etree.iterwalk(root, events=("start", "end", "comment", "pi"))
+    for event, element in walk:
+        if event == "start":
+            tag = element.tag
+            if tag in REMOVED_NAMES or (tag == "title" and _in_head(element)):
+                walk.skip_subtree()  # its "end" still comes: its tail is shown
+                continue
+            if tag in BLOCK_NAMES:
+                pieces.append(BREAK)
+            if element.text:
+                pieces.append(element.text)
+        else:
+            if event == "end" and element.tag in BLOCK_NAMES:
+                pieces.append(BREAK)
+            if element.tail:
+                pieces.append(element.tail)
+    return pieces
 
 
-class _Element:
-    """What ``BeautifulSoupHTMLParser`` asks of the element it opened."""
-
-    __slots__ = ("is_empty_element",)
-
-    def __init__(self, is_empty_element: bool) -> None:
-        self.is_empty_element = is_empty_element
+def _in_head(element: etree._Element) -> bool:
+    parent = element.getparent()
+    return parent is not None and parent.tag == "head"
 
 
-_VOID, _NOT_VOID = _Element(True), _Element(False)
+def _without_tags(html: str) -> str:
+    """Every character of the HTML outside its tags, references read: scripts too. Only for
+    HTML libxml2 will not read, where reading too much is the safe side."""
+    return html_module.unescape(_TAG.sub("\n", html))
 
 
-class _Builder:
-    """The parts of ``HTMLParserTreeBuilder`` the parser reads."""
-
-    attribute_dict_class = AttributeDict
-    store_line_numbers = False
-
-
-class _TextBuilder:
-    """bs4's tree construction (``BeautifulSoup.handle_starttag``, ``handle_endtag``,
-    ``endData``, ``_popToTag``, the end of ``_feed``) reduced to the open elements' names,
-    with the head ended where HTML ends it (see the module)."""
-
-    builder = _Builder()
-    contains_replacement_characters = False
-
-    def __init__(self) -> None:
-        self.pieces: list[str] = []
-        self._open: list[str] = []
-        self._open_count: dict[str, int] = {}
-        self._data: list[str] = []
-        self._removed = 0  # open script/style/head/template
-        self._head = _BEFORE_HEAD
-
-    def handle_starttag(self, name: str, namespace: Any, nsprefix: Any, attrs: Any,
-                        **_: Any) -> _Element:
-        self.endData()
-        if name == "head" and self._head != _BEFORE_HEAD:
-            return _NOT_VOID  # a second head, or one after the body began: HTML ignores it
-        if self._head == _IN_HEAD and name not in HEAD_CONTENT:
-            self._end_head()  # "<head><meta ...><body>": no </head> needed
-        elif self._head == _BEFORE_HEAD and name not in HEAD_CONTENT | {"html", "head"}:
-            self._head = _AFTER_HEAD
-        self._open.append(name)
-        self._open_count[name] = self._open_count.get(name, 0) + 1
-        if name == "head":
-            self._head = _IN_HEAD
-        if name in REMOVED_NAMES:
-            self._removed += 1
-        elif name in BLOCK_NAMES and not self._removed:
-            self.pieces.append(BREAK)
-        return _VOID if name in _VOID_NAMES else _NOT_VOID
-
-    def handle_endtag(self, name: str, nsprefix: Any = None) -> None:
-        self.endData()
-        if not self._open_count.get(name):
-            return  # nothing of that name is open: the end tag is ignored
-        while self._pop() != name:
-            pass
-
-    def handle_data(self, data: str) -> None:
-        self._data.append(data)
-
-    def endData(self, container: type | None = None) -> None:  # bs4 names it so
-        if not self._data:
-            return
-        text = "".join(self._data)
-        self._data = []
-        if container is not None and container is not CData:
-            return  # a comment, doctype, declaration or processing instruction
-        if self._head != _AFTER_HEAD and not text.isspace():
-            if self._head == _BEFORE_HEAD:
-                self._head = _AFTER_HEAD
-            elif self._open[-1] not in _HEAD_TEXT:
-                self._end_head()  # text in the head is the body's (a title's is not)
-        if not self._removed:
-            self.pieces.append(text)
-
-    def finish(self) -> None:
-        self.endData()
-        while self._open:
-            self._pop()
-
-    def _end_head(self) -> None:
-        while self._pop() != "head":
-            pass
-
-    def _pop(self) -> str:
-        name = self._open.pop()
-        self._open_count[name] -= 1
-        if name == "head":
-            self._head = _AFTER_HEAD
-        if name in REMOVED_NAMES:
-            self._removed -= 1
-        elif name in BLOCK_NAMES and not self._removed:
-            self.pieces.append(BREAK)
-        return name
-
-
-class _Parser(BeautifulSoupHTMLParser):
-    """bs4's tokenizer, its events sent to a :class:`_TextBuilder` instead of a tree."""
-
-    def __init__(self, builder: _TextBuilder) -> None:
-        super().__init__(builder, convert_charrefs=False)  # type: ignore[arg-type]
-
-    def _document_might_be_xml(self, processing_instruction: str) -> None:
-        """No XMLParsedAsHTMLWarning: mail is HTML whatever its first line says."""
-
-    def _root_tag_encountered(self, name: str) -> None:
-        self._root_tag_name = name
+def _unterminated_tail(html: str) -> str:
+    """What follows a tag or comment the HTML never closes (a truncated part): HTML5 drops
+    it; it is read, so nothing in the message goes unscanned."""
+    comment = html.rfind("<!--")
+    if comment >= 0 and "-->" not in html[comment + 2:]:
+        return html[comment:]  # a comment never closed swallows what follows
+    end = len(html)
+    while (start := html.rfind("<", 0, end)) >= 0:
+        if start + 1 < len(html) and _TAG_START.match(html, start + 1):
+            return "" if ">" in html[start:] else html[start:]
+        end = start
+    return ""
