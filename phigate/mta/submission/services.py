@@ -41,7 +41,9 @@ class SubmissionServices:
     clock: Callable[[], float] = time.monotonic
 
     def is_trusted(self, ip: str | None) -> bool:
-        if ip is None:
+        # Asked at every MAIL, RCPT and DATA: without trusted networks (the usual set-up)
+        # there is nothing to parse the address for.
+        if ip is None or not self.trusted_networks:
             return False
         try:
             address = ipaddress.ip_address(ip)
