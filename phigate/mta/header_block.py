@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 from phigate.mta.submission.refusals import Refusal, RefusalReason
 
@@ -49,8 +50,9 @@ class HeaderField:
     #: Every physical line of the field, line endings included (the exact bytes).
     raw: bytes
 
-    @property
+    @cached_property
     def key(self) -> str:
+        # Computed once: DATA's checks look fields up by name a dozen times per message.
         return self.name.lower()
 
     @property
