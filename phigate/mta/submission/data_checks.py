@@ -90,9 +90,12 @@ async def check_data_off_loop(content: bytes, account: Account,
     A thread cannot be stopped, but the work is bounded by ``limits``, so an abandoned check
     ends soon on its own; the session gets a temporary failure instead of waiting.
     """
+    # The executor's future itself, not asyncio.to_thread's coroutine: wait_for would wrap
+    # that in a task of its own, one more object and loop step per message.
+    future = asyncio.get_running_loop().run_in_executor(None, check_data, content, account,
+                                                        limits)
     try:
-        return await asyncio.wait_for(asyncio.to_thread(check_data, content, account, limits),
-                                      seconds)
+        return await asyncio.wait_for(future, seconds)
     except TimeoutError:
         return None
 
