@@ -25,14 +25,17 @@ text, word for word. Where they differ, the text is the one a client shows:
 
 One exception, on the side of reading more: where the HTML ends inside a tag or a comment
 (a truncated part), a client shows nothing of it, but the rest is read as text, as before:
-whatever is in the message is scanned. libxml2 has no depth limit with ``huge_tree`` and
-builds no Python objects while parsing; the walk is ``iterwalk``'s, not a recursion.
+whatever is in the message is scanned. Likewise after ``</html>`` (libxml2 drops it, a
+client shows it) and past libxml2's 2,047 nested elements (it then keeps nothing: the HTML
+is read with its tags taken out). libxml2 builds no Python objects while parsing; the walk
+is ``iterwalk``'s, not a recursion.
 """
 
 from __future__ import annotations
 
 import html as html_module
 import re
+import threading
 
 from lxml import etree
 
@@ -47,10 +50,7 @@ BLOCK_NAMES = frozenset({
 REMOVED_NAMES = frozenset({"script", "style", "template"})
 BREAK = "\x00"  # cannot occur in the text (NULs are taken out of the HTML first)
 
-# No network, no entity expansion beyond HTML's; huge_tree: no depth or text size limit
-# (libxml2 stops at 256 levels otherwise and drops the rest: text not scanned).
-_PARSER = etree.HTMLParser(recover=True, no_network=True, huge_tree=True,
-                           remove_blank_text=False, remove_comments=False, remove_pis=False)
+_LOCAL = threading.local()  # a parser per thread: its error_log is its last document's
 # What opens a tag or a comment after "<" (HTML5): a letter, "/", "!" or "?".
 _TAG_START = re.compile(r"[A-Za-z/!?]")
 _TAG = re.compile(r"<[A-Za-z/!?][^>]*>?")
@@ -89,8 +89,9 @@ def _pieces(html: str) -> list[str]:
     """The shown strings and the block breaks, in document order."""
     if not html.strip():
         return []  # libxml2 calls an empty document an error
-    root = etree.fromstring(html, _PARSER)
-    if any(entry.level == _FATAL for entry in _PARSER.error_log):
+    parser = _parser()
+    root = etree.fromstring(html, parser)
+    if any(entry.level == _FATAL for entry in parser.error_log):
         # libxml2 gave up (more than 2,047 nested elements even with huge_tree) and keeps
         # none of the text: read all of it, tags taken out (a client would show it).
         return [BREAK, _without_tags(html)]
@@ -116,6 +117,17 @@ def _pieces(html: str) -> list[str]:
             if element.tail:
                 pieces.append(element.tail)
     return pieces
+
+
+def _parser() -> etree.HTMLParser:
+    parser: etree.HTMLParser | None = getattr(_LOCAL, "parser", None)
+    if parser is None:
+        # No network, no entities beyond HTML's; huge_tree: libxml2's depth limit is 2,047
+        # levels instead of 256 (past it, it keeps none of the text: see _pieces).
+        parser = _LOCAL.parser = etree.HTMLParser(
+            recover=True, no_network=True, huge_tree=True, remove_blank_text=False,
+            remove_comments=False, remove_pis=False)
+    return parser
 
 
 def _in_head(element: etree._Element) -> bool:
