@@ -21,7 +21,7 @@ from phigate.clock import utcnow
 from phigate.errors import UserError
 from phigate.observability.metrics import METRICS
 from phigate.policy.queue_effects import cancel_pending, normalize_address
-from phigate.queue.db import read_only
+from phigate.queue.db import one_statement_reads, read_only
 from phigate.queue.models import MessageClass
 from phigate.queue.policy_models import Suppression, SuppressionScope
 
@@ -64,6 +64,7 @@ class SuppressionStore:
         # Lookups asked per recipient and message: they must not queue for the write lock.
         self._read_engine = read_only(engine)
         self._readers = sessionmaker(self._read_engine, expire_on_commit=False)
+        self._lookups = one_statement_reads(engine)
         self._audit = audit
 
     def add(
@@ -148,7 +149,7 @@ class SuppressionStore:
         found: dict[str, set[str]] = {}
         # A connection, not an ORM session, and a statement built once: asked at RCPT for
         # every recipient, the session's set-up cost more CPU than the indexed lookup.
-        with self._read_engine.connect() as connection:
+        with self._lookups.connect() as connection:
             for address, scope in connection.execute(_SCOPES_FOR, {"addresses": wanted}):
                 found.setdefault(address, set()).add(str(scope))
         return found

@@ -24,6 +24,7 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: Execution option set by :func:`read_only` (see there).
 READ_ONLY_OPTION = "phigate_read_only"
+ONE_STATEMENT_OPTION = "phigate_one_statement"
 
 
 class SchemaError(PhigateError):
@@ -73,7 +74,12 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        if connection.get_execution_options().get(READ_ONLY_OPTION):
+        options = connection.get_execution_options()
+        if options.get(ONE_STATEMENT_OPTION):
+            # One SELECT in autocommit mode is its own read transaction (one snapshot):
+            # a BEGIN around it would be one more statement per lookup, for nothing.
+            return
+        if options.get(READ_ONLY_OPTION):
             # A reader needs no lock: under WAL it reads a snapshot while a writer commits.
             # Taking the write lock here would queue every policy lookup behind the fsync of
             # whichever message is being committed.
@@ -162,6 +168,15 @@ def read_only(engine: Engine) -> Engine:
     PostgreSQL it changes nothing. The returned engine shares ``engine``'s pool.
     """
     return engine.execution_options(**{READ_ONLY_OPTION: True})
+
+
+def one_statement_reads(engine: Engine) -> Engine:
+    """``engine`` for connections that run a single SELECT and nothing else (the policy
+    lookups asked per recipient): on SQLite no BEGIN is sent, the statement reads one
+    snapshot on its own. Never write through it, nor run two statements that must agree.
+    On PostgreSQL it changes nothing.
+    """
+    return engine.execution_options(**{READ_ONLY_OPTION: True, ONE_STATEMENT_OPTION: True})
 
 
 def shred_checkpoint(engine: Engine) -> bool:

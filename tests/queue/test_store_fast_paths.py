@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import event, func, select, text
 
 from phigate.clock import utcnow
-from phigate.queue.db import make_engine, read_only, writer_turn
+from phigate.queue.db import make_engine, one_statement_reads, read_only, writer_turn
 from phigate.queue.models import Attempt, MessageState, RecipientState
 from phigate.queue.store import NewMessage, SqlQueueStore
 from phigate.queue.transitions import AttemptRecord, Disposition
@@ -67,6 +67,56 @@ def test_read_only_engine_shares_the_pool_and_marks_its_transactions(runtime: Ru
     with reader.connect() as connection:
         assert connection.get_execution_options()["phigate_read_only"] is True
         assert connection.execute(select(func.count()).select_from(Attempt)).scalar() == 0
+
+
+def test_one_statement_reads_send_no_begin_and_see_committed_rows(runtime: Runtime) -> None:
+    _enqueue(runtime.store, 2)
+    sent: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement.split()[0].upper())
+
+    event.listen(runtime.engine, "before_cursor_execute", record)
+    try:
+        with one_statement_reads(runtime.engine).connect() as connection:
+            count = connection.execute(select(func.count()).select_from(Attempt)).scalar()
+        one = list(sent)
+        sent.clear()
+        with read_only(runtime.engine).connect() as connection:
+            connection.execute(select(func.count()).select_from(Attempt)).scalar()
+    finally:
+        event.remove(runtime.engine, "before_cursor_execute", record)
+    assert count == 0
+    if runtime.engine.dialect.name == "sqlite":
+        assert one == ["SELECT"]  # its own snapshot: no BEGIN around it
+        assert sent == ["BEGIN", "SELECT"]
+
+
+def test_a_one_statement_read_does_not_wait_for_a_writer(runtime: Runtime) -> None:
+    if runtime.engine.dialect.name != "sqlite":
+        return
+    _enqueue(runtime.store, 1)
+    writer_engine = make_engine(runtime.settings.storage.url)
+    writer = writer_engine.connect()
+    writer.begin()  # BEGIN IMMEDIATE: holds the write lock until rollback
+    writer.execute(text("UPDATE recipients SET attempts = attempts + 1"))
+    found: list[int] = []
+
+    def read() -> None:
+        with one_statement_reads(runtime.engine).connect() as connection:
+            found.append(int(connection.execute(
+                text("SELECT sum(attempts) FROM recipients")).scalar() or 0))
+
+    try:
+        reader = threading.Thread(target=read)
+        reader.start()
+        reader.join(timeout=5)  # waiting for the write lock would take the busy timeout
+        assert not reader.is_alive()
+        assert found == [0]  # the committed snapshot, not the writer's uncommitted update
+    finally:
+        writer.rollback()
+        writer.close()
+        writer_engine.dispose()
 
 
 def test_record_outcomes_is_one_commit_for_attempts_deliveries_and_deferrals(
