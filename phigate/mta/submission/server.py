@@ -278,11 +278,12 @@ class SubmissionHandler:
         protocol = "ESMTPSA" if isinstance(session.auth_data, Account) else "ESMTPS"
         # The client's address is deliberately left out: it reveals the practice's internal
         # network to every recipient.
-        lines = [f"Received: by {hostname} (phigate) with {protocol}; {formatdate()}"]
+        now = formatdate()  # one instant for both fields (and one call, not two)
+        lines = [f"Received: by {hostname} (phigate) with {protocol}; {now}"]
         if not headers.has("Message-ID"):
             lines.append(f"Message-ID: <{uuid.uuid4().hex}@{hostname}>")
         if not headers.has("Date"):
-            lines.append(f"Date: {formatdate()}")
+            lines.append(f"Date: {now}")
         return ("\r\n".join(lines) + "\r\n").encode("ascii") + content
 
 
