@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import resource
@@ -50,6 +51,7 @@ from load.generator import LoadResult, run_load
 from load.messages import build_messages
 from load.postfix_relay import PostfixRelay
 from load.procstat import PeakRss, tree_cpu_by_role, tree_cpu_seconds
+from load.timings import joined, read_timings, report_timings
 
 SENDER = "reminders@practice.test"
 RECIPIENT_DOMAIN = "patients.example"
@@ -123,6 +125,10 @@ class Figures:
     peak_rss: int
     #: CPU seconds of the run per role in the tree (serve, delivery child, scanner workers).
     cpu_by_role: dict[str, float]
+    #: Accepted but not yet at the sink when the load ended.
+    backlog: int = 0
+    #: ``--timings``: per accepted message, serve's stages and the client's latency.
+    timings: list[dict[str, float]] | None = None
 
     @property
     def accepted_rate(self) -> float:
@@ -151,6 +157,9 @@ def measure(name: str, root_pid: int, port: int, sink: Sink, messages: list[tupl
     spy = start_profiler(root_pid, profile, name) if profile else None
     load = asyncio.run(run_load(port, messages, connections=connections, sender=SENDER,
                                 tls=tls, login=login))
+    # Delivered while the load ran (a delivery process at a lower priority lags behind
+    # during the burst and catches up after it: both figures are printed).
+    backlog = before + load.accepted - sink.count()
     if spy is not None:
         stop_profiler(spy)
     arrived = sink.wait_for(before + load.accepted, delivery_timeout)
@@ -162,7 +171,8 @@ def measure(name: str, root_pid: int, port: int, sink: Sink, messages: list[tupl
     # The machine's other tenants of the run, for the budget: 2 cores are shared by all.
     roles["(client)"] = _own_cpu_seconds() - client_before
     roles["(sink)"] = tree_cpu_seconds(sink.process.pid) - sink_before
-    return Figures(name, load, delivered, delivered_seconds, cpu, peak.stop(), roles)
+    return Figures(name, load, delivered, delivered_seconds, cpu, peak.stop(), roles,
+                   backlog=backlog)
 
 
 def _own_cpu_seconds() -> float:
@@ -311,11 +321,17 @@ def run_phigate(workdir: Path, messages: list[tuple[str, bytes]], *, scanning: b
                 args: argparse.Namespace) -> Figures:
     name = "phigate, scanning " + ("on" if scanning else "off")
     directory = workdir / ("phigate-scan" if scanning else "phigate-noscan")
-    with phigate_relay(directory, workdir, scanning=scanning) as relay:
+    env = {"PHIGATE_LOGGING__LEVEL": "debug"} if args.timings else None
+    with phigate_relay(directory, workdir, scanning=scanning, env=env) as relay:
         warm_up(relay.port, relay.sink, relay.tls, relay.login, args.warmup)
-        return measure(name, relay.pid, relay.port, relay.sink, messages,
-                       connections=args.connections, tls=relay.tls, login=relay.login,
-                       delivery_timeout=args.delivery_timeout, profile=args.profile)
+        figures = measure(name, relay.pid, relay.port, relay.sink, messages,
+                          connections=args.connections, tls=relay.tls, login=relay.login,
+                          delivery_timeout=args.delivery_timeout, profile=args.profile)
+        if args.timings:
+            figures.timings = joined(figures.load, read_timings(directory / "serve.log"))
+            if args.timings_out:
+                args.timings_out.write_text(json.dumps(figures.timings))
+        return figures
 
 
 def run_postfix(workdir: Path, messages: list[tuple[str, bytes]],
@@ -362,9 +378,18 @@ def report(results: list[Figures], args: argparse.Namespace, sizes: list[int]) -
             print(f"{'':<24}CPU ms/msg: {split}")
         if figures.load.refused:
             print(f"{'':<24}refused: {figures.load.refused}")
+        if figures.delivered_seconds:
+            drain = figures.delivered_seconds - figures.load.seconds
+            print(f"{'':<24}at the load's end {figures.backlog} accepted not yet delivered; "
+                  f"all delivered {drain:.1f} s later")
         if figures.delivered < figures.load.accepted:
             print(f"{'':<24}delivered only {figures.delivered} of {figures.load.accepted} "
                   f"within {args.delivery_timeout:.0f} s")
+    for figures in results:
+        if figures.timings is not None:
+            print(f"\n{figures.name}: where acceptances' time goes (--timings)")
+            for line in report_timings(figures.timings):
+                print(f"  {line}")
     postfix = next((f for f in results if f.name == "postfix"), None)
     if postfix is None:
         return
@@ -395,6 +420,11 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--profile", type=Path, default=None,
                         help="py-spy the phigate runs into this directory")
+    parser.add_argument("--timings", action="store_true",
+                        help="serve at debug level: per-message stage times (accept_timing "
+                             "lines), the slowest acceptances' breakdown")
+    parser.add_argument("--timings-out", type=Path, default=None,
+                        help="with --timings: write the per-message rows here (JSON)")
     args = parser.parse_args()
     if os.geteuid() != 0 and not args.skip_postfix:
         parser.error("the Postfix instance needs root here (or pass --skip-postfix)")

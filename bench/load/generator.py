@@ -13,6 +13,8 @@ class LoadResult:
     accepted: int = 0
     refused: dict[str, int] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)  # seconds, accepted messages
+    #: The queue id of each accepted message (the 250's "Queued as"), as ``latencies``.
+    queue_ids: list[str] = field(default_factory=list)
     started: float = 0.0
     finished: float = 0.0
 
@@ -53,7 +55,7 @@ async def run_load(port: int, messages: list[tuple[str, bytes]], *, connections:
                     return
                 began = time.perf_counter()
                 try:
-                    await client.sendmail(sender, [recipient], content)
+                    _errors, reply = await client.sendmail(sender, [recipient], content)
                 except aiosmtplib.SMTPResponseException as error:
                     key = f"{error.code} {error.message[:40]}"
                     result.refused[key] = result.refused.get(key, 0) + 1
@@ -64,6 +66,7 @@ async def run_load(port: int, messages: list[tuple[str, bytes]], *, connections:
                     result.refused[key] = result.refused.get(key, 0) + 1
                     continue
                 result.latencies.append(time.perf_counter() - began)
+                result.queue_ids.append(reply.rpartition(" ")[2])
                 result.accepted += 1
         finally:
             try:

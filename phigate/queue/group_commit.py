@@ -20,9 +20,12 @@ queue's delivery outcomes use it for "did this owner still hold the lease".
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+from phigate.observability import timing
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -35,6 +38,8 @@ MAX_BATCH = 64
 @dataclass(eq=False)  # compared by identity
 class _Waiter(Generic[T, R]):
     item: T
+    #: perf_counter when a leader took it into a batch (the ``commit_queued`` stage's end).
+    taken: float = 0.0
     done: bool = False
     error: BaseException | None = None
     result: R | None = None
@@ -63,6 +68,7 @@ class GroupCommit(Generic[T, R]):
 
     def submit(self, item: T) -> R:
         waiter: _Waiter[T, R] = _Waiter(item)
+        submitted = time.perf_counter()
         with self._changed:
             self._queued.append(waiter)
             while self._leading and not waiter.done:
@@ -75,6 +81,9 @@ class GroupCommit(Generic[T, R]):
                 if waiter not in batch:  # more than max_batch ahead of us: take ours too
                     self._queued.remove(waiter)
                     batch.append(waiter)
+                taken = time.perf_counter()
+                for member in batch:
+                    member.taken = taken
         if not waiter.done:
             try:
                 self._commit(batch)
@@ -84,11 +93,16 @@ class GroupCommit(Generic[T, R]):
                         member.done = True
                     self._leading = False
                     self._changed.notify_all()
+        # Debug timing (phigate.observability.timing): queued behind a commit under way,
+        # then in the batch being written.
+        timing.note("commit_queued", waiter.taken - submitted)
+        timing.note("commit_write", time.perf_counter() - waiter.taken)
         if waiter.error is not None:
             raise waiter.error
         return waiter.result  # type: ignore[return-value]  # set by the commit
 
     def _commit(self, batch: list[_Waiter[T, R]]) -> None:
+        timing.note_count("commit_batch", len(batch))  # the leader's record only
         try:
             results = self._write([member.item for member in batch])
         except BaseException as error:

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from phigate.clock import utcnow
 from phigate.errors import PhigateError
+from phigate.observability import timing
 from phigate.queue import transitions
 from phigate.queue.claims import ClaimedRecipient, claim
 from phigate.queue.crypto import DecryptionError, MasterKey, SealedBody
@@ -143,8 +144,11 @@ class SqlQueueStore:
     def writing(self) -> Iterator[Session]:
         """A transaction that writes: on SQLite it begins IMMEDIATE, taking the write lock
         (after this process's writers' turn); reads go through :meth:`reading`."""
-        with self._writer_turn, self._sessions.begin() as session:
-            yield session
+        waiting = time.perf_counter()
+        with self._writer_turn:
+            timing.note("writer_turn", time.perf_counter() - waiting)  # debug timing only
+            with self._sessions.begin() as session:
+                yield session
 
     @contextmanager
     def reading(self) -> Iterator[Session]:

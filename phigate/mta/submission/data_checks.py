@@ -19,6 +19,7 @@ from phigate.mta.submission.header_checks import (
     strip_client_headers,
 )
 from phigate.mta.submission.refusals import Refusal, RefusalReason
+from phigate.observability import timing
 from phigate.queue.models import MessageClass
 
 CLASS_HEADER = "X-Phigate-Class"
@@ -92,12 +93,14 @@ async def check_data_off_loop(content: bytes, account: Account,
     """
     # The executor's future itself, not asyncio.to_thread's coroutine: wait_for would wrap
     # that in a task of its own, one more object and loop step per message.
-    future = asyncio.get_running_loop().run_in_executor(None, check_data, content, account,
-                                                        limits)
+    future = asyncio.get_running_loop().run_in_executor(
+        None, timing.off_loop("checks", check_data, content, account, limits))
     try:
         return await asyncio.wait_for(future, seconds)
     except TimeoutError:
         return None
+    finally:
+        timing.resumed("checks")
 
 
 def _in_list(address: str, allowed: tuple[str, ...]) -> bool:

@@ -27,6 +27,8 @@ from typing import Any
 
 from aiosmtpd.smtp import MISSING
 
+from phigate.observability import timing
+
 _DOT_CRLF = b".\r\n"
 #: A line this long or longer makes aiosmtpd's reader overflow (its stream limit is the
 #: line limit, 1001): it is refused before its bytes are counted against the size.
@@ -131,6 +133,7 @@ class ChunkedDataMixin:
         if arg:
             await smtp.push("501 Syntax: DATA")
             return
+        timing.lap("client")  # the client's DATA on its way (the stages: see server.py)
         await smtp.push("354 End data with <CR><LF>.<CR><LF>")
         try:
             state, content = await read_data(smtp._reader, size_limit=smtp.data_size_limit,
@@ -138,6 +141,7 @@ class ChunkedDataMixin:
         except asyncio.CancelledError:  # the connection went away during DATA
             smtp._writer.close()
             raise
+        timing.lap("data_read")  # the content on the wire and read
         if state is not DataState.NOMINAL:
             await smtp.push("500 Line too long (see RFC5321 4.5.3.1.6)"
                             if state is DataState.TOO_LONG else "552 Error: Too much mail data")

@@ -33,6 +33,7 @@ from phigate.mta.submission.refusals import Refusal
 from phigate.mta.submission.requiretls import requires_tls
 from phigate.mta.submission.services import SubmissionServices, peer_ip
 from phigate.mta.submission.sessions import SessionCap
+from phigate.observability import timing
 from phigate.observability.labels import ReceivedResultLabel
 from phigate.observability.logs import log_event
 from phigate.observability.metrics import METRICS
@@ -94,6 +95,7 @@ class SubmissionHandler:
             return "451 4.7.1 Sending rate for this account exceeded, try again later"
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
+        timing.begin_transaction()  # the accept_timing line's stages, from here to the 250
         return "250 2.1.0 Sender OK"
 
     async def handle_RCPT(
@@ -107,6 +109,7 @@ class SubmissionHandler:
             return "452 4.5.3 Too many recipients"
         if not valid_forward_path(address):
             return "550 5.1.3 Bad recipient address syntax"
+        timing.lap("client")  # the client's RCPT on its way: its turn, the wire, the loop
         decision = await self._evaluate(
             PolicyContext(
                 stage=Stage.RCPT, account=account, sender=envelope.mail_from or "",
@@ -137,14 +140,17 @@ class SubmissionHandler:
         content = envelope.original_content or b""
         try:
             checked = await self._checked(content, account, ip)
-            scan = await self._scan_or_tempfail(checked.content)
+            with timing.lapped("scan"):  # the wait for a free worker included
+                scan = await self._scan_or_tempfail(checked.content)
             ctx = self._data_context(envelope, account, ip, checked, scan)
             body = self._with_trace_headers(checked.content, checked.header, session)
             decision, stored = await self._decide_and_store(ctx, envelope, body)
             message, message_id = self._stored_or_refused(ctx, decision, stored)
         except _Reply as reply:
             METRICS.record_received(reply.result)
+            timing.end_transaction()
             return reply.text
+        timing.log_accepted(log, message_id)
         log_event(
             log, "accepted", id=message_id, ip=ip, user=account.name,
             rcpts=len(envelope.rcpt_tos), size=len(content), cls=ctx.message_class,
@@ -196,7 +202,8 @@ class SubmissionHandler:
         is a wake-up of the event loop and a wait in the thread pool's queue.
         """
         def decide_and_store() -> tuple[Decision, tuple[NewMessage, str] | None]:
-            decision = self._decide(ctx)
+            with timing.timed("decide"):
+                decision = self._decide(ctx)
             if decision.action == Action.REJECT:
                 return decision, None
             message = _new_message(ctx, envelope, body, decision)
@@ -205,7 +212,7 @@ class SubmissionHandler:
 
         user = ctx.account.name if ctx.account else None
         try:
-            return await asyncio.to_thread(decide_and_store)
+            return await asyncio.to_thread(timing.off_loop("store", decide_and_store))
         except _PolicyFailed:
             raise _Reply("tempfailed", REPLY_TEMPFAIL_POLICY) from None
         except OperationalError as error:
@@ -218,6 +225,8 @@ class SubmissionHandler:
             log_event(log, "store_failed", level=logging.ERROR, ip=ctx.client_ip, user=user,
                       error=type(error).__name__)
             raise _Reply("tempfailed", REPLY_TEMPFAIL_STORAGE) from None
+        finally:
+            timing.resumed("store")
 
     def _stored_or_refused(self, ctx: PolicyContext, decision: Decision,
                            stored: tuple[NewMessage, str] | None) -> tuple[NewMessage, str]:
@@ -239,9 +248,11 @@ class SubmissionHandler:
         loop.
         """
         try:
-            return await asyncio.to_thread(self._decide, ctx)
+            return await asyncio.to_thread(timing.off_loop("rcpt", self._decide, ctx))
         except _PolicyFailed:
             return None
+        finally:
+            timing.resumed("rcpt")
 
     def _decide(self, ctx: PolicyContext) -> Decision:
         """The policy decision (blocking: call it in a thread); raises :class:`_PolicyFailed`.
@@ -368,6 +379,8 @@ async def start_submission_server(
 ) -> asyncio.Server:
     """Listen for submission on ``host:port``: STARTTLS required, or TLS from the start."""
     silence_aiosmtpd_log()
+    if log.isEnabledFor(logging.DEBUG):
+        timing.GC_PAUSES.install()  # the accept_timing lines' gc_ms
     settings = services.settings.submission
     tls_context = make_server_tls_context(str(settings.tls_cert), str(settings.tls_key))
     handler = SubmissionHandler(services)
