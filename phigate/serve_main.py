@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from phigate import __version__
 from phigate.config import Settings
+from phigate.heap import freeze_start_up_heap
 from phigate.observability import sdnotify
 from phigate.observability.logs import log_event
 from phigate.observability.metrics import METRICS
@@ -58,7 +59,10 @@ async def serve_forever(settings: Settings, roles: frozenset[str], *,
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    log_event(log, "started", version=__version__, roles=sorted(own_roles))
+    # Start-up is over: what it built lives as long as the process, out of collections.
+    frozen = freeze_start_up_heap()
+    log_event(log, "started", version=__version__, roles=sorted(own_roles),
+              frozen_objects=frozen)
     # READY once this process's listeners are bound. The delivery child has been started,
     # not waited for: it binds nothing, and mail accepted meanwhile waits in the queue.
     sdnotify.notify_ready(f"serving {','.join(sorted(roles))}")

@@ -39,11 +39,14 @@ _worker_scanner: Scanner | None = None
 
 def _init_worker(settings: ScannerSettings, parent_pid: int) -> None:
     global _worker_scanner
+    from phigate.heap import freeze_start_up_heap
     from phigate.lifeline import exit_with_parent
     from phigate.phi_scanner.scanner import Scanner
 
     exit_with_parent(parent_pid)  # no orphan worker after a SIGKILL of serve
     _worker_scanner = Scanner(settings)
+    # The model and vocabularies out of every full collection (~200 ms each otherwise).
+    freeze_start_up_heap()
 
 
 def _scan_in_worker(raw: bytes, with_findings: bool) -> ScanResult:
