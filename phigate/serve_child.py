@@ -54,6 +54,21 @@ SUPERVISED_BY_OPTION = "--supervised-by"
 METRICS_FD_OPTION = "--metrics-fd"
 
 
+def lower_priority(increment: int) -> int:
+    """Lower this process's CPU priority by ``increment`` nice levels (``[delivery]
+    process_nice``); returns its niceness. Called by the delivery child before it starts
+    any thread, so that every thread of it runs at that niceness.
+
+    Why: on a machine whose cores are saturated (a burst of submissions, scanning on),
+    submission's sessions, its scanner workers and delivery all want the CPU; a client is
+    waiting for each 250 while delivery's work can wait a little. With the child at a
+    lower priority the scheduler gives acceptance the cores first, and delivery the rest,
+    and all of them once the burst is over. An unprivileged process may lower its own
+    priority, never raise it back.
+    """
+    return os.nice(max(0, increment))
+
+
 def runs_delivery_apart(settings: Settings, roles: frozenset[str]) -> bool:
     """Whether ``serve`` with ``roles`` starts delivery in a child process."""
     return (settings.delivery.separate_process and "delivery" in roles

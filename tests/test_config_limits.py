@@ -51,6 +51,15 @@ def test_a_retry_cap_below_its_base_is_refused() -> None:
         check_limits(settings)
 
 
+@pytest.mark.parametrize("nice", [20, -1])
+def test_the_delivery_childs_nice_increment_is_0_to_19(nice: int) -> None:
+    with pytest.raises(ConfigError) as raised:
+        check_limits(with_value("delivery", "process_nice", nice))
+    assert str(raised.value) == f"[delivery] process_nice: must be 0 to 19 (got {nice})"
+    check_limits(with_value("delivery", "process_nice", 19))
+    check_limits(with_value("delivery", "process_nice", 0))
+
+
 def test_a_zero_session_cap_is_allowed_with_a_warning(caplog: pytest.LogCaptureFixture
                                                       ) -> None:
     settings = with_value("submission", "max_sessions", 0)

@@ -179,3 +179,34 @@ def test_separate_process_false_keeps_delivery_in_serve(relay: Relay) -> None:
     assert relay.metric("phigate_recipients_total", outcome="delivered") == 1
     serve.send_signal(signal.SIGTERM)
     assert serve.wait(60) == 0
+
+
+def niceness_of_threads(pid: int) -> set[int]:
+    """The nice value of every thread of ``pid`` (a thread's is its own on Linux)."""
+    values = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        # Field 19 of stat; counted after the command name's ")" (which may hold spaces).
+        values.add(int((task / "stat").read_text().rpartition(")")[2].split()[16]))
+    return values
+
+
+@pytest.mark.parametrize(("setting", "increment"), [(None, 10), ("0", 0), ("3", 3)])
+def test_the_delivery_child_runs_process_nice_levels_below_serve(
+        relay: Relay, setting: str | None, increment: int) -> None:
+    overrides = {} if setting is None else {"PHIGATE_DELIVERY__PROCESS_NICE": setting}
+    serve = relay.start(**overrides)
+    [child] = relay.children(1)
+    wait_until_sync(lambda: "proc=delivery event=started" in relay.log, timeout=30,
+                    what="the child's start-up over")
+    [base] = niceness_of_threads(serve.pid)
+    # Every thread of the child: its pools' threads inherit the main thread's niceness.
+    assert niceness_of_threads(child) == {min(19, base + increment)}
+    relay.submit("NICE")
+    wait_until_sync(lambda: relay.delivered("NICE"), timeout=30, what="NICE delivered")
+    # Both processes froze their start-up heap out of garbage collection (phigate.heap).
+    started = [line for line in relay.log.splitlines() if "event=started" in line]
+    assert len(started) == 2
+    assert all(int(line.partition("frozen_objects=")[2].split()[0]) > 10_000
+               for line in started)
+    serve.send_signal(signal.SIGTERM)
+    assert serve.wait(60) == 0

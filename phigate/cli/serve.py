@@ -11,7 +11,7 @@ from phigate.checks.at_start import start_dns_checks
 from phigate.cli.context import CliContext, SubParsers
 from phigate.observability.logs import configure_logging
 from phigate.serve import parse_roles
-from phigate.serve_child import METRICS_FD_OPTION, SUPERVISED_BY_OPTION
+from phigate.serve_child import METRICS_FD_OPTION, SUPERVISED_BY_OPTION, lower_priority
 from phigate.serve_main import serve_forever
 
 
@@ -31,12 +31,15 @@ def register(subparsers: SubParsers) -> None:
 
 def run(args: argparse.Namespace, ctx: CliContext) -> int:
     child = args.supervised_by is not None
+    roles = parse_roles(args.role)
+    settings = ctx.settings()
     if child:
         from phigate.lifeline import exit_with_parent
 
+        # First, before any thread starts: a thread's niceness is its own on Linux, and
+        # the threads it starts inherit it (the parent watcher below, the thread pools).
+        lower_priority(settings.delivery.process_nice)
         exit_with_parent(args.supervised_by)  # no orphan after a kill -9 of serve
-    roles = parse_roles(args.role)
-    settings = ctx.settings()
     configure_logging(settings.logging.level, settings.logging.format,
                       process=args.role if child else None)
     if "delivery" in roles and not child:  # the parent ran them for its child

@@ -57,6 +57,10 @@ ZERO_MEANS_UNLIMITED: tuple[tuple[str, str, str], ...] = (
 )
 
 
+#: The most nice levels a process can go down (from 0 to 19, the lowest priority).
+MAX_NICE_INCREMENT = 19
+
+
 def check_limits(settings: Settings) -> None:
     """Refuse the first limit of :data:`POSITIVE` that is not above zero."""
     for section, key in POSITIVE:
@@ -66,6 +70,9 @@ def check_limits(settings: Settings) -> None:
     delivery = settings.delivery
     if delivery.retry_max_seconds < delivery.retry_base_seconds:
         raise ConfigError("[delivery] retry_max_seconds: must be at least retry_base_seconds")
+    if not 0 <= delivery.process_nice <= MAX_NICE_INCREMENT:
+        raise ConfigError(f"[delivery] process_nice: must be 0 to {MAX_NICE_INCREMENT} "
+                          f"(got {delivery.process_nice})")
 
 
 def unlimited_warnings(settings: Settings) -> list[str]:

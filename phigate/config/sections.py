@@ -201,6 +201,10 @@ class DeliverySettings:
     #: ``serve`` with delivery and smtp or http runs delivery in a child process of its
     #: own (a core of its own: one interpreter lock each); false: all in one process.
     separate_process: bool = True
+    #: The delivery child runs this many nice levels below ``serve`` (0-19; 0: the same
+    #: priority). When the cores are saturated, accepting mail (a client waits for the
+    #: 250) goes first and delivery catches up once the burst is over.
+    process_nice: int = 10
     #: Reading, decrypting, decorating and signing one message may take this long; a
     #: message over it twice is parked corrupt (with a DSN to the sender).
     prepare_timeout_seconds: float = 60.0
