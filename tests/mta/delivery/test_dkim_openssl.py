@@ -126,11 +126,12 @@ FROM_HEADS = [
 def _reference_signing_domain(head: bytes, domains: frozenset[str]) -> str | None:
     """The whole-header-block parse that signing_domain replaced."""
     from email import policy
+    from email.headerregistry import Address
     from email.parser import BytesHeaderParser
 
     try:
         from_header = BytesHeaderParser(policy=policy.default).parsebytes(head)["from"]
-        addresses = from_header.addresses if from_header else ()
+        addresses: tuple[Address, ...] = from_header.addresses if from_header else ()
     except (ValueError, TypeError, IndexError, AttributeError):
         return None
     if len(addresses) != 1:
