@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -89,6 +89,10 @@ class _Accepted:
     body: dict[str, Any]
 
 
+#: Writes more rows in a claim's transaction (see ``claim_due``).
+ClaimHook = Callable[[Session, list[ClaimedRecipient]], None]
+
+
 class QueueStore(Protocol):
     """The contract delivery, the relay and the admin tools rely on.
 
@@ -102,7 +106,8 @@ class QueueStore(Protocol):
 
     def enqueue(self, message: NewMessage, *, now: datetime | None = None) -> str: ...
     def claim_due(
-        self, owner: str, *, now: datetime, limit: int, lease_seconds: int
+        self, owner: str, *, now: datetime, limit: int, lease_seconds: int,
+        also: ClaimHook | None = None,
     ) -> list[ClaimedRecipient]: ...
     def read_body(self, message_id: str) -> bytes: ...
     def record_outcomes(
@@ -225,11 +230,16 @@ class SqlQueueStore:
     # -- delivery -----------------------------------------------------------------------
 
     def claim_due(
-        self, owner: str, *, now: datetime, limit: int, lease_seconds: int
+        self, owner: str, *, now: datetime, limit: int, lease_seconds: int,
+        also: ClaimHook | None = None,
     ) -> list[ClaimedRecipient]:
+        """Lease due recipients to ``owner``; ``also(session, claimed)`` writes more in the
+        claim's transaction when something was claimed (delivery's tokens: one commit)."""
         lease_until = now + timedelta(seconds=lease_seconds)
         with self.writing() as session:
             claimed = claim(session, owner, now=now, limit=limit, lease_until=lease_until)
+            if also is not None and claimed:
+                also(session, claimed)
         claimed.sort(key=lambda c: (c.domain, c.message_id))
         return claimed
 
