@@ -3,19 +3,26 @@ decorate() writes nothing of its own, and nothing is noted recorded that did not
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from phigate.config import settings_from_mapping
 from phigate.mta.delivery.claim_tokens import ClaimTokens
 from phigate.mta.delivery.decorate import decorate
 from phigate.policy.token_registry import SqlTokenRegistry
-from phigate.policy.tokens import MemoryTokenRegistry, TokenSigner, token_in_address
+from phigate.policy.tokens import (
+    MemoryTokenRegistry,
+    TokenRecord,
+    TokenSigner,
+    token_in_address,
+)
 from phigate.queue.models import MessageClass
 from phigate.queue.policy_models import IssuedToken
-from phigate.queue.store import NewMessage, SqlQueueStore
+from phigate.queue.store import ClaimedRecipient, NewMessage, SqlQueueStore
 
 SETTINGS = settings_from_mapping({
     "server": {"domain": "practice.test"},
@@ -39,7 +46,7 @@ def _rows(store: SqlQueueStore) -> dict[str, int]:
         return {kind: count for kind, count in connection.execute(query)}
 
 
-def _claim(tokens: ClaimTokens, store: SqlQueueStore) -> list:
+def _claim(tokens: ClaimTokens, store: SqlQueueStore) -> list[ClaimedRecipient]:
     from phigate.clock import utcnow
 
     return tokens.claim_due(store, "me", now=utcnow() + timedelta(seconds=1), limit=10,
@@ -79,7 +86,7 @@ def test_nothing_is_noted_recorded_when_the_claim_does_not_commit(
     _enqueue(store)
     written = registry.record_in
 
-    def write_then_fail(session, records) -> None:  # type: ignore[no-untyped-def]
+    def write_then_fail(session: Session, records: Sequence[TokenRecord]) -> None:
         written(session, records)
         raise RuntimeError("disk full")
 
