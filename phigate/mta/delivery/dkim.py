@@ -239,13 +239,20 @@ class _OpenSslRsaDKIM(dkim.DKIM):
     two costs it does not need here: parsing the PEM key for each message (in pure Python,
     ~0.14 ms; OpenSSL holds the key parsed once) and the relaxed body canonicalisation's
     two regular-expression passes over the whole body (~0.3 ms on a 12 KB message; see
-    :func:`relaxed_body`). Tests check that the result is byte for byte what dkimpy itself
+    :func:`relaxed_body`). ``set_message`` reads the message with :func:`rfc822_split`
+    (~0.1 ms less). Tests check that the result is byte for byte what dkimpy itself
     produces.
     """
 
     def __init__(self, message: bytes, key: rsa.RSAPrivateKey, *, linesep: bytes) -> None:
         super().__init__(message, signature_algorithm=b"rsa-sha256", linesep=linesep)
         self._openssl_key = key
+
+    def set_message(self, message: bytes) -> None:
+        """dkimpy's, with :func:`rfc822_split` for its ``rfc822_parse``."""
+        super().set_message(b"")
+        if message:
+            self.headers, self.body = rfc822_split(message)
 
     def sign_relaxed(self, selector: bytes, domain: bytes,
                      include_headers: list[bytes]) -> bytes:
@@ -296,6 +303,33 @@ class _OpenSslRsaDKIM(dkim.DKIM):
         fields[index] = (b"b", base64.b64encode(signature))
         header_value = b"; ".join(b"=".join(field) for field in fields) + self.linesep
         return bytes(dkim.fold(header_value, namelen=len(header_name), linesep=self.linesep))
+
+
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+_LINE_END = re.compile(rb"\r?\n")
+
+
+def rfc822_split(message: bytes) -> tuple[list[list[bytes]], bytes]:
+    """dkimpy's ``rfc822_parse(message)``: the same (headers, CRLF body).
+
+    dkimpy splits the whole message into lines with a regular expression and joins the
+    body's lines again (~0.2 ms on 12 KB); here only the header block is parsed by dkimpy,
+    and the body, already CRLF in the common case, is taken as it is.
+    """
+    if message.startswith((b"\n", b"\r\n")):  # the first line is empty: no header
+        return [], _crlf(message[message.index(b"\n") + 1:])
+    blank = _BLANK_LINE.search(message)
+    if blank is None:  # no body: dkimpy parses it all as headers
+        return list(dkim.rfc822_parse(message)[0]), b""
+    headers, _ = dkim.rfc822_parse(message[:blank.start()])
+    return list(headers), _crlf(message[blank.end():])
+
+
+def _crlf(text: bytes) -> bytes:
+    """Every line end (CRLF or LF) as CRLF."""
+    if text.count(b"\n") == text.count(b"\r\n"):
+        return text
+    return _LINE_END.sub(b"\r\n", text)
 
 
 #: Runs of blanks that relaxed canonicalisation changes: two or more, or any with a tab (a

@@ -149,3 +149,29 @@ def test_signing_domain_is_the_email_packages_answer() -> None:
             assert ours == _reference_signing_domain(head, signer.domains), head
         answers.add(ours)
     assert answers == {"clinic.example", None}
+
+
+def test_rfc822_split_is_dkimpys_parse() -> None:
+    import itertools
+
+    from phigate.mta.delivery.dkim import rfc822_split
+
+    heads = [b"", b"\r\n", b"\n", b"A: 1\r\n", b"A: 1\n", b"A: 1\r\n b\r\n",
+             b"From x\r\nA: 1\r\n", b"A: 1\r\nB:2\n", b"A: 1\r\n\r\r\n", b"not a header\r\n"]
+    separators = [b"\r\n", b"\n", b"\r\n\n", b"\n\r\n", b""]
+    bodies = [b"", b"x", b"x\r\n", b"x\ny\r\n", b"\r\n\r\n", b"a\rb\n", b"\n\n", MESSAGE]
+    for head, separator, body in itertools.product(heads, separators, bodies):
+        message = head + separator + body
+        try:
+            expected: object = dkim.rfc822_parse(message)
+        except dkim.MessageFormatError:
+            expected = dkim.MessageFormatError
+        try:
+            ours: object = rfc822_split(message)
+        except dkim.MessageFormatError:
+            ours = dkim.MessageFormatError
+        if isinstance(expected, tuple) and isinstance(ours, tuple):
+            assert [list(h) for h in ours[0]] == [list(h) for h in expected[0]], message
+            assert ours[1] == expected[1], message
+        else:
+            assert ours == expected, message
