@@ -9,10 +9,10 @@ from typing import Any, cast
 
 from sqlalchemy import Engine, Table, delete
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from phigate.config import Settings
-from phigate.policy.tokens import TokenClaims, TokenSigner
+from phigate.policy.tokens import TokenClaims, TokenRecord, TokenSigner
 from phigate.queue.db import read_only, writer_turn
 from phigate.queue.group_commit import GroupCommit
 from phigate.queue.policy_models import IssuedToken, MetaValue
@@ -32,6 +32,7 @@ class SqlTokenRegistry:
     """
 
     def __init__(self, engine: Engine) -> None:
+        self.engine = engine
         self._engine = engine
         self._writer_turn = writer_turn(engine)
         self._sessions = sessionmaker(engine, expire_on_commit=False)
@@ -40,13 +41,21 @@ class SqlTokenRegistry:
 
     def record(self, token_id: str, claims: TokenClaims, issued_at: datetime,
                expires_at: datetime) -> None:
-        self._records.submit({
-            "id": token_id, "kind": claims.kind, "recipient": claims.recipient,
-            "scope": claims.scope, "campaign_id": claims.campaign,
-            "message_id": claims.message_id, "issued_at": issued_at,
-            "expires_at": expires_at})
+        self._records.submit(_row(token_id, claims, issued_at, expires_at))
+
+    def record_in(self, session: Session, records: Sequence[TokenRecord]) -> None:
+        """Write ``records`` in the caller's transaction (a writing one, holding the
+        writer turn), e.g. delivery's claim: no transaction of their own."""
+        if records:
+            self._upsert(session, [_row(r.token_id, r.claims, r.issued_at, r.expires_at)
+                                   for r in records])
 
     def _commit_records(self, rows: Sequence[dict[str, Any]]) -> list[None]:
+        with self._writer_turn, self._sessions.begin() as session:
+            self._upsert(session, rows)
+        return [None] * len(rows)
+
+    def _upsert(self, session: Session, rows: Sequence[dict[str, Any]]) -> None:
         """Insert each id, or extend the expiry of a known one (never shorten it); safe
         against another worker or node recording the same id at the same moment."""
         latest: dict[str, dict[str, Any]] = {}
@@ -60,9 +69,7 @@ class SqlTokenRegistry:
             set_={"issued_at": upsert.excluded.issued_at,
                   "expires_at": upsert.excluded.expires_at},
             where=_TOKENS.c.expires_at < upsert.excluded.expires_at)
-        with self._writer_turn, self._sessions.begin() as session:
-            session.execute(statement, list(latest.values()))
-        return [None] * len(rows)
+        session.execute(statement, list(latest.values()))
 
     def lookup(self, token_id: str) -> tuple[TokenClaims, datetime] | None:
         with self._readers() as session:
@@ -83,6 +90,13 @@ class SqlTokenRegistry:
         with self._writer_turn, self._sessions.begin() as session:
             result = session.execute(delete(IssuedToken).where(IssuedToken.expires_at < now))
             return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _row(token_id: str, claims: TokenClaims, issued_at: datetime,
+         expires_at: datetime) -> dict[str, Any]:
+    return {"id": token_id, "kind": claims.kind, "recipient": claims.recipient,
+            "scope": claims.scope, "campaign_id": claims.campaign,
+            "message_id": claims.message_id, "issued_at": issued_at, "expires_at": expires_at}
 
 
 def signer_for(settings: Settings, engine: Engine) -> TokenSigner | None:

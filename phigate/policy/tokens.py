@@ -29,7 +29,8 @@ import binascii
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -91,6 +92,16 @@ class MemoryTokenRegistry:
         return self._legacy_until
 
 
+@dataclass(frozen=True)
+class TokenRecord:
+    """One registry row to write: a token's id, its claims and its lifetime."""
+
+    token_id: str
+    claims: TokenClaims
+    issued_at: datetime
+    expires_at: datetime
+
+
 class TokenSigner:
     """Makes and checks tokens with one secret key (at least 16 bytes) and a registry."""
 
@@ -117,13 +128,39 @@ class TokenSigner:
                               f"{_MIN_KEY_BYTES} bytes")
         return cls(key, registry)
 
+    @property
+    def registry(self) -> TokenRegistry:
+        return self._registry
+
     def make(self, claims: TokenClaims) -> str:
         """The token for ``claims``, recorded in the registry (writes at most once a day)."""
-        token_id = hmac.new(self._key, _ID_CONTEXT + encode_claims(claims),
-                            hashlib.sha256).digest()[:_ID_BYTES]
+        token_id = self._id(claims)
         body = bytes([_VERSION << 5 | KINDS.index(claims.kind) << 4]) + token_id
         self._record(token_id.hex(), claims)
         return base64.b32encode(body + self._mac(body)).decode("ascii").lower()
+
+    def unrecorded(self, claims: Iterable[TokenClaims]) -> list[TokenRecord]:
+        """The rows :meth:`make` would write for ``claims`` now (those not recorded by this
+        process within a day), for a caller that writes them in a transaction of its own
+        and then calls :meth:`note_recorded`; ``make`` then writes nothing for them."""
+        now = self._clock()
+        records: dict[str, TokenRecord] = {}
+        for each in claims:
+            token_id = self._id(each).hex()
+            last = self._recorded.get(token_id)
+            if (last is None or now - last >= _REFRESH) and token_id not in records:
+                records[token_id] = TokenRecord(token_id, each, now,
+                                                now + TOKEN_LIFETIME[each.kind])
+        return list(records.values())
+
+    def note_recorded(self, records: Iterable[TokenRecord]) -> None:
+        """``records`` are committed to the registry (see :meth:`unrecorded`)."""
+        for record in records:
+            self._remember(record.token_id, record.issued_at)
+
+    def _id(self, claims: TokenClaims) -> bytes:
+        return hmac.new(self._key, _ID_CONTEXT + encode_claims(claims),
+                        hashlib.sha256).digest()[:_ID_BYTES]
 
     def looks_genuine(self, token: str, *, kind: str | None = None) -> bool:
         """The MAC verifies (and the kind matches): no database lookup, for hot paths
@@ -184,6 +221,9 @@ class TokenSigner:
         if last is not None and now - last < _REFRESH:
             return
         self._registry.record(token_id, claims, now, now + TOKEN_LIFETIME[claims.kind])
+        self._remember(token_id, now)
+
+    def _remember(self, token_id: str, now: datetime) -> None:
         if len(self._recorded) >= _CACHE_LIMIT:
             self._recorded.clear()
         self._recorded[token_id] = now

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, or_, select, update
+from sqlalchemy import Integer, Select, Table, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from phigate.queue.models import (
@@ -50,16 +50,15 @@ def claim(session: Session, owner: str, *, now: datetime, limit: int,
     # size. (``state IN (queued, deferred)`` made both backends read and sort every due
     # row: 0.3-0.9 s per claim at a million queued recipients.)
     candidates = [
-        row for state in PENDING_RECIPIENT_STATES
-        for row in session.execute(_due_query(state, now, limit))
+        row for query in _DUE_QUERIES
+        for row in session.execute(query, {"now": now, "limit": limit})
     ]
     candidates.sort(key=lambda row: (row.next_attempt_at, row.id))
     chosen = candidates[:limit]
     if chosen:
         # One UPDATE for the claim.
-        session.execute(update(_RECIPIENTS)
-                        .where(_RECIPIENTS.c.id.in_([row.id for row in chosen]))
-                        .values(lease_owner=owner, lease_until=lease_until))
+        session.execute(_LEASE, {"ids": [row.id for row in chosen], "owner": owner,
+                                 "lease_until": lease_until})
     claimed = [
         ClaimedRecipient(
             recipient_id=row.id,
@@ -80,9 +79,12 @@ def claim(session: Session, owner: str, *, now: datetime, limit: int,
     return claimed
 
 
-def _due_query(state: RecipientState, now: datetime, limit: int) -> Select[Any]:
-    """Due, unleased recipients in one state, of active messages, oldest due first."""
+def _due_query(state: RecipientState) -> Select[Any]:
+    """Due, unleased recipients in one state, of active messages, oldest due first
+    (bound: ``now``, ``limit``)."""
     recipients, messages = _RECIPIENTS.c, _MESSAGES.c
+    now = bindparam("now", type_=recipients.next_attempt_at.type)
+    limit = bindparam("limit", type_=Integer())
     return (
         select(recipients.id, recipients.message_id, recipients.address, recipients.domain,
                recipients.attempts, recipients.next_attempt_at, recipients.delay_notified_at,
@@ -102,3 +104,12 @@ def _due_query(state: RecipientState, now: datetime, limit: int) -> Select[Any]:
         # BEGIN IMMEDIATE already serialises claimers.
         .with_for_update(of=_RECIPIENTS, skip_locked=True)
     )
+
+
+#: Built once (the claim runs once per scheduler loop, often for one recipient: building
+#: and cache-keying the statements cost more CPU than the database work, issue 16).
+_DUE_QUERIES = tuple(_due_query(state) for state in PENDING_RECIPIENT_STATES)
+_LEASE = (update(_RECIPIENTS)
+          .where(_RECIPIENTS.c.id.in_(bindparam("ids", expanding=True)))
+          .values(lease_owner=bindparam("owner", type_=_RECIPIENTS.c.lease_owner.type),
+                  lease_until=bindparam("lease_until", type_=_RECIPIENTS.c.lease_until.type)))

@@ -73,6 +73,8 @@ class _State:
         default_factory=lambda: collections.defaultdict(collections.deque))
     messages: list[Received] = field(default_factory=list)
     commands: list[tuple[str, str]] = field(default_factory=list)
+    #: Every command verb the server dispatched (NOOP, RSET and QUIT too), per session.
+    verbs: list[tuple[int, str]] = field(default_factory=list)
     sessions: int = 0
     open_sessions: set[int] = field(default_factory=set)
     max_concurrent: int = 0
@@ -171,6 +173,16 @@ class _CountingSMTP(SMTP):
         super().__init__(*args, **kwargs)
         self._state = state
         self._requiretls = requiretls
+        self._smtp_methods = {verb: self._recording(verb, method)
+                              for verb, method in self._smtp_methods.items()}
+
+    def _recording(self, verb: str, method: Any) -> Any:
+        async def recorded(arg: str) -> None:
+            with self._state.lock:
+                self._state.verbs.append((id(self), verb))
+            await method(arg)
+
+        return recorded
 
     async def smtp_EHLO(self, hostname: str) -> None:
         if not self._requiretls or self._tls_protocol is None:
@@ -307,6 +319,12 @@ class SmtpSink:
     def commands(self) -> list[tuple[str, str]]:
         with self._state.lock:
             return list(self._state.commands)
+
+    @property
+    def verbs(self) -> list[tuple[int, str]]:
+        """(session, verb) of every command received, NOOP and RSET included."""
+        with self._state.lock:
+            return list(self._state.verbs)
 
     @property
     def sessions(self) -> int:

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import event, func, select, text
 
 from phigate.clock import utcnow
@@ -219,3 +220,35 @@ def test_concurrent_enqueues_all_commit(runtime: Runtime) -> None:
         thread.join(timeout=60)
     assert len(set(ids)) == 60
     assert store.count_messages() == {"active": 60}
+
+
+def test_a_body_is_read_with_one_statement(runtime: Runtime) -> None:
+    from phigate.queue.crypto import DecryptionError
+    from phigate.queue.store import UnknownMessage
+
+    store = runtime.store
+    message_id = _enqueue(store, 1)
+    sent: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement.split()[0].upper())
+
+    event.listen(runtime.engine, "before_cursor_execute", record)
+    try:
+        body = store.read_body(message_id)
+    finally:
+        event.remove(runtime.engine, "before_cursor_execute", record)
+    assert body == b"Subject: x\r\n\r\nhi\r\n"
+    if runtime.engine.dialect.name == "sqlite":
+        assert sent == ["SELECT"]  # no BEGIN: one SELECT is its own snapshot
+    with pytest.raises(UnknownMessage):
+        store.read_body("no-such-message")
+    with runtime.engine.begin() as connection:  # the body's row gone (purged)
+        connection.execute(text("DELETE FROM message_bodies"))
+    with pytest.raises(DecryptionError):
+        store.read_body(message_id)
+    other = _enqueue(store, 1)
+    with runtime.engine.begin() as connection:  # the key shredded
+        connection.execute(text("UPDATE messages SET wrapped_key = NULL"))
+    with pytest.raises(DecryptionError):
+        store.read_body(other)

@@ -3,7 +3,18 @@
 :class:`SmtpTransport` routes (MX or smarthost), connects with the TLS the content needs,
 sends MAIL/RCPT/DATA with aiosmtplib and returns per-recipient outcomes; it raises nothing
 for a failed delivery. Connections are kept for a few seconds after a transaction, so the
-next message to the same host reuses them (RSET between transactions).
+next message to the same host reuses them.
+
+A kept connection is always between transactions: it is checked in only after a completed
+DATA, after the RSET that ends a transaction whose recipients were all refused, or before
+MAIL was sent; any other failure closes it. So nothing is sent before reusing it (no NOOP
+or RSET probe: a round trip and CPU on both sides per message). Postfix's smtp(8) probes
+connections it takes from scache(8) with RSET because another process left them there; a
+server that closed a kept connection meanwhile is seen here, in the same process, as the
+connection's loss (not reused), or, when the close crosses our MAIL, as a lost connection,
+a timeout or a 421 in reply to MAIL. Nothing of the message has been accepted then, so it
+is sent again at once over a fresh connection (:func:`_closed_meanwhile`), never
+deferred or lost.
 
 Failure handling, by stage:
 
@@ -98,6 +109,8 @@ class _Connection:
     policy: TlsPolicy = TlsPolicy.OPPORTUNISTIC
     requiretls: bool = False
     idle_since: float = 0.0
+    #: Transactions ended on it (checked in); more than 0: a kept connection being reused.
+    transactions: int = 0
     label: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -150,7 +163,12 @@ class SmtpTransport:
             for address in plan.hop.addresses:
                 try:
                     connection = await self._checkout(plan, address, message)
-                except Exception as error:
+                    done = await self._transaction(connection, message)
+                    while done is None:  # the kept connection was gone: a fresh one (once:
+                        # a fresh connection's transaction never gives None; module doc)
+                        connection = await self._open_counted(plan, address, message)
+                        done = await self._transaction(connection, message)
+                except Exception as error:  # connecting failed (a transaction never raises)
                     failure = outcome_for_exception(error)
                     host = plan.hop.label(address)
                     if failure.backoff is Backoff.SLOW_DOWN:
@@ -159,7 +177,7 @@ class SmtpTransport:
                     log_event(log, "delivery_host_failed", id=message.message_id,
                               code=failure.code)
                     continue
-                outcomes, slow_here = await self._transaction(connection, message)
+                outcomes, slow_here = done
                 return AttemptResult(connection.label, connection.tls, outcomes,
                                      time.monotonic() - started, Backoff.of(slow or slow_here),
                                      tls_policy=str(connection.policy))
@@ -195,19 +213,17 @@ class SmtpTransport:
                      and now - connection.opened_at < REUSE_SECONDS)
             if fresh and connection.smtp.is_connected and connection.meets(
                     plan, message.require_tls):
-                try:
-                    await connection.smtp.noop()  # the server may have dropped it meanwhile
-                    return connection
-                except asyncio.CancelledError:
-                    connection.close()
-                    raise
-                except Exception:  # noqa: S110 - a dead kept connection: open a new one
-                    pass
+                return connection  # between transactions: nothing to send first (module doc)
             connection.close()
+        return await self._open_counted(plan, address, message)
+
+    async def _open_counted(self, plan: HopPlan, address: str,
+                            message: OutboundMessage) -> _Connection:
         return await self._security.open_counted(
             message.domain, plan, lambda p: self._open(p, address, message))
 
     def _checkin(self, connection: _Connection) -> None:
+        connection.transactions += 1
         connection.idle_since = time.monotonic()
         key = (connection.hop.name, connection.address, connection.hop.port)
         self._idle.setdefault(key, []).append(connection)
@@ -262,8 +278,10 @@ class SmtpTransport:
 
     # -- one transaction ----------------------------------------------------------------
 
-    async def _transaction(self, connection: _Connection,
-                           message: OutboundMessage) -> tuple[list[RecipientOutcome], bool]:
+    async def _transaction(self, connection: _Connection, message: OutboundMessage
+                           ) -> tuple[list[RecipientOutcome], bool] | None:
+        """The outcomes and whether a reply asked us to slow down; None when a reused
+        connection turned out closed at MAIL (closed here; nothing was accepted)."""
         smtp = connection.smtp
         final: dict[str, RecipientOutcome] = {}
         accepted: list[str] = []
@@ -305,6 +323,11 @@ class SmtpTransport:
             connection.close()  # stopped mid-transaction: the recipients stay queued
             raise
         except Exception as error:
+            if stage == "mail" and connection.transactions and _closed_meanwhile(error):
+                log_event(log, "delivery_kept_connection_gone", level=logging.DEBUG,
+                          id=message.message_id)
+                await _quit(connection)
+                return None
             failure = outcome_for_exception(error)
             slow |= failure.backoff is Backoff.SLOW_DOWN
             log_event(log, "delivery_transaction_failed", id=message.message_id,
@@ -319,6 +342,16 @@ class SmtpTransport:
              started: float, backoff: Backoff = Backoff.NONE) -> AttemptResult:
         return AttemptResult(host, tls, [failure.for_recipient(r) for r in message.recipients],
                              time.monotonic() - started, backoff)
+
+
+def _closed_meanwhile(error: Exception) -> bool:
+    """How a kept connection the server has closed meanwhile fails our MAIL: the connection
+    is lost or times out, or the server's parting "421 ... closing connection" is MAIL's
+    reply. (aiosmtplib's SMTPServerDisconnected is a ConnectionError, its SMTPTimeoutError
+    a TimeoutError.)"""
+    if isinstance(error, aiosmtplib.SMTPResponseException):
+        return error.code == 421
+    return isinstance(error, ConnectionError | TimeoutError)
 
 
 async def _connect_socket(address: str, port: int, timeout: float) -> socket.socket:

@@ -82,16 +82,14 @@ def decorate(
     is_marketing = message_class == "marketing"
     mail_from = sender
     if sender:
-        claims = TokenClaims(kind="verp", recipient=recipient, scope="all",
-                             campaign=campaign_id if is_marketing else None)
-        mail_from = verp_address(signer, claims, domain)
+        mail_from = verp_address(signer, _verp_claims(recipient, message_class, campaign_id),
+                                 domain)
     if not is_marketing:
         return DecoratedMessage(mail_from, message)
     headers = unsubscribe_headers(signer, recipient, campaign_id, settings.http.public_url,
                                   domain)
     # The visible link carries the same token as the header (tokens are deterministic).
-    token = signer.make(TokenClaims(kind="unsubscribe", recipient=recipient,
-                                    campaign=campaign_id))
+    token = signer.make(_unsubscribe_claims(recipient, campaign_id))
     public_url = settings.http.public_url.rstrip("/")
     link = (f"{public_url}/u/{token}" if public_url
             else f"mailto:{UNSUBSCRIBE_PREFIX}{token}@{domain}")
@@ -99,6 +97,27 @@ def decorate(
                              postal_address=settings.policy.postal_address,
                              pixel_url=_pixel_url(message, campaign_id, phi, settings, signer))
     return DecoratedMessage(mail_from, _with_headers(with_footer, headers))
+
+
+def token_claims(*, recipient: str, sender: str, message_class: MessageClass,
+                 campaign_id: str | None) -> list[TokenClaims]:
+    """The claims of the tokens :func:`decorate` makes (and records) for one recipient:
+    delivery records them beforehand, in the claim's transaction (:mod:`.scheduler`)."""
+    claims = [_verp_claims(recipient, message_class, campaign_id)] if sender else []
+    if message_class == "marketing":
+        # unsubscribe_headers makes the same claims as the footer's link.
+        claims.append(_unsubscribe_claims(recipient, campaign_id))
+    return claims
+
+
+def _verp_claims(recipient: str, message_class: MessageClass,
+                 campaign_id: str | None) -> TokenClaims:
+    return TokenClaims(kind="verp", recipient=recipient, scope="all",
+                       campaign=campaign_id if message_class == "marketing" else None)
+
+
+def _unsubscribe_claims(recipient: str, campaign_id: str | None) -> TokenClaims:
+    return TokenClaims(kind="unsubscribe", recipient=recipient, campaign=campaign_id)
 
 
 def _pixel_url(message: bytes, campaign_id: str | None, phi: bool, settings: Settings,

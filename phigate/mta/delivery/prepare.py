@@ -146,11 +146,19 @@ async def run_bounded(step: Callable[[], T], *, timeout: float) -> T:
         else:
             _call_soon(loop, settle, result, None)
 
+    def expire() -> None:
+        if not future.done():
+            future.set_exception(PrepareTimeout(f"prepare step over {timeout:g} s"))
+
     _THREADS.submit(work)
+    # The time bound is a timer on our own future (once per message: wait_for over a
+    # shield cost two more futures, a task's worth of callbacks and its own timer). A
+    # cancelled wait cancels the future; settle() then drops the step's late result.
+    expiry = loop.call_later(timeout, expire)
     try:
-        return await asyncio.wait_for(asyncio.shield(future), timeout)
-    except TimeoutError:
-        raise PrepareTimeout(f"prepare step over {timeout:g} s") from None
+        return await future
+    finally:
+        expiry.cancel()
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, *args: object) -> None:

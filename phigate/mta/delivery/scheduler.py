@@ -37,6 +37,7 @@ from datetime import datetime, timedelta
 
 from phigate.clock import Clock, SystemClock
 from phigate.config import Settings
+from phigate.mta.delivery.claim_tokens import ClaimTokens
 from phigate.mta.delivery.client import OutboundMessage, SmtpTransport, Transport
 from phigate.mta.delivery.decorate import token_signer
 from phigate.mta.delivery.disposal import Disposer
@@ -90,6 +91,8 @@ class DeliveryScheduler:
         # same reused connection, so that a bounce or an unsubscribe names one recipient.
         self._tokens = tokens if tokens is not None else _default_tokens(settings, store)
         self._prepare = Preparer(settings, store, tokens=self._tokens, signer=signer)
+        # ... and their tokens are recorded in the claim's transaction, not one per message.
+        self._claim_tokens = ClaimTokens.maybe(self._tokens, store)
         # NODE:PID:RANDOM: the node name ([server] node_name) is stable across restarts,
         # so a restarted node finds the leases its killed predecessor held (serve).
         self.owner = owner or f"{settings.server.node()}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -171,13 +174,18 @@ class DeliveryScheduler:
         room = self._delivery.claim_batch_size - self._pool.queued
         claimed: list[ClaimedRecipient] = []
         if room > 0:
-            claimed = await asyncio.to_thread(
-                self._store.claim_due, self.owner, now=now, limit=room,
-                lease_seconds=self._delivery.lease_seconds)
+            claimed = await asyncio.to_thread(self._claim_due, now, room)
         lease_until = now + timedelta(seconds=self._delivery.lease_seconds)
         self._pool.add(group_jobs(claimed, lease_until, per_recipient=self._tokens is not None))
         await self._pool.start_workers()
         return len(claimed)
+
+    def _claim_due(self, now: datetime, limit: int) -> list[ClaimedRecipient]:
+        lease = self._delivery.lease_seconds
+        if self._claim_tokens is not None:
+            return self._claim_tokens.claim_due(self._store, self.owner, now=now, limit=limit,
+                                                lease_seconds=lease)
+        return self._store.claim_due(self.owner, now=now, limit=limit, lease_seconds=lease)
 
     async def _maybe_reclaim(self, now: datetime) -> None:
         # Claims skip expired leases anyway; clearing them keeps the admin views honest.

@@ -205,6 +205,80 @@ async def test_a_connection_closed_by_the_server_is_replaced(
     assert sink.sessions == 2
 
 
+async def test_a_reused_connection_carries_only_the_next_transaction(
+        dns, sink_factory, server_tls, transport_for) -> None:
+    # No NOOP or RSET probe before reuse: a kept connection is always between transactions.
+    sink = sink_factory(tls=server_tls)
+    mx(dns)
+    transport = transport_for(mx_port=sink.port)
+    for _ in range(3):
+        assert (await transport.deliver(message())).outcomes[0].delivered
+    [session] = {key for key, _ in sink.verbs}
+    verbs = [verb for _, verb in sink.verbs]
+    assert verbs == ["EHLO", "STARTTLS", "EHLO"] + ["MAIL", "RCPT", "DATA"] * 3
+
+
+async def test_reuse_after_all_recipients_were_refused_follows_the_rset(
+        dns, sink_factory, transport_for) -> None:
+    sink = sink_factory()
+    mx(dns)
+    sink.script("RCPT", "550 5.1.1 no such user")
+    transport = transport_for(mx_port=sink.port)
+    assert (await transport.deliver(message())).outcomes[0].permanent
+    assert (await transport.deliver(message())).outcomes[0].delivered
+    verbs = [verb for _, verb in sink.verbs]
+    assert verbs == ["EHLO", "MAIL", "RCPT", "RSET", "MAIL", "RCPT", "DATA"]
+    assert sink.sessions == 1
+
+
+@pytest.mark.parametrize("closing", [DROP, "421 4.4.2 idle too long, closing connection"])
+async def test_a_kept_connection_closed_at_mail_is_replaced_and_the_message_sent(
+        dns, sink_factory, server_tls, transport_for, closing) -> None:
+    # The server closes the kept connection just as our MAIL goes out: nothing of the
+    # message was accepted, so it goes at once over a fresh connection, not deferred.
+    sink = sink_factory(tls=server_tls)
+    mx(dns)
+    transport = transport_for(mx_port=sink.port)
+    assert (await transport.deliver(message())).outcomes[0].delivered
+    sink.script("MAIL", closing)
+
+    result = await transport.deliver(message("kim@example.test"))
+
+    [outcome] = result.outcomes
+    assert outcome.delivered and outcome.code == 250
+    assert result.tls.encrypted
+    assert sink.sessions == 2
+    assert [m.rcpt_tos for m in sink.messages] == [("pat@example.test",),
+                                                  ("kim@example.test",)]
+
+
+async def test_a_fresh_connection_lost_at_mail_is_not_tried_again(
+        dns, sink_factory, transport_for) -> None:
+    sink = sink_factory()
+    mx(dns)
+    sink.script("MAIL", DROP)
+    [outcome] = (await transport_for(mx_port=sink.port).deliver(message())).outcomes
+    assert outcome.code == 451 and "connection lost" in outcome.text
+    assert sink.sessions == 1 and sink.messages == []
+
+
+@pytest.mark.parametrize(("command", "action"), [
+    ("DATA", DROP),  # the message may have been taken: never sent twice at once
+    ("RCPT", DROP),
+    ("MAIL", "550 5.7.1 sender refused"),  # a refusal, not a closed connection
+])
+async def test_other_failures_of_a_reused_connection_are_not_retried(
+        dns, sink_factory, transport_for, command, action) -> None:
+    sink = sink_factory()
+    mx(dns)
+    transport = transport_for(mx_port=sink.port)
+    assert (await transport.deliver(message())).outcomes[0].delivered
+    sink.script(command, action)
+    [outcome] = (await transport.deliver(message())).outcomes
+    assert not outcome.delivered
+    assert sink.sessions == 1 and len(sink.messages) == 1
+
+
 async def test_smarthost_with_auth_after_starttls(
         dns, sink_factory, server_tls, delivery_settings) -> None:
     relay = sink_factory(tls=server_tls, credentials={"practice": "s3cret"})

@@ -71,3 +71,29 @@ async def test_run_bounded_gives_the_result_the_error_or_a_timeout() -> None:
     # The stuck step holds one thread; the next step still runs at once.
     assert await asyncio.wait_for(run_bounded(lambda: "next", timeout=5), 5) == "next"
     release.set()
+
+
+async def test_a_cancelled_wait_drops_the_steps_late_result() -> None:
+    started, release, ended = threading.Event(), threading.Event(), threading.Event()
+    loop_errors: list[dict[str, object]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, context:
+                                                     loop_errors.append(context))
+
+    def step() -> str:
+        started.set()
+        release.wait(5)
+        ended.set()
+        return "late"
+
+    waiting = asyncio.ensure_future(run_bounded(step, timeout=30))
+    assert await asyncio.to_thread(started.wait, 5)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    release.set()
+    assert await asyncio.to_thread(ended.wait, 5)
+    # The late result is handed to the loop and dropped: the next step still runs, and
+    # nothing failed in a callback (a result set on a cancelled future would).
+    assert await run_bounded(lambda: "next", timeout=5) == "next"
+    await asyncio.sleep(0.05)
+    assert loop_errors == []
