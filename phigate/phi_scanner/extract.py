@@ -13,7 +13,6 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
-from email.headerregistry import BaseHeader
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import EmailPolicy
@@ -106,7 +105,8 @@ class _OneMessagePolicy(EmailPolicy):
     email package's code this module runs (the parser, the parameter and payload accessors,
     the content manager's text getter) reads every one of them only as a string: for a
     simple value that string is written directly (:func:`header_text`). One instance per
-    message, so nothing outlives it.
+    message, so nothing outlives it; each header's text is looked up there after its first
+    read.
     """
 
     def __init__(self, **kw: Any) -> None:
@@ -116,14 +116,15 @@ class _OneMessagePolicy(EmailPolicy):
     def header_fetch_parse(self, name: str, value: str) -> Any:
         if not isinstance(value, str) or hasattr(value, "name"):
             return super().header_fetch_parse(name, value)  # a header object already
-        text = header_text(name, value)
-        if text is not None:
-            return text
-        parsed: dict[tuple[str, str], BaseHeader] = self._parsed  # type: ignore[attr-defined]
-        header = parsed.get((name, value))
-        if header is None:
-            header = parsed[(name, value)] = super().header_fetch_parse(name, value)
-        return header
+        # A header object is a str too: either way, what is read is its text.
+        read: dict[tuple[str, str], str] = self._parsed  # type: ignore[attr-defined]
+        text = read.get((name, value))
+        if text is None:
+            text = header_text(name, value)
+            if text is None:
+                text = super().header_fetch_parse(name, value)
+            read[(name, value)] = text
+        return text
 
 
 def extract_message(raw: bytes, limits: Limits) -> Extraction:
