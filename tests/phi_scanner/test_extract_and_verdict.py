@@ -205,3 +205,20 @@ def test_simple_headers_are_never_parsed_and_the_others_once_per_message(
             # an RFC 2047 subject and an RFC 2231 file name: parsed, once each
             assert extraction.segments[0].text == "Ihr Befund: R\u00e9sultats"
             assert sorted(parses) == ["content-disposition", "subject"]
+
+
+def test_a_finding_is_still_a_frozen_dataclass() -> None:
+    # Finding writes its fields itself (the generated frozen __init__ cost 4x, issue 16).
+    import dataclasses
+    import pickle
+
+    finding = Finding("PERSON", "Maria", 5, 10, "body", 0.85, "salutation")
+    same = Finding(category="PERSON", text="Maria", start=5, end=10, part="body",
+                   confidence=0.85, reason="salutation")
+    assert finding == same and hash(finding) == hash(same)
+    assert pickle.loads(pickle.dumps(finding)) == finding  # noqa: S301 - our own bytes
+    assert dataclasses.replace(finding, start=6).start == 6
+    assert dataclasses.astuple(finding) == ("PERSON", "Maria", 5, 10, "body", 0.85,
+                                            "salutation")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        finding.start = 6  # type: ignore[misc]
