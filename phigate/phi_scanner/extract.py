@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import time
 from dataclasses import dataclass, field
-from email.headerregistry import BaseHeader
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import EmailPolicy
@@ -53,12 +53,60 @@ class Limits:
     max_parts: int = 200
 
 
+# RFC 2045 tokens, without RFC 2231's markers (``*``, ``'``, ``%``): the header parser reads
+# those as parts of an extended parameter.
+_TOKEN = r"[!#$&+\-.^_`|~0-9A-Za-z]+"  # noqa: S105 - not a password
+_QUOTED = r'"[\t !#-\[\]-~]+"'  # printable ASCII, no quoted pair; empty is read apart
+_PARAMETER = rf"; *({_TOKEN})=({_TOKEN}|{_QUOTED}) *"
+_PARAMETERS = rf"(?:; *{_TOKEN}=(?:{_TOKEN}|{_QUOTED}) *)*"
+#: Per MIME header the scanner reads (the parser reads them to split the parts), the values
+#: whose header object's text :func:`header_text` writes without the header parser: a type
+#: and parameters, without comments, quoted pairs, RFC 2231 or RFC 2047 parameters or
+#: anything else the parser decodes or repairs. tests/phi_scanner/test_mime_headers.py holds
+#: the default policy to it.
+SIMPLE_HEADER_VALUES: dict[str, re.Pattern[str]] = {
+    "subject": re.compile(r"[\t -~]*"),  # unstructured: the text as it is, unfolded
+    "content-type": re.compile(rf"({_TOKEN}/{_TOKEN})({_PARAMETERS})"),
+    "content-disposition": re.compile(rf"({_TOKEN})({_PARAMETERS})"),
+    "content-transfer-encoding": re.compile(_TOKEN),
+}
+_PARAMETER_PATTERN = re.compile(_PARAMETER)
+
+
+def header_text(name: str, value: str) -> str | None:
+    """The text of the header object ``email.policy.default`` makes of ``value`` (what the
+    email package reads from it), for the simple values of :data:`SIMPLE_HEADER_VALUES`;
+    ``None`` for the others, which need the header parser."""
+    pattern = SIMPLE_HEADER_VALUES.get(name.lower())
+    if pattern is None:
+        return None
+    unfolded = value.replace("\r", "").replace("\n", "")  # what header_fetch_parse removes
+    match = pattern.fullmatch(unfolded)
+    if match is None or "=?" in unfolded:
+        return None
+    if match.lastindex is None or not match.group(2):
+        return unfolded
+    # The parser writes the parameters again: "; " between them, each value quoted.
+    parameters = _PARAMETER_PATTERN.findall(match.group(2))
+    if len({key.lower() for key, _ in parameters}) < len(parameters):
+        return None  # the parser drops a repeated one
+    written = "; ".join(f'{key}="{given[1:-1] if given[0] == chr(34) else given}"'
+                        for key, given in parameters)
+    return f"{match.group(1)}; {written}"
+
+
 class _OneMessagePolicy(EmailPolicy):
-    """``email.policy.default`` that parses each header of the message once.
+    """``email.policy.default`` that builds header objects only where they change the text,
+    and each of those once per message.
 
     The default policy parses a header again on every read, and the parser and the part
     accessors read Content-Type some twenty times per part: that was most of a scan's CPU
-    on a short message (issue 16). One instance per message, so nothing outlives it.
+    on a short message (issue 16). Even parsed once, a header object costs ~0.1 ms, and the
+    email package's code this module runs (the parser, the parameter and payload accessors,
+    the content manager's text getter) reads every one of them only as a string: for a
+    simple value that string is written directly (:func:`header_text`). One instance per
+    message, so nothing outlives it; each header's text is looked up there after its first
+    read.
     """
 
     def __init__(self, **kw: Any) -> None:
@@ -68,11 +116,15 @@ class _OneMessagePolicy(EmailPolicy):
     def header_fetch_parse(self, name: str, value: str) -> Any:
         if not isinstance(value, str) or hasattr(value, "name"):
             return super().header_fetch_parse(name, value)  # a header object already
-        parsed: dict[tuple[str, str], BaseHeader] = self._parsed  # type: ignore[attr-defined]
-        header = parsed.get((name, value))
-        if header is None:
-            header = parsed[(name, value)] = super().header_fetch_parse(name, value)
-        return header
+        # A header object is a str too: either way, what is read is its text.
+        read: dict[tuple[str, str], str] = self._parsed  # type: ignore[attr-defined]
+        text = read.get((name, value))
+        if text is None:
+            text = header_text(name, value)
+            if text is None:
+                text = super().header_fetch_parse(name, value)
+            read[(name, value)] = text
+        return text
 
 
 def extract_message(raw: bytes, limits: Limits) -> Extraction:

@@ -56,7 +56,7 @@ VERDICT_IDENTIFIERS = "identifiers"
 VERDICT_PHI = "phi"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Finding:
     """One recognised span. ``start``/``end`` are offsets into the extracted text of ``part``.
 
@@ -72,6 +72,22 @@ class Finding:
     part: str
     confidence: float
     reason: str
+
+    def __init__(self, category: str, text: str, start: int, end: int, part: str,
+                 confidence: float, reason: str) -> None:
+        # The __init__ a frozen dataclass generates sets each field through
+        # object.__setattr__ (~2.3 us a finding); a practice message has ~250 findings (a
+        # footer row's URL and phone number in every row, rebuilt from the paragraph cache
+        # on every scan), so they are written into the instance's dict directly, 4x faster.
+        # Frozen still: assignment after __init__ raises, as before (issue 16).
+        fields = self.__dict__
+        fields["category"] = category
+        fields["text"] = text
+        fields["start"] = start
+        fields["end"] = end
+        fields["part"] = part
+        fields["confidence"] = confidence
+        fields["reason"] = reason
 
     def to_json(self, *, include_text: bool) -> dict[str, Any]:
         data: dict[str, Any] = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from phigate.phi_scanner import findings as cat
@@ -59,6 +60,8 @@ _WEAK_REASONS = _NER_REASONS | LEXICON_REASONS | {REASON_CARE_CUE, REASON_DESTIN
 # _stages' length, and where among them find_repeats reads the identifiers found so far.
 _STAGES = 9
 _REPEATS_AT = 7
+_BY_POSITION = attrgetter("part", "start", "end")
+_BY_START = attrgetter("start")
 
 
 class Scanner:
@@ -119,8 +122,9 @@ class Scanner:
             # deadline too, and what it could not read makes the verdict fail closed.
             notes.append(_OUT_OF_TIME)
         findings = resolve_overlaps(findings)
+        verdict, score = judge(findings, self.thresholds)
         if self._ner is not None and (self.settings.ner == "always" or not
-                                      verdict_outcome_is_settled(findings, self.thresholds)):
+                                      verdict_outcome_is_settled(findings, verdict)):
             budget = self.settings.ner_max_chars
             for segment in segments:
                 if time.monotonic() > deadline:
@@ -136,10 +140,10 @@ class Scanner:
                     notes.append("unscannable: too much text to look for names in")
                     break
             findings = resolve_overlaps(findings)
-        verdict, score = judge(findings, self.thresholds)
+            verdict, score = judge(findings, self.thresholds)
         if any(note.startswith("unscannable") for note in notes):
             verdict, score = cat.VERDICT_PHI, max(score, 1.0)  # fail closed
-        findings.sort(key=lambda f: (f.part, f.start, f.end))
+        findings.sort(key=_BY_POSITION)
         categories = sorted({f.category for f in findings})
         return ScanResult(verdict, score, categories, findings, notes)
 
@@ -299,6 +303,9 @@ def _greedy(findings: list[Finding]) -> list[Finding]:
     """
     chosen: list[Finding] = []
     for cluster in _clusters(findings):
+        if len(cluster) == 1:  # most findings overlap no other one
+            chosen.append(cluster[0])
+            continue
         kept: list[Finding] = []
         for finding in sorted(cluster, key=_rank, reverse=True):
             if not any(finding.start < k.end and k.start < finding.end for k in kept):
@@ -310,7 +317,7 @@ def _greedy(findings: list[Finding]) -> list[Finding]:
 def _clusters(findings: list[Finding]) -> Iterator[list[Finding]]:
     cluster: list[Finding] = []
     reach = -1
-    for finding in sorted(findings, key=lambda f: f.start):
+    for finding in sorted(findings, key=_BY_START):
         if cluster and finding.start < reach:
             cluster.append(finding)
             reach = max(reach, finding.end)
@@ -324,6 +331,6 @@ def _clusters(findings: list[Finding]) -> Iterator[list[Finding]]:
 
 def _spans(findings: Iterable[Finding]) -> Spans:
     spans = Spans()
-    for finding in sorted(findings, key=lambda f: f.start):  # disjoint, out of _greedy
+    for finding in sorted(findings, key=_BY_START):  # disjoint, out of _greedy
         spans.add(finding.start, finding.end)
     return spans

@@ -97,14 +97,14 @@ def judge(findings: Sequence[Finding], thresholds: Thresholds) -> tuple[str, flo
     return cat.VERDICT_NONE, identifier_score
 
 
-def verdict_outcome_is_settled(findings: Sequence[Finding], thresholds: Thresholds) -> bool:
-    """Whether more findings could not raise the verdict (used to skip NER).
+def verdict_outcome_is_settled(findings: Sequence[Finding], verdict: str) -> bool:
+    """Whether more findings could not raise ``verdict``, ``judge``'s of ``findings`` (used
+    to skip NER).
 
     Findings only ever add evidence, so once the cheap recognizers say ``phi`` nothing can
     change that; and with identifiers but no health information, more names cannot turn
     ``identifiers`` into ``phi`` either.
     """
-    verdict, _ = judge(findings, thresholds)
     if verdict == cat.VERDICT_PHI:
         return True
     has_health = any(f.category in cat.HEALTH_CATEGORIES for f in findings)

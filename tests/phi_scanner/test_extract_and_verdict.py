@@ -166,9 +166,11 @@ def test_scan_result_json_shape():
     assert "Maria" not in str(result.to_json(include_text=False))
 
 
-def test_each_header_of_a_message_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_simple_headers_are_never_parsed_and_the_others_once_per_message(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     # The email package's default policy parses a header again on every read (Content-Type
-    # some twenty times per part): that was most of a short message's scan (issue 16).
+    # some twenty times per part): that was most of a short message's scan (issue 16). A
+    # simple value's text is written without the header parser (test_mime_headers.py).
     from email.headerregistry import HeaderRegistry
 
     parses: list[str] = []
@@ -179,18 +181,44 @@ def test_each_header_of_a_message_is_parsed_once(monkeypatch: pytest.MonkeyPatch
         return original(self, name, value)
 
     monkeypatch.setattr(HeaderRegistry, "__call__", counting)
-    message = EmailMessage()
-    message["Subject"] = "Your visit"
-    message.set_content("Dear Ms. Okafor,\n\nyour results are in.\n")
-    message.add_alternative("<p>Dear Ms. Okafor,</p><p>your results are in.</p>",
-                            subtype="html")
-    message.add_attachment(b"date,time\n2026-03-01,09:00\n", maintype="text", subtype="csv",
-                           filename="visits.csv")
-    raw = bytes(message)  # serialising parses headers too
-    parses.clear()
-    extraction = extract_message(raw, Limits())
-    assert [s.part for s in extraction.segments] == ["subject", "body", "body[2]",
-                                                     "attachment:1"]
-    # one Content-Type per part (the root, the alternative and its two parts, the CSV)
-    assert parses.count("content-type") == 5
-    assert parses.count("subject") == 1
+
+    def built(subject: str, filename: str) -> bytes:
+        message = EmailMessage()
+        message["Subject"] = subject
+        message.set_content("Dear Ms. Okafor,\n\nyour results are in.\n")
+        message.add_alternative("<p>Dear Ms. Okafor,</p><p>your results are in.</p>",
+                                subtype="html")
+        message.add_attachment(b"date,time\n2026-03-01,09:00\n", maintype="text",
+                               subtype="csv", filename=filename)
+        return bytes(message)  # serialising parses headers too
+
+    simple, encoded = built("Your visit", "visits.csv"), built("Ihr Befund: R\u00e9sultats",
+                                                                 "r\u00e9sultats.csv")
+    for raw in (simple, encoded):
+        parses.clear()
+        extraction = extract_message(raw, Limits())
+        assert [s.part for s in extraction.segments] == ["subject", "body", "body[2]",
+                                                         "attachment:1"]
+        if raw is simple:
+            assert parses == []
+        else:
+            # an RFC 2047 subject and an RFC 2231 file name: parsed, once each
+            assert extraction.segments[0].text == "Ihr Befund: R\u00e9sultats"
+            assert sorted(parses) == ["content-disposition", "subject"]
+
+
+def test_a_finding_is_still_a_frozen_dataclass() -> None:
+    # Finding writes its fields itself (the generated frozen __init__ cost 4x, issue 16).
+    import dataclasses
+    import pickle
+
+    finding = Finding("PERSON", "Maria", 5, 10, "body", 0.85, "salutation")
+    same = Finding(category="PERSON", text="Maria", start=5, end=10, part="body",
+                   confidence=0.85, reason="salutation")
+    assert finding == same and hash(finding) == hash(same)
+    assert pickle.loads(pickle.dumps(finding)) == finding  # noqa: S301 - our own bytes
+    assert dataclasses.replace(finding, start=6).start == 6
+    assert dataclasses.astuple(finding) == ("PERSON", "Maria", 5, 10, "body", 0.85,
+                                            "salutation")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        finding.start = 6  # type: ignore[misc]
