@@ -115,7 +115,10 @@ def _worker_main(channel: socket.socket, settings: ScannerSettings, parent_pid: 
                 return
             result = _scan_in_worker(scanner, raw, bool(flags & FLAG_FINDINGS))
             payload = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
-            channel.sendall(_REPLY.pack(len(payload), RESULT) + payload)
+            try:
+                channel.sendall(_REPLY.pack(len(payload), RESULT) + payload)
+            except OSError:
+                return  # the relay closed the pool while we scanned: nobody to tell
 
 
 def _scan_in_worker(scanner: MessageScanner, raw: bytes, with_findings: bool) -> ScanResult:
@@ -173,6 +176,7 @@ class ScannerPool:
         #: Starts that failed in a row (the backoff's exponent); 0 once a worker is ready.
         self._start_failures = 0
         self._ending: list[BaseProcess] = []  # killed, not yet reaped
+        self._reaping: asyncio.TimerHandle | None = None
 
     # -- public ------------------------------------------------------------------------
 
@@ -228,7 +232,7 @@ class ScannerPool:
     # -- starting and replacing workers ------------------------------------------------
 
     def _ensure_started(self) -> None:
-        if self._loop is None:
+        if self._loop is None and not self._closed:
             self._loop = asyncio.get_running_loop()
             for _ in range(self.size):
                 self._start_worker()
@@ -319,13 +323,15 @@ class ScannerPool:
         if not (self._closed and self._graceful_close):
             _kill(worker.process)
         self._ending.append(worker.process)
-        self._reap()
+        if self._reaping is None:
+            self._reap()
 
     def _reap(self) -> None:
         """Collect killed workers that have ended (no zombies left behind), without waiting."""
+        self._reaping = None
         self._ending = [process for process in self._ending if process.is_alive()]
         if self._ending and self._loop is not None and not self._closed:
-            self._loop.call_later(0.2, self._reap)
+            self._reaping = self._loop.call_later(0.2, self._reap)
 
     # -- messages ----------------------------------------------------------------------
 

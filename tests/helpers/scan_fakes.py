@@ -3,6 +3,7 @@
 A worker built with :func:`scripted` reads the first line of each message as a command:
 
 - ``hang DIR``: write ``DIR/<pid>`` (so the test knows which worker has it), then never answer;
+- ``nap DIR``: write ``DIR/<pid>``, then answer half a second later;
 - ``crash``: die at once (SIGKILL);
 - ``garble HEX``: write those bytes to the relay as if they were a reply, then hang;
 - ``findings N``: answer with N findings (a reply larger than a socket's buffer);
@@ -49,6 +50,9 @@ class ScriptedScanner:
         if command == b"hang":
             (Path(argument.decode()) / str(os.getpid())).touch()
             time.sleep(3600)
+        if command == b"nap":
+            (Path(argument.decode()) / str(os.getpid())).touch()
+            time.sleep(0.5)
         if command == b"crash":
             os.kill(os.getpid(), signal.SIGKILL)
         if command == b"garble":

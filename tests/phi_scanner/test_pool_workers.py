@@ -52,11 +52,12 @@ def assert_unscannable(result: ScanResult, reason: str) -> None:
     assert result.notes == [f"unscannable: {reason}"]
 
 
-async def hang(pool: ScannerPool, marks: Path) -> tuple[asyncio.Task[ScanResult], int]:
+async def hang(pool: ScannerPool, marks: Path, command: str = "hang"
+               ) -> tuple[asyncio.Task[ScanResult], int]:
     """A scan that hangs in a worker; and that worker's pid, once it has the message."""
     marks.mkdir(exist_ok=True)
     before = set(marks.iterdir())
-    task = asyncio.create_task(pool.scan(f"hang {marks}\n".encode()))
+    task = asyncio.create_task(pool.scan(f"{command} {marks}\n".encode()))
     new = await wait_until(lambda: set(marks.iterdir()) - before, what="a worker to hang")
     return task, int(new.pop().name)
 
@@ -202,6 +203,18 @@ async def test_a_graceful_close_lets_idle_workers_end_by_themselves() -> None:
     processes = [worker.process for worker in pool._workers]
     pool.close()
     assert [process.exitcode for process in processes] == [0, 0]  # not killed (-9)
+
+
+async def test_a_graceful_close_lets_a_busy_worker_finish_and_end_by_itself(
+        tmp_path: Path) -> None:
+    pool = ScannerPool(SETTINGS, scanner_factory=scripted)
+    await pool.warm_up()
+    task, busy = await hang(pool, tmp_path, "nap")
+    process = next(worker.process for worker in pool._workers if worker.process.pid == busy)
+    pool.close()
+    assert_unscannable(await task, "scanner pool closed")
+    # Its answer found the pool gone: the worker ends quietly (no BrokenPipeError, exit 1).
+    assert process.exitcode == 0
 
 
 async def test_workers_that_cannot_start_fail_scans_at_once_and_the_probe_says_so() -> None:
