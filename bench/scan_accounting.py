@@ -15,8 +15,10 @@ overlap resolution and the verdict. The caches' hit rates come from their counte
 ``serve`` runs them; two at a time over two workers) and reports the workers' CPU per
 message (from /proc) against the in-process figure, and this process's CPU per message:
 what the relay process pays for handing a message to the pool and taking the result back
-(pickling, the executor's threads, the event loop's wake-ups); and the same two figures for
-a task that does nothing, one or two handed over at a time: the trip's own cost.
+(framing, pickling the result, the event loop's wake-ups); and the same two figures for
+a task that does nothing, one or two handed over at a time: the trip's own cost, through a
+bare ``ProcessPoolExecutor`` (what the pool was until issue 16) and through the pool with a
+scanner that does nothing.
 """
 
 from __future__ import annotations
@@ -254,6 +256,45 @@ async def round_trip(in_flight: int, count: int = 2000) -> tuple[float, float]:
     return theirs / count * 1000, mine / count * 1000
 
 
+class _Nothing:
+    """A worker's scanner that does nothing: the pool's trip alone."""
+
+    def scan_message(self, raw: bytes) -> Any:
+        from phigate.phi_scanner.findings import ScanResult
+
+        return ScanResult("none", 0.0, [], [], [])
+
+
+def _nothing(settings: ScannerSettings) -> _Nothing:
+    return _Nothing()
+
+
+async def pool_round_trip(in_flight: int, count: int = 2000) -> tuple[float, float]:
+    """:func:`round_trip` through a ``ScannerPool`` of one worker whose scanner does
+    nothing: what the pool itself costs a message, in the worker and in this process."""
+    from phigate.phi_scanner.pool import ScannerPool
+
+    pool = ScannerPool(ScannerSettings(workers=1), scanner_factory=_nothing)
+    raw = b"x" * 11_000
+    try:
+        await pool.warm_up()
+        for _ in range(20):
+            await pool.scan(raw)
+        lanes = asyncio.Semaphore(in_flight)
+
+        async def one() -> None:
+            async with lanes:
+                await pool.scan(raw)
+
+        me, children = process_cpu_seconds(_self_pid()) or 0.0, _all_children_cpu()
+        await asyncio.gather(*(one() for _ in range(count)))
+        mine = (process_cpu_seconds(_self_pid()) or 0.0) - me
+        theirs = _all_children_cpu() - children
+    finally:
+        pool.close(graceful=False)
+    return theirs / count * 1000, mine / count * 1000
+
+
 def _all_children_cpu() -> float:
     return sum(process_cpu_seconds(pid) or 0.0 for pid in descendants(_self_pid()))
 
@@ -297,6 +338,10 @@ def main() -> None:
             worker_ms, parent_ms = asyncio.run(round_trip(in_flight))
             print(f"round trip of an empty task, {in_flight} in flight: worker {worker_ms:.2f} "
                   f"ms CPU, this process {parent_ms:.2f} ms CPU per task")
+        for in_flight in (1, 2):
+            worker_ms, parent_ms = asyncio.run(pool_round_trip(in_flight))
+            print(f"ScannerPool, a scanner that does nothing, {in_flight} in flight: worker "
+                  f"{worker_ms:.2f} ms CPU, this process {parent_ms:.2f} ms CPU per message")
 
 
 if __name__ == "__main__":

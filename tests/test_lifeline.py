@@ -64,7 +64,7 @@ POOL_PARENT = textwrap.dedent("""
     async def main():
         pool = ScannerPool(ScannerSettings(workers=1, ner="never"))
         await pool.warm_up()
-        print(" ".join(str(pid) for pid in pool._executor._processes), flush=True)
+        print(" ".join(str(pid) for pid in pool.worker_pids()), flush=True)
         time.sleep(120)
 
     if __name__ == "__main__":

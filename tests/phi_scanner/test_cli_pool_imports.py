@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 import sys
@@ -78,7 +77,7 @@ def test_scan_cli_missing_file_is_one_clear_error(tmp_path, capsys):
 
 
 @pytest.mark.slow
-async def test_pool_scans_and_fails_closed_on_timeout():
+async def test_pool_scans():
     settings = ScannerSettings(workers=1, timeout_seconds=60)
     pool = ScannerPool(settings)
     try:
@@ -88,14 +87,8 @@ async def test_pool_scans_and_fails_closed_on_timeout():
                                                                         "phi")
     finally:
         pool.close()
-    # A scan that cannot finish in time: the result is unscannable and treated as PHI.
-    hurried = ScannerPool(dataclasses.replace(settings, timeout_seconds=0.05))
-    try:
-        result = await hurried.scan(PLAIN_MESSAGE)
-        assert result.verdict == "phi" and result.unscannable
-        assert "time limit" in result.notes[0]
-    finally:
-        hurried.close()
+    # A scan that cannot finish in time (a worker that hangs): tests/phi_scanner/
+    # test_pool_workers.py; a worker's start-up no longer counts against its first message.
 
 
 @pytest.mark.slow
