@@ -4,9 +4,10 @@ latency tail)."""
 
 from __future__ import annotations
 
+from helpers import scan_fakes
+
 from phigate.config import ScannerSettings
 from phigate.phi_scanner import ScannerPool
-from helpers import scan_fakes
 
 
 async def test_a_worker_has_frozen_its_start_up_heap() -> None:
