@@ -11,10 +11,10 @@ MAIL was sent; any other failure closes it. So nothing is sent before reusing it
 or RSET probe: a round trip and CPU on both sides per message). Postfix's smtp(8) probes
 connections it takes from scache(8) with RSET because another process left them there; a
 server that closed a kept connection meanwhile is seen here, in the same process, as the
-connection's loss (not reused), or, when the close crosses our MAIL, as a lost connection,
-a timeout or a 421 in reply to MAIL. Nothing of the message has been accepted then, so it
-is sent again at once over a fresh connection (:func:`_closed_meanwhile`), never
-deferred or lost.
+connection's loss (not reused), or, when the close crosses our MAIL, as a lost connection
+with no reply (a 421 or a timeout is that attempt's outcome). Nothing of the message has
+been accepted then, so it is sent again at once over a fresh connection
+(:func:`_closed_meanwhile`), never deferred or lost.
 
 Failure handling, by stage:
 
@@ -345,13 +345,15 @@ class SmtpTransport:
 
 
 def _closed_meanwhile(error: Exception) -> bool:
-    """How a kept connection the server has closed meanwhile fails our MAIL: the connection
-    is lost or times out, or the server's parting "421 ... closing connection" is MAIL's
-    reply. (aiosmtplib's SMTPServerDisconnected is a ConnectionError, its SMTPTimeoutError
-    a TimeoutError.)"""
+    """How a kept connection the server has closed meanwhile fails our MAIL: it is lost,
+    with no reply (aiosmtplib's SMTPServerDisconnected is a ConnectionError).
+
+    A reply is the server's word and a timeout a server that is there but slow: both are
+    this attempt's outcome (a 421 slows the destination), not a reason to try again at once
+    (an attempt reaches the server once; tests/faults/test_receiving_side.py)."""
     if isinstance(error, aiosmtplib.SMTPResponseException):
-        return error.code == 421
-    return isinstance(error, ConnectionError | TimeoutError)
+        return False
+    return isinstance(error, ConnectionError) and not isinstance(error, TimeoutError)
 
 
 async def _connect_socket(address: str, port: int, timeout: float) -> socket.socket:
