@@ -32,16 +32,30 @@ import asyncio
 import logging
 import multiprocessing
 import os
-import pickle
 import socket
-import struct
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from phigate.phi_scanner.findings import ScanResult
+from phigate.phi_scanner.pool_worker import (
+    _REPLY,
+    _REQUEST,
+    FLAG_FINDINGS,
+    MAX_MESSAGE_BYTES,
+    MAX_REPLY_BYTES,
+    READY,
+    RESULT,
+    ScannerFactory,
+    _decode,
+    _Job,
+    _kill,
+    _shut,
+    _Worker,
+    _worker_main,
+    build_scanner,
+)
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
@@ -50,111 +64,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Relay to worker: the message's length, FLAG_FINDINGS or 0; then the message.
-_REQUEST = struct.Struct("!IB")
-#: Worker to relay: the payload's length, its kind (READY or RESULT); then the payload.
-_REPLY = struct.Struct("!IB")
-FLAG_FINDINGS = 1
-READY = 1
-RESULT = 2
-#: A request's length is a u32: a message beyond it (far beyond any size limit) is not sent.
-MAX_MESSAGE_BYTES = 2**32 - 1
-#: A reply announcing more than this is garbage, not a result (findings of a message whose
-#: text is capped at a few MB stay far below it).
-MAX_REPLY_BYTES = 256 << 20
 #: A worker gets this long to load its model and scan the warm-up message.
 START_SECONDS = 120.0
 #: After a worker failed to start, the next start waits this long, doubled on each failure.
 RESTART_DELAY_SECONDS = 0.5
 MAX_RESTART_DELAY_SECONDS = 30.0
-WARM_UP_MESSAGE = b"Subject: warm-up\r\n\r\nwarm-up\r\n"
-
-
-class MessageScanner(Protocol):
-    """What a worker runs: :class:`Scanner`, or a stand-in a test gives the pool."""
-
-    def scan_message(self, raw: bytes) -> ScanResult: ...
-
-
-#: Builds a worker's scanner from the settings; must be picklable (a module-level function).
-ScannerFactory = Callable[["ScannerSettings"], MessageScanner]
-
-
-def build_scanner(settings: ScannerSettings) -> MessageScanner:
-    from phigate.phi_scanner.scanner import Scanner
-
-    return Scanner(settings)
-
-
-# --- the worker process -------------------------------------------------------------------
-
-#: The worker's end of its socket pair (a test's stand-in scanner may write garbage to it).
-_worker_channel: socket.socket | None = None
-
-
-def _worker_main(channel: socket.socket, settings: ScannerSettings, parent_pid: int,
-                 factory: ScannerFactory) -> None:
-    """A worker's life: start, say READY, then answer one request after another until the
-    relay closes its end (or dies: then the lifeline ends us too)."""
-    global _worker_channel
-    from phigate.heap import freeze_start_up_heap
-    from phigate.lifeline import exit_with_parent
-
-    exit_with_parent(parent_pid)  # no orphan worker after a SIGKILL of serve
-    _worker_channel = channel
-    scanner = factory(settings)
-    _scan_in_worker(scanner, WARM_UP_MESSAGE, False)
-    # The model and vocabularies out of every later full collection (~200 ms each otherwise).
-    freeze_start_up_heap()
-    channel.sendall(_REPLY.pack(0, READY))
-    with channel.makefile("rb") as requests:
-        while True:
-            header = requests.read(_REQUEST.size)
-            if len(header) < _REQUEST.size:
-                return  # the relay closed the pool
-            length, flags = _REQUEST.unpack(header)
-            raw = requests.read(length)
-            if len(raw) < length:
-                return
-            result = _scan_in_worker(scanner, raw, bool(flags & FLAG_FINDINGS))
-            payload = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
-            try:
-                channel.sendall(_REPLY.pack(len(payload), RESULT) + payload)
-            except OSError:
-                return  # the relay closed the pool while we scanned: nobody to tell
-
-
-def _scan_in_worker(scanner: MessageScanner, raw: bytes, with_findings: bool) -> ScanResult:
-    # (The benches' profiles tell a worker's scanning from its waiting by this frame.)
-    try:
-        result = scanner.scan_message(raw)
-        return result if with_findings else result.without_findings()
-    except Exception as error:
-        return ScanResult.unscannable_result(f"scanner error ({type(error).__name__})")
-
-
-# --- the relay's side ---------------------------------------------------------------------
-
-@dataclass(eq=False)
-class _Job:
-    raw: bytes
-    with_findings: bool
-    result: asyncio.Future[ScanResult]
-
-
-@dataclass(eq=False)
-class _Worker:
-    process: BaseProcess
-    channel: socket.socket
-    #: Resolved True once it said READY, False if it ended before.
-    started: asyncio.Future[bool]
-    state: str = "starting"  # starting | idle | busy | gone
-    job: _Job | None = None
-    #: The start-up's or the current job's time limit.
-    deadline: asyncio.TimerHandle | None = None
-    received: bytearray = field(default_factory=bytearray)
-    #: What the socket did not take yet of the current request.
-    unsent: memoryview | None = None
 
 
 class ScannerPool:
@@ -476,24 +390,3 @@ class ScannerPool:
             if job is not None and not job.result.done():
                 job.result.set_result(ScanResult.unscannable_result("scanner pool closed"))
         self._fail_waiting("scanner pool closed")
-
-
-def _decode(payload: bytes) -> ScanResult | None:
-    """The worker's result, or None if the payload is not one."""
-    try:
-        result = pickle.loads(payload)  # noqa: S301 - from our own worker process
-    except Exception:
-        return None
-    return result if isinstance(result, ScanResult) else None
-
-
-def _shut(channel: socket.socket) -> None:
-    try:
-        channel.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # already closed
-
-
-def _kill(process: BaseProcess) -> None:
-    if process.is_alive():
-        process.kill()

@@ -58,7 +58,7 @@ class ScriptedScanner:
         if command == b"crash":
             os.kill(os.getpid(), signal.SIGKILL)
         if command == b"garble":
-            from phigate.phi_scanner import pool
+            from phigate.phi_scanner import pool_worker as pool
 
             assert pool._worker_channel is not None
             pool._worker_channel.sendall(bytes.fromhex(argument.decode()))

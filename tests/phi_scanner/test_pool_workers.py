@@ -25,7 +25,7 @@ from helpers.wait import wait_until
 from phigate.checks.scanner_check import probe
 from phigate.config import ScannerSettings, SubmissionSettings
 from phigate.phi_scanner import ScannerPool, ScanResult
-from phigate.phi_scanner.pool import WARM_UP_MESSAGE
+from phigate.phi_scanner.pool_worker import WARM_UP_MESSAGE
 
 SETTINGS = ScannerSettings(workers=2, ner="never", timeout_seconds=60)
 
