@@ -328,6 +328,13 @@ async def _start_delivery(settings: Settings, running: RunningServices) -> None:
         incidents=IncidentWatch(IncidentStore.configured(runtime.engine, runtime.audit,
                                                          settings.feedback)),
         smarthost_password=read_secret(settings.delivery.smarthost_password_file))
+    loop = asyncio.get_running_loop()
+    # Accepted mail goes out at once, not at the next poll (phigate.queue.new_mail); the
+    # listener runs in the committing thread.
+    def new_mail() -> None:
+        loop.call_soon_threadsafe(scheduler.new_mail)
+
+    unsubscribe = runtime.store.new_mail.subscribe(new_mail)
     stop = asyncio.Event()
     tasks = [asyncio.create_task(scheduler.run(stop), name="delivery")]
     reporter = build_reporter(settings, running.runtime.store, scheduler.security)
@@ -336,6 +343,7 @@ async def _start_delivery(settings: Settings, running: RunningServices) -> None:
     running.tasks.extend(tasks)
 
     async def stop_delivery() -> None:
+        unsubscribe()
         stop.set()
         for running_task in tasks:
             with contextlib.suppress(asyncio.CancelledError):

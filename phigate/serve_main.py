@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from phigate import __version__
 from phigate.config import Settings
 from phigate.heap import freeze_start_up_heap
+from phigate.mta.delivery.wake_link import listen_for_wakes
 from phigate.observability import sdnotify
 from phigate.observability.logs import log_event
 from phigate.observability.metrics import METRICS
@@ -32,13 +33,14 @@ log = logging.getLogger("phigate.serve")
 
 async def serve_forever(settings: Settings, roles: frozenset[str], *,
                         delivery_command: Sequence[str] | None = None,
-                        metrics_fd: int | None = None) -> None:
+                        metrics_fd: int | None = None, wake_fd: int | None = None) -> None:
     """Run ``roles`` until SIGTERM or SIGINT.
 
     With ``delivery_command`` (how to run ``serve --role delivery``) and roles where
     :func:`~phigate.serve_child.runs_delivery_apart` holds, delivery runs in a child process
     this one supervises (see :mod:`phigate.serve_child`). ``metrics_fd`` is the child's end
-    of the socketpair its parent asks for metrics on.
+    of the socketpair its parent asks for metrics on, ``wake_fd`` of the one it is told
+    about new mail on.
     """
     loop = asyncio.get_running_loop()
     # accept() failing for want of descriptors is reported on every retry: log it rarely.
@@ -54,8 +56,11 @@ async def serve_forever(settings: Settings, roles: frozenset[str], *,
         except BaseException:
             await stop_services(running)
             raise
+        running.runtime.store.new_mail.subscribe(child.waker.wake)
     if metrics_fd is not None:
         serve_metrics(socket.socket(fileno=metrics_fd), lambda: METRICS.render()[0])
+    if wake_fd is not None:  # the parent's new mail wakes our claim loop
+        listen_for_wakes(socket.socket(fileno=wake_fd), running.runtime.store.new_mail.notify)
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)

@@ -119,7 +119,8 @@ def test_serve_delivers_through_a_child_that_is_restarted_after_a_kill(relay: Re
     serve = relay.start()
     [child] = relay.children(1)
     assert child != serve.pid and child in descendants(serve.pid)
-    assert command_line(child)[-6:-4] == ["--role", "delivery"]
+    arguments = command_line(child)
+    assert arguments[arguments.index("--role") + 1] == "delivery"
 
     relay.submit("FIRST")
     wait_until_sync(lambda: relay.delivered("FIRST"), timeout=30, what="FIRST delivered")
@@ -181,6 +182,30 @@ def test_separate_process_false_keeps_delivery_in_serve(relay: Relay) -> None:
     assert serve.wait(60) == 0
 
 
+@pytest.mark.parametrize("separate", ["true", "false"])
+def test_accepted_mail_goes_out_at_once_not_at_the_next_poll(
+        relay: Relay, separate: str) -> None:
+    # An hour between polls: only the new-mail wake-up can deliver within the test.
+    serve = relay.start(PHIGATE_DELIVERY__POLL_INTERVAL_SECONDS="3600",
+                        PHIGATE_DELIVERY__SEPARATE_PROCESS=separate)
+    wait_until_sync(lambda: "event=delivery_started" in relay.log, timeout=30,
+                    what="delivery's first claim")
+    for tag in ("WAKE1", "WAKE2", "WAKE3"):  # each after the last went out: loop idle
+        relay.submit(tag)
+        wait_until_sync(lambda tag=tag: relay.delivered(tag), timeout=30,  # type: ignore[misc]
+                        what=f"{tag} delivered without a poll")
+    serve.send_signal(signal.SIGTERM)
+    assert serve.wait(60) == 0
+
+
+def autogroup_nice(pid: int) -> int | None:
+    """The nice value of ``pid``'s autogroup (``/autogroup-N nice V``), None without them."""
+    try:
+        return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
+    except OSError:
+        return None
+
+
 def niceness_of_threads(pid: int) -> set[int]:
     """The nice value of every thread of ``pid`` (a thread's is its own on Linux)."""
     values = set()
@@ -201,6 +226,12 @@ def test_the_delivery_child_runs_process_nice_levels_below_serve(
     [base] = niceness_of_threads(serve.pid)
     # Every thread of the child: its pools' threads inherit the main thread's niceness.
     assert niceness_of_threads(child) == {min(19, base + increment)}
+    # The child's session is its own: with autogroup scheduling, its nice value is what
+    # the scheduler weighs against serve's (bench/RESULTS.md, issue 16).
+    if autogroup_nice(serve.pid) is not None:
+        assert autogroup_nice(child) == min(19, base + increment)
+        assert Path(f"/proc/{child}/autogroup").read_text().split()[0] != \
+            Path(f"/proc/{serve.pid}/autogroup").read_text().split()[0]
     relay.submit("NICE")
     wait_until_sync(lambda: relay.delivered("NICE"), timeout=30, what="NICE delivered")
     # Both processes froze their start-up heap out of garbage collection (phigate.heap).

@@ -11,7 +11,12 @@ from phigate.checks.at_start import start_dns_checks
 from phigate.cli.context import CliContext, SubParsers
 from phigate.observability.logs import configure_logging
 from phigate.serve import parse_roles
-from phigate.serve_child import METRICS_FD_OPTION, SUPERVISED_BY_OPTION, lower_priority
+from phigate.serve_child import (
+    METRICS_FD_OPTION,
+    SUPERVISED_BY_OPTION,
+    WAKE_FD_OPTION,
+    lower_priority,
+)
 from phigate.serve_main import serve_forever
 
 
@@ -25,6 +30,8 @@ def register(subparsers: SubParsers) -> None:
     parser.add_argument(SUPERVISED_BY_OPTION, type=int, default=None, dest="supervised_by",
                         help=argparse.SUPPRESS)
     parser.add_argument(METRICS_FD_OPTION, type=int, default=None, dest="metrics_fd",
+                        help=argparse.SUPPRESS)
+    parser.add_argument(WAKE_FD_OPTION, type=int, default=None, dest="wake_fd",
                         help=argparse.SUPPRESS)
     parser.set_defaults(handler=run)
 
@@ -47,5 +54,5 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     command = [sys.executable, "-m", "phigate", "--config", os.path.abspath(ctx.config_path),
                "serve", "--role", "delivery"]
     asyncio.run(serve_forever(settings, roles, delivery_command=None if child else command,
-                              metrics_fd=args.metrics_fd))
+                              metrics_fd=args.metrics_fd, wake_fd=args.wake_fd))
     return 0

@@ -40,6 +40,7 @@ from phigate.queue.models import (
     Recipient,
     RecipientState,
 )
+from phigate.queue.new_mail import NewMail
 from phigate.queue.outcomes import OutcomeBatchItem, record_outcome_batch
 from phigate.queue.transitions import Disposition
 from phigate.queue.views import MessageView, message_view
@@ -147,6 +148,8 @@ class SqlQueueStore:
         self._writer_turn = writer_turn(engine)
         self._accepted = GroupCommit(self._commit_accepted)
         self._outcomes = GroupCommit(self._commit_outcomes)
+        #: Fired once a message queued for delivery is committed (delivery's wake-up).
+        self.new_mail = NewMail()
 
     @property
     def master_key(self) -> MasterKey:
@@ -210,6 +213,8 @@ class SqlQueueStore:
         # once that commit is durable.
         self._accepted.submit(_Accepted(row, recipients, {
             "message_id": message_id, "ciphertext": sealed.ciphertext}))
+        if message.state == MessageState.ACTIVE:
+            self.new_mail.notify()
         return message_id
 
     def _commit_accepted(self, batch: Sequence[_Accepted]) -> list[None]:

@@ -61,6 +61,10 @@ from phigate.queue.store import ClaimedRecipient, QueueStore
 log = logging.getLogger(__name__)
 
 RECLAIM_INTERVAL_SECONDS = 60.0
+#: After a "new mail" signal the claim waits this long, so that the messages accepted
+#: meanwhile share it: a claim's fixed cost (~1.3 ms of CPU, SQLite) per handful of
+#: messages rather than per message, for at most this much more delivery latency.
+NEW_MAIL_GATHER_SECONDS = 0.05
 
 
 class DeliveryScheduler:
@@ -110,10 +114,22 @@ class DeliveryScheduler:
         self._pool = WorkerPool(self._delivery, store, self.owner, self._clock,
                                 self._throttles, self._process)
         self._last_reclaim: datetime | None = None
+        self._gathering: asyncio.TimerHandle | None = None
 
     @property
     def throttles(self) -> Throttles:
         return self._throttles
+
+    def new_mail(self) -> None:
+        """Mail was queued (:mod:`phigate.queue.new_mail`): claim it within
+        :data:`NEW_MAIL_GATHER_SECONDS` instead of at the next poll. Call on the loop."""
+        if self._gathering is None:
+            self._gathering = asyncio.get_running_loop().call_later(
+                NEW_MAIL_GATHER_SECONDS, self._gathered)
+
+    def _gathered(self) -> None:
+        self._gathering = None
+        self._pool.wake.set()
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -128,6 +144,8 @@ class DeliveryScheduler:
                     continue
                 await self._idle(stop)
         finally:
+            if self._gathering is not None:
+                self._gathering.cancel()
             await self._shutdown()
 
     async def _idle(self, stop: asyncio.Event) -> None:
