@@ -193,7 +193,9 @@ class DeliverySettings:
     #: ``rate_limit_slow_seconds`` have passed.
     rate_limit_pause_seconds: int = 60
     rate_limit_slow_seconds: int = 600
-    #: Recipients claimed per scheduler iteration, and the idle poll interval.
+    #: Recipients claimed per scheduler iteration, and the idle poll interval (mail
+    #: accepted by this node wakes delivery at once; the poll finds retries coming due,
+    #: other nodes' mail and releases by the admin tools).
     claim_batch_size: int = 200
     poll_interval_seconds: float = 1.0
     #: Graceful stop: in-flight deliveries get this long before they are cancelled.
