@@ -181,6 +181,9 @@ def report_relay(runs: list[Run], args: argparse.Namespace) -> None:
               f"{run.per_message_ms(run.relay_cpu):>18.2f}{run.delivered:>11}")
         if run.load.refused:
             print(f"{'':<16}refused: {run.load.refused}")
+        if run.load.reconnects:
+            print(f"{'':<16}sessions ended by a 421 and opened again: "
+                  f"{run.load.reconnects}")
         if run.workers_replaced:
             print(f"{'':<16}a scanner worker was replaced during the run: its CPU is missing")
     cached, uncached = (run.per_message_ms(run.scanner_cpu) for run in runs)

@@ -378,6 +378,9 @@ def report(results: list[Figures], args: argparse.Namespace, sizes: list[int]) -
             print(f"{'':<24}CPU ms/msg: {split}")
         if figures.load.refused:
             print(f"{'':<24}refused: {figures.load.refused}")
+        if figures.load.reconnects:
+            print(f"{'':<24}sessions ended by a 421 and opened again: "
+                  f"{figures.load.reconnects}")
         if figures.delivered_seconds:
             drain = figures.delivered_seconds - figures.load.seconds
             print(f"{'':<24}at the load's end {figures.backlog} accepted not yet delivered; "

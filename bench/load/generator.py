@@ -1,4 +1,9 @@
-"""The load generator: M aiosmtplib connections (STARTTLS, optional AUTH) share N messages."""
+"""The load generator: M aiosmtplib connections (STARTTLS, optional AUTH) share N messages.
+
+A session the server ends with a 421 (aiosmtpd's per-session command limit, phigate's
+``[submission] max_commands``: 1,000 MAILs) is opened again and the message sent again, as a
+real sender does; ``reconnects`` counts them.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ class LoadResult:
     latencies: list[float] = field(default_factory=list)  # seconds, accepted messages
     #: The queue id of each accepted message (the 250's "Queued as"), as ``latencies``.
     queue_ids: list[str] = field(default_factory=list)
+    #: Sessions the server ended with a 421, after which the client connected again.
+    reconnects: int = 0
     started: float = 0.0
     finished: float = 0.0
 
@@ -40,12 +47,16 @@ async def run_load(port: int, messages: list[tuple[str, bytes]], *, connections:
         queue.put_nowait(item)
     ready = asyncio.Barrier(connections + 1)
 
-    async def worker() -> None:
+    async def connect() -> aiosmtplib.SMTP:
         client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, tls_context=tls,
                                  start_tls=True, timeout=120)
         await client.connect()
         if login:
             await client.login(*login)
+        return client
+
+    async def worker() -> None:
+        client = await connect()
         await ready.wait()
         try:
             while True:
@@ -57,6 +68,12 @@ async def run_load(port: int, messages: list[tuple[str, bytes]], *, connections:
                 try:
                     _errors, reply = await client.sendmail(sender, [recipient], content)
                 except aiosmtplib.SMTPResponseException as error:
+                    if error.code == 421:  # the session is over: a new one, the same message
+                        client.close()
+                        result.reconnects += 1
+                        client = await connect()
+                        queue.put_nowait((recipient, content))
+                        continue
                     key = f"{error.code} {error.message[:40]}"
                     result.refused[key] = result.refused.get(key, 0) + 1
                     continue
