@@ -47,6 +47,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from load.cpu_timeline import CpuTimeline, delivery_split
 from load.generator import LoadResult, run_load
 from load.messages import build_messages
 from load.postfix_relay import PostfixRelay
@@ -129,6 +130,8 @@ class Figures:
     backlog: int = 0
     #: ``--timings``: per accepted message, serve's stages and the client's latency.
     timings: list[dict[str, float]] | None = None
+    #: ``--timings``: CPU per role every 100 ms while the load ran (cpu_timeline).
+    timeline: list[tuple[float, dict[str, float]]] | None = None
 
     @property
     def accepted_rate(self) -> float:
@@ -147,7 +150,8 @@ class Figures:
 
 def measure(name: str, root_pid: int, port: int, sink: Sink, messages: list[tuple[str, bytes]],
             *, connections: int, tls: ssl.SSLContext, login: tuple[str, str] | None,
-            delivery_timeout: float, profile: Path | None = None) -> Figures:
+            delivery_timeout: float, profile: Path | None = None,
+            timeline: bool = False) -> Figures:
     before = sink.count()
     cpu_before = tree_cpu_seconds(root_pid)
     roles_before = tree_cpu_by_role(root_pid)
@@ -155,8 +159,12 @@ def measure(name: str, root_pid: int, port: int, sink: Sink, messages: list[tupl
     peak = PeakRss(root_pid)
     peak.start()
     spy = start_profiler(root_pid, profile, name) if profile else None
+    sampler = CpuTimeline(root_pid) if timeline else None
+    if sampler is not None:
+        sampler.start()
     load = asyncio.run(run_load(port, messages, connections=connections, sender=SENDER,
                                 tls=tls, login=login))
+    samples = sampler.stop() if sampler is not None else None
     # Delivered while the load ran (a delivery process at a lower priority lags behind
     # during the burst and catches up after it: both figures are printed).
     backlog = before + load.accepted - sink.count()
@@ -172,7 +180,7 @@ def measure(name: str, root_pid: int, port: int, sink: Sink, messages: list[tupl
     roles["(client)"] = _own_cpu_seconds() - client_before
     roles["(sink)"] = tree_cpu_seconds(sink.process.pid) - sink_before
     return Figures(name, load, delivered, delivered_seconds, cpu, peak.stop(), roles,
-                   backlog=backlog)
+                   backlog=backlog, timeline=samples)
 
 
 def _own_cpu_seconds() -> float:
@@ -326,7 +334,8 @@ def run_phigate(workdir: Path, messages: list[tuple[str, bytes]], *, scanning: b
         warm_up(relay.port, relay.sink, relay.tls, relay.login, args.warmup)
         figures = measure(name, relay.pid, relay.port, relay.sink, messages,
                           connections=args.connections, tls=relay.tls, login=relay.login,
-                          delivery_timeout=args.delivery_timeout, profile=args.profile)
+                          delivery_timeout=args.delivery_timeout, profile=args.profile,
+                          timeline=args.timings)
         if args.timings:
             figures.timings = joined(figures.load, read_timings(directory / "serve.log"))
             if args.timings_out:
@@ -393,6 +402,11 @@ def report(results: list[Figures], args: argparse.Namespace, sizes: list[int]) -
             print(f"\n{figures.name}: where acceptances' time goes (--timings)")
             for line in report_timings(figures.timings):
                 print(f"  {line}")
+            if figures.timeline is not None:
+                print(f"\n{figures.name}: acceptances ended while delivery was busy "
+                      f"(> 0.3 core) / idle (< 0.1), cores per role in those 100 ms bins")
+                for line in delivery_split(figures.timeline, figures.timings):
+                    print(f"  {line}")
     postfix = next((f for f in results if f.name == "postfix"), None)
     if postfix is None:
         return

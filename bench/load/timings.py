@@ -9,8 +9,10 @@ busy) and the 250 on its way back.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import statistics
+from datetime import datetime
 from pathlib import Path
 
 from load.generator import LoadResult
@@ -29,6 +31,10 @@ def read_timings(log: Path) -> dict[str, dict[str, float]]:
         if queue_id is None:
             continue
         numbers: dict[str, float] = {}
+        stamp = fields.pop("ts", None)
+        if stamp is not None:  # when serve sent the 250 (cpu_timeline.delivery_split)
+            with contextlib.suppress(ValueError):
+                numbers["ended_at"] = datetime.fromisoformat(stamp).timestamp()
         for key, value in fields.items():
             try:
                 numbers[key] = float(value)
@@ -73,7 +79,7 @@ def report_timings(rows: list[dict[str, float]], tails: tuple[float, ...] = (0.0
     ordered = sorted(rows, key=lambda row: row["latency_ms"])
     slow = {tail: ordered[-max(1, round(len(ordered) * tail)):] for tail in tails}
     keys = [key for key in _ORDER if any(key in row for row in rows)]
-    keys += sorted({key for row in rows for key in row} - set(keys))
+    keys += sorted({key for row in rows for key in row} - set(keys) - {"ended_at"})
     header = f"{'stage':<20}{'median':>9}{'mean':>9}" + "".join(
         f"{f'slowest {tail:.0%}':>14}" for tail in tails)
     lines = [f"{len(rows)} messages with timings; ms (counts for the last rows)", header,
