@@ -32,6 +32,7 @@ from phigate.errors import ConfigError
 from phigate.mta.delivery.throttle import KeyedRateLimiter
 from phigate.mta.submission.auth import lockout_tracker
 from phigate.mta.submission.server import SubmissionServices, start_submission_server
+from phigate.mta.submission.sessions import OpenSession
 from phigate.observability.collectors import StoreSnapshot
 from phigate.observability.health import HealthState
 from phigate.observability.labels import ListenerLabel
@@ -78,6 +79,8 @@ class RunningServices:
     policy_stores: PolicyStores | None = None
     #: (token signer, feedback processor), see :func:`_feedback`.
     feedback: tuple[Any, Any] | None = None
+    #: The feedback listener's sessions in progress (told 421 at the grace period's end).
+    feedback_sessions: set[OpenSession] = field(default_factory=set)
 
 
 async def _listen(key: str, address: HostPort, start: Callable[[], Awaitable[T]]) -> T:
@@ -239,7 +242,8 @@ async def _start_feedback(settings: Settings, running: RunningServices) -> None:
     server = await _listen(
         "[feedback] listen", listen,
         lambda: start_feedback_server(settings, processor, signer, host=listen.host,
-                                      port=listen.port, store=running.runtime.store),
+                                      port=listen.port, store=running.runtime.store,
+                                      open_sessions=running.feedback_sessions),
     )
     running.servers.append(server)
     running.health.listener_up("feedback")

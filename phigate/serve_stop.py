@@ -14,6 +14,7 @@ from phigate.observability.labels import ListenerLabel
 from phigate.observability.logs import log_event
 
 if TYPE_CHECKING:
+    from phigate.mta.submission.sessions import OpenSession
     from phigate.serve import RunningServices
 
 log = logging.getLogger("phigate.serve")
@@ -44,22 +45,29 @@ async def stop_services(running: RunningServices, *, grace: float | None = None)
     deadline = time.monotonic() + grace
     final = deadline + LEASE_RELEASE_SECONDS
     stopping = [asyncio.ensure_future(stop()) for stop in running.stoppers]
-    if running.submission is not None:
-        # Sessions leave open_sessions as they end (no event to await): poll it.
-        while running.submission.open_sessions and time.monotonic() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.1)
-        left = list(running.submission.open_sessions)
-        if left:
-            # Past the grace period: tell each client (a 421 it retries on) before closing.
-            log_event(log, "sessions_closed_at_shutdown", level=logging.WARNING,
-                      sessions=len(left))
-            for session in left:
-                session.say_shutting_down()
+    # Sessions leave their listener's set as they end (no event to await): poll them.
+    while _open_sessions(running) and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.1)
+    left = _open_sessions(running)
+    if left:
+        # Past the grace period: tell each client (a 421 it retries on) before closing.
+        log_event(log, "sessions_closed_at_shutdown", level=logging.WARNING,
+                  sessions=len(left))
+        for session in left:
+            session.say_shutting_down()
     if stopping:
         await _bounded(asyncio.gather(*stopping), final)
     for close in running.closers:
         await _bounded(close(), max(final, time.monotonic() + MIN_CLOSE_SECONDS))
     running.runtime.close()
+
+
+def _open_sessions(running: RunningServices) -> list[OpenSession]:
+    """The sessions in progress on the submission and feedback listeners."""
+    found: list[OpenSession] = list(running.feedback_sessions)
+    if running.submission is not None:
+        found += running.submission.open_sessions
+    return found
 
 
 async def _bounded(step: Awaitable[object], until: float) -> None:

@@ -95,6 +95,40 @@ async def test_a_session_still_open_when_the_grace_period_ends_is_told_421(
     assert closed == [{"sessions": 1}]
 
 
+async def test_a_feedback_session_still_open_at_the_end_is_told_421_too(
+    make_settings: Callable[..., Any], caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A receiving MTA reporting a bounce: cut off silently it cannot tell a shutdown from
+    # a fault; a 421 says "try later" (RFC 5321 4.2.2), and no report was taken.
+    settings = make_settings(delivery={"shutdown_timeout_seconds": 0.5})
+    engine = make_engine(settings.storage.url)
+    upgrade(engine)
+    engine.dispose()
+    running = await start_services(settings, {"smtp"})
+    reader, writer = await asyncio.open_connection("127.0.0.1", settings.feedback.listen.port)
+    submission_reader, submission_writer = await asyncio.open_connection(
+        "127.0.0.1", settings.submission.listen.port)
+    try:
+        assert (await reader.readline()).startswith(b"220 ")
+        await _ehlo(reader, writer)
+        writer.write(b"MAIL FROM:<>\r\n")
+        assert (await reader.readline()).startswith(b"250 ")
+        assert (await submission_reader.readline()).startswith(b"220 ")
+        with caplog.at_level(logging.INFO, logger="phigate"):
+            await stop_services(running)
+        assert await asyncio.wait_for(reader.readline(), 5) == (
+            b"421 4.3.2 Service shutting down, try again later\r\n")
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        assert await asyncio.wait_for(submission_reader.readline(), 5) == (
+            b"421 4.3.2 Service shutting down, try again later\r\n")
+    finally:
+        writer.close()
+        submission_writer.close()
+    closed = [getattr(r, FIELDS_ATTR) for r in caplog.records
+              if r.getMessage() == "sessions_closed_at_shutdown"]
+    assert closed == [{"sessions": 2}]  # both listeners' sessions, one line
+
+
 async def _ehlo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     writer.write(b"EHLO client.example\r\n")
     while not (line := await reader.readline()).startswith(b"250 "):

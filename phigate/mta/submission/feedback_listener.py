@@ -27,7 +27,12 @@ from phigate.config import Settings
 from phigate.mta.delivery.decorate import bounce_domain
 from phigate.mta.delivery.review_notices import Review, notify_campaign_review
 from phigate.mta.submission.server import make_server_tls_context
-from phigate.mta.submission.sessions import SessionCap, refuse_full
+from phigate.mta.submission.sessions import (
+    OpenSession,
+    SessionCap,
+    refuse_full,
+    say_shutting_down,
+)
 from phigate.observability.logs import log_event
 from phigate.observability.metrics import METRICS
 from phigate.policy.feedback.actions import FeedbackProcessor
@@ -45,7 +50,8 @@ REPLY_TOO_MANY_SESSIONS = "421 4.7.0 Too many connections from your address, try
 
 class FeedbackHandler:
     def __init__(self, settings: Settings, processor: FeedbackProcessor,
-                 signer: TokenSigner | None, store: SqlQueueStore | None = None) -> None:
+                 signer: TokenSigner | None, store: SqlQueueStore | None = None,
+                 open_sessions: set[OpenSession] | None = None) -> None:
         self.settings = settings
         self.processor = processor
         self.signer = signer
@@ -57,6 +63,8 @@ class FeedbackHandler:
         self.sessions_per_ip: dict[str, int] = {}
         #: Open sessions in all (the listener's global cap).
         self.cap = SessionCap("feedback", settings.feedback.max_sessions)
+        #: Sessions in progress, told 421 if still open when serve's grace period ends.
+        self.open_sessions: set[OpenSession] = set() if open_sessions is None else open_sessions
 
     async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope,
                           hostname: str, responses: list[str]) -> list[str]:
@@ -134,6 +142,8 @@ class FeedbackSMTP(SMTP):
                 if not self._capped:
                     refuse_full(transport)
                     self._refused = True
+            if not getattr(self, "_refused", False):
+                self.event_handler.open_sessions.add(self)
         super().connection_made(transport)
 
     async def _handle_client(self) -> None:
@@ -145,6 +155,7 @@ class FeedbackSMTP(SMTP):
         if getattr(self, "_counted", False):
             METRICS.smtp_sessions.labels(listener="feedback").dec()
             self._counted = False
+            self.event_handler.open_sessions.discard(self)
             if getattr(self, "_capped", False):
                 self.event_handler.cap.close()
                 self._capped = False
@@ -158,6 +169,11 @@ class FeedbackSMTP(SMTP):
 
     async def smtp_AUTH(self, arg: str) -> None:
         await self.push("502 5.5.1 Authentication not available here")
+
+    def say_shutting_down(self) -> None:
+        """The grace period is over: 421 4.3.2 and close (see serve_stop), so that the
+        sending MTA retries its report later instead of seeing the connection drop."""
+        say_shutting_down(self.transport)
 
 
 def _peer_ip(peer: Any) -> str | None:
@@ -175,8 +191,9 @@ def feedback_tls_context(settings: Settings) -> ssl.SSLContext | None:
 async def start_feedback_server(
     settings: Settings, processor: FeedbackProcessor, signer: TokenSigner | None, *,
     host: str, port: int, store: SqlQueueStore | None = None,
+    open_sessions: set[OpenSession] | None = None,
 ) -> asyncio.Server:
-    handler = FeedbackHandler(settings, processor, signer, store)
+    handler = FeedbackHandler(settings, processor, signer, store, open_sessions)
     tls_context = feedback_tls_context(settings)
     loop = asyncio.get_running_loop()
     limits = settings.submission
