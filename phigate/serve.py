@@ -333,9 +333,10 @@ async def _start_delivery(settings: Settings, running: RunningServices) -> None:
                                                          settings.feedback)),
         smarthost_password=read_secret(settings.delivery.smarthost_password_file))
     loop = asyncio.get_running_loop()
-    # Accepted mail goes out at once, not at the next poll (phigate.queue.new_mail); the
-    # listener runs in the committing thread.
+
     def new_mail() -> None:
+        """Accepted mail goes out at once, not at the next poll (phigate.queue.new_mail);
+        called in the committing thread."""
         loop.call_soon_threadsafe(scheduler.new_mail)
 
     unsubscribe = runtime.store.new_mail.subscribe(new_mail)
