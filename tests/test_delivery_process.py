@@ -198,12 +198,13 @@ def test_accepted_mail_goes_out_at_once_not_at_the_next_poll(
     assert serve.wait(60) == 0
 
 
-def autogroup_nice(pid: int) -> int | None:
-    """The nice value of ``pid``'s autogroup (``/autogroup-N nice V``), None without them."""
+def autogroup(pid: int) -> tuple[str, int] | None:
+    """``pid``'s autogroup and its nice value (``/autogroup-N nice V``), None without them."""
     try:
-        return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
+        name, _, nice = Path(f"/proc/{pid}/autogroup").read_text().split()
     except OSError:
         return None
+    return name, int(nice)
 
 
 def niceness_of_threads(pid: int) -> set[int]:
@@ -228,10 +229,11 @@ def test_the_delivery_child_runs_process_nice_levels_below_serve(
     assert niceness_of_threads(child) == {min(19, base + increment)}
     # The child's session is its own: with autogroup scheduling, its nice value is what
     # the scheduler weighs against serve's (bench/RESULTS.md, issue 16).
-    if autogroup_nice(serve.pid) is not None:
-        assert autogroup_nice(child) == min(19, base + increment)
-        assert Path(f"/proc/{child}/autogroup").read_text().split()[0] != \
-            Path(f"/proc/{serve.pid}/autogroup").read_text().split()[0]
+    serve_group = autogroup(serve.pid)
+    if serve_group is not None:
+        child_group = autogroup(child)
+        assert child_group is not None and child_group[0] != serve_group[0]
+        assert child_group[1] == min(19, base + increment)
     relay.submit("NICE")
     wait_until_sync(lambda: relay.delivered("NICE"), timeout=30, what="NICE delivered")
     # Both processes froze their start-up heap out of garbage collection (phigate.heap).

@@ -19,9 +19,11 @@ from sqlalchemy import text
 from phigate.observability.logs import FIELDS_ATTR
 from phigate.queue.db import make_engine, upgrade
 from phigate.queue.store import NewMessage
-from phigate.serve import start_services, stop_services
+from phigate.serve import RunningServices, start_services, stop_services
 
 BODY = b"From: ehr@practice.test\r\nSubject: hi\r\n\r\nok\r\n"
+#: What a session still open when the grace period ends reads, on the wire.
+SHUTTING_DOWN = b"421 4.3.2 Service shutting down, try again later\r\n"
 
 
 async def test_shutdown_with_a_hung_delivery_releases_its_leases(
@@ -68,11 +70,7 @@ async def test_a_session_still_open_when_the_grace_period_ends_is_told_421(
     make_settings: Callable[..., Any], caplog: pytest.LogCaptureFixture,
     client_tls: ssl.SSLContext, starttls: bool,
 ) -> None:
-    settings = make_settings(delivery={"shutdown_timeout_seconds": 0.5})
-    engine = make_engine(settings.storage.url)
-    upgrade(engine)
-    engine.dispose()
-    running = await start_services(settings, {"smtp"})
+    settings, running = await _smtp_role(make_settings)
     reader, writer = await asyncio.open_connection("127.0.0.1", settings.submission.listen.port)
     try:
         assert (await reader.readline()).startswith(b"220 ")
@@ -85,14 +83,11 @@ async def test_a_session_still_open_when_the_grace_period_ends_is_told_421(
         # The client now idles; serve stops and its grace period runs out.
         with caplog.at_level(logging.INFO, logger="phigate"):
             await stop_services(running)
-        assert await asyncio.wait_for(reader.readline(), 5) == (
-            b"421 4.3.2 Service shutting down, try again later\r\n")
+        assert await asyncio.wait_for(reader.readline(), 5) == SHUTTING_DOWN
         assert await asyncio.wait_for(reader.read(), 5) == b""  # and closed
     finally:
         writer.close()
-    closed = [getattr(r, FIELDS_ATTR) for r in caplog.records
-              if r.getMessage() == "sessions_closed_at_shutdown"]
-    assert closed == [{"sessions": 1}]
+    assert _closed_at_shutdown(caplog) == [{"sessions": 1}]
 
 
 async def test_a_feedback_session_still_open_at_the_end_is_told_421_too(
@@ -100,11 +95,7 @@ async def test_a_feedback_session_still_open_at_the_end_is_told_421_too(
 ) -> None:
     # A receiving MTA reporting a bounce: cut off silently it cannot tell a shutdown from
     # a fault; a 421 says "try later" (RFC 5321 4.2.2), and no report was taken.
-    settings = make_settings(delivery={"shutdown_timeout_seconds": 0.5})
-    engine = make_engine(settings.storage.url)
-    upgrade(engine)
-    engine.dispose()
-    running = await start_services(settings, {"smtp"})
+    settings, running = await _smtp_role(make_settings)
     reader, writer = await asyncio.open_connection("127.0.0.1", settings.feedback.listen.port)
     submission_reader, submission_writer = await asyncio.open_connection(
         "127.0.0.1", settings.submission.listen.port)
@@ -116,17 +107,27 @@ async def test_a_feedback_session_still_open_at_the_end_is_told_421_too(
         assert (await submission_reader.readline()).startswith(b"220 ")
         with caplog.at_level(logging.INFO, logger="phigate"):
             await stop_services(running)
-        assert await asyncio.wait_for(reader.readline(), 5) == (
-            b"421 4.3.2 Service shutting down, try again later\r\n")
+        assert await asyncio.wait_for(reader.readline(), 5) == SHUTTING_DOWN
         assert await asyncio.wait_for(reader.read(), 5) == b""
-        assert await asyncio.wait_for(submission_reader.readline(), 5) == (
-            b"421 4.3.2 Service shutting down, try again later\r\n")
+        assert await asyncio.wait_for(submission_reader.readline(), 5) == SHUTTING_DOWN
     finally:
         writer.close()
         submission_writer.close()
-    closed = [getattr(r, FIELDS_ATTR) for r in caplog.records
-              if r.getMessage() == "sessions_closed_at_shutdown"]
-    assert closed == [{"sessions": 2}]  # both listeners' sessions, one line
+    assert _closed_at_shutdown(caplog) == [{"sessions": 2}]  # both listeners' sessions, one line
+
+
+async def _smtp_role(make_settings: Callable[..., Any]) -> tuple[Any, RunningServices]:
+    """serve's smtp role (the submission and feedback listeners), a 0.5 s grace period."""
+    settings = make_settings(delivery={"shutdown_timeout_seconds": 0.5})
+    engine = make_engine(settings.storage.url)
+    upgrade(engine)
+    engine.dispose()
+    return settings, await start_services(settings, {"smtp"})
+
+
+def _closed_at_shutdown(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    return [getattr(r, FIELDS_ATTR) for r in caplog.records
+            if r.getMessage() == "sessions_closed_at_shutdown"]
 
 
 async def _ehlo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
