@@ -491,3 +491,32 @@ async def test_a_remote_reply_quoting_phi_is_kept_only_as_its_codes(world) -> No
             if path.exists():
                 raw = path.read_bytes()
                 assert b"Jane Roe" not in raw and b"123-45-6789" not in raw, path.name
+
+
+async def test_new_mail_signals_are_gathered_into_one_claim(world, monkeypatch) -> None:
+    """``new_mail`` (the queue's signal, issue 16) claims at once instead of at the next
+    poll, and the signals of mail queued in one moment share that claim."""
+    claimed: list[int] = []
+    claim_due = world.store.claim_due
+
+    def counting_claim(*args: Any, **kwargs: Any) -> Any:
+        found = claim_due(*args, **kwargs)
+        claimed.append(len(found))
+        return found
+
+    monkeypatch.setattr(world.store, "claim_due", counting_claim)
+    scheduler = world.scheduler(poll_interval_seconds=3600)
+    stop = asyncio.Event()
+    runner = asyncio.create_task(scheduler.run(stop))
+    try:
+        await wait_until(lambda: claimed == [0], what="the first claim, at start")
+        await asyncio.sleep(0.2)  # idle now, until the next poll an hour away
+        for index in range(5):
+            world.enqueue(f"pat{index}@example.test")
+        for _ in range(5):
+            scheduler.new_mail()
+        await wait_until(lambda: len(world.sink.messages) == 5, what="all five delivered")
+    finally:
+        stop.set()
+        await asyncio.wait_for(runner, 10)
+    assert [count for count in claimed if count] == [5]
