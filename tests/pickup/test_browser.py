@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import trustme
+from helpers.leaks import leaks
 
 from phigate.audit.log import AuditLog
 from phigate.audit.verify import verify_chain
@@ -136,7 +137,7 @@ async def test_pickup_in_a_real_browser(pickup_site: PickupWorld, https_cert: tr
     assert reply["DKIM-Signature"] is not None
     for kind in ("is waiting", "Your code"):
         for raw in world.raw(kind):
-            assert not any(secret.encode() in raw for secret in (*PHI_STRINGS, PHI_FILE))
+            assert leaks(raw, (*PHI_STRINGS, PHI_FILE)) == []
     actions = [e["action"] for e in reversed(
         AuditLog(world.store.engine).entries(message_id=message_id))]
     assert actions == ["pickup_notice_sent", "pickup_code_requested", "pickup_view",

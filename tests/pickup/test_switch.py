@@ -6,6 +6,7 @@ import dataclasses
 from datetime import timedelta
 
 import dkim
+from helpers.leaks import leaks
 from sqlalchemy import select
 
 from phigate.audit.log import AuditLog
@@ -42,8 +43,7 @@ async def test_no_starttls_switches_at_once_and_the_notice_carries_no_phi(
     # The PHI itself never reached the sink; only the notice did.
     [raw] = world.raw("is waiting")
     assert len(world.sink.messages) == 1
-    for secret in (*PHI_STRINGS, PHI_FILE):
-        assert secret.encode() not in raw
+    assert leaks(raw, (*PHI_STRINGS, PHI_FILE)) == []
     notice = world.received("is waiting")[0]
     assert notice["From"].addresses[0].addr_spec == PRACTICE
     assert "Riverside Clinic" in str(notice["Subject"])
