@@ -32,3 +32,6 @@ def test_a_secret_as_the_sender_wrote_it_is_found_anywhere_outside_the_signature
 
 def test_the_body_is_searched_too() -> None:
     assert leaks(SIGNED + MESSAGE + b"Biopsy: carcinoma\r\n", SECRETS) == ["Biopsy"]
+    # Only the message's own signature is left out, not a line in its body that looks
+    # like one (a returned header block, say).
+    assert leaks(SIGNED + MESSAGE + b"DKIM-Signature: HIV\r\n", SECRETS) == ["HIV"]

@@ -14,13 +14,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-_SIGNATURE_FIELD = re.compile(rb"^DKIM-Signature:.*?\r?\n(?![ \t])",
-                              re.DOTALL | re.MULTILINE | re.IGNORECASE)
+from phigate.mta.header_block import HeaderBlock, split_header_block
 
 
 def without_signature(raw: bytes) -> bytes:
-    """``raw`` without its DKIM-Signature fields (each with its folded lines)."""
-    return _SIGNATURE_FIELD.sub(b"", raw)
+    """``raw`` without its header's DKIM-Signature fields (each with its folded lines)."""
+    block = split_header_block(raw)
+    assert isinstance(block, HeaderBlock), block
+    kept = b"".join(f.raw for f in block.fields if f.key != "dkim-signature")
+    return kept + raw[block.block_end:]
 
 
 def _as_written(secret: bytes) -> re.Pattern[bytes]:
